@@ -1,0 +1,106 @@
+// Training throughput (images/s) of the reference networks `small` and `mbv2` against the PyTorch
+// peer, measured in the same run: batch 128, SGD (Nesterov momentum 0.9, weight decay 5e-4), random
+// batches of Fashion-MNIST, 5 warm-up steps, then `--steps` timed steps.
+//
+// Output, one line per network:
+//   net=small ours_img_per_s=... pytorch_img_per_s=... ratio=...
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <diffautoml/diffautoml.hpp>
+
+#include "peer.hpp"
+
+using namespace diffautoml;
+
+namespace {
+
+struct Args {
+    int steps = 30, batch = 128, threads = 2;
+    std::vector<std::string> nets{"small", "mbv2"};
+    std::string peer = DAM_PEERS_DIR "/torch_ref.py";
+    std::string data = DAM_FASHION_DIR;
+    bool run_peer = true;
+};
+
+Args parse(int argc, char** argv) {
+    Args a;
+    for (int i = 1; i < argc; ++i) {
+        const std::string k = argv[i];
+        auto val = [&]() -> std::string {
+            DAM_CHECK(i + 1 < argc, value_error, "train_throughput: {} needs a value", k);
+            return argv[++i];
+        };
+        if (k == "--steps") a.steps = std::stoi(val());
+        else if (k == "--batch") a.batch = std::stoi(val());
+        else if (k == "--threads") a.threads = std::stoi(val());
+        else if (k == "--net") a.nets = {val()};
+        else if (k == "--peer") a.peer = val();
+        else if (k == "--data") a.data = val();
+        else if (k == "--no-peer") a.run_peer = false;
+        else if (k == "--help") {
+            fmt::print("train_throughput [--steps N] [--batch B] [--threads T] [--net small|mbv2] [--peer torch_ref.py] "
+                       "[--data DIR] [--no-peer]\n");
+            std::exit(0);
+        } else {
+            throw value_error(fmt::format("train_throughput: unknown option '{}' (see --help)", k));
+        }
+    }
+    return a;
+}
+
+double measure(const std::string& net_name, const data::Dataset& train, const Args& a) {
+    Generator gen(0);
+    auto net = net_name == "small" ? nn::small_net<float>(gen) : nn::mbv2_net<float>(gen);
+    optim::SGD<float> opt({{net->parameters(), 0.05, 5e-4, "all"}}, {0.9, true, 0.0});
+    Generator batch_gen(1);
+    auto step = [&]() {
+        const PhiloxStream s = batch_gen.next_stream();
+        Tensor<float> x(Shape{a.batch, 1, 28, 28});
+        Tensor<std::int32_t> y(Shape{a.batch});
+        for (int k = 0; k < a.batch; ++k) {
+            const auto i = static_cast<std::int64_t>(s.word(static_cast<std::uint64_t>(k)) % static_cast<std::uint32_t>(train.size()));
+            std::copy(train.images.data() + i * 784, train.images.data() + (i + 1) * 784, x.data() + k * 784);
+            y[k] = train.labels[static_cast<std::size_t>(i)];
+        }
+        opt.zero_grad();
+        auto loss = ops::cross_entropy(net->forward(Var<float>(x)), y);
+        loss.backward();
+        opt.step();
+        return loss.value().item();
+    };
+    for (int i = 0; i < 5; ++i) step();
+    const auto before = default_allocator<cpu>().stats();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < a.steps; ++i) step();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto after = default_allocator<cpu>().stats();
+    fmt::print(stderr, "net={} params={} steps={} seconds={:.2f} new_system_allocations={} peak_MiB={:.1f}\n", net_name,
+               net->parameter_count(), a.steps, dt, after.system_allocations - before.system_allocations,
+               after.peak_bytes_in_use / 1048576.0);
+    return a.steps * a.batch / dt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    const Args a = parse(argc, argv);
+    set_num_threads(a.threads);
+    const data::Dataset train = data::load_fashion_mnist(a.data, true);
+    for (const auto& net : a.nets) {
+        DAM_CHECK(net == "small" || net == "mbv2", value_error, "train_throughput: unknown net '{}' (small or mbv2)", net);
+        const double ours = measure(net, train, a);
+        std::optional<double> peer;
+        if (a.run_peer)
+            peer = dam_bench::run_and_read(fmt::format("/usr/bin/python3 '{}' --net {} --threads {} --steps {} --batch {}",
+                                                       a.peer, net, a.threads, a.steps, a.batch),
+                                           "train_img_per_s");
+        fmt::print("net={} ours_img_per_s={:.1f} pytorch_img_per_s={} ratio={}\n", net, ours, dam_bench::fmt_opt(peer),
+                   peer ? fmt::format("{:.2f}", ours / *peer) : "nan");
+    }
+    return 0;
+} catch (const std::exception& e) {
+    fmt::print(stderr, "train_throughput: {}\n", e.what());
+    return 1;
+}

@@ -1,0 +1,166 @@
+// Trains the reference network `small` (../shared/peers/torch_ref.py --net small, same layers) on
+// Fashion-MNIST: SGD with Nesterov momentum, warm-up + cosine learning rate, weight decay on
+// weights only, random flips and +-2 pixel shifts. Prints a progress bar, one summary per epoch,
+// and as its last line `test_accuracy=0.XXXX`.
+#include <cstdlib>
+#include <string>
+
+#include <diffautoml/diffautoml.hpp>
+
+using namespace diffautoml;
+
+namespace {
+
+struct Args {
+    int epochs = 10, batch = 128, threads = 2;
+    double lr = 0.1, weight_decay = 5e-4, label_smoothing = 0.0;
+    std::uint64_t seed = 0;
+    bool augment = true;
+    std::string data = DAM_FASHION_DIR, save;
+};
+
+void usage() {
+    fmt::print(
+        "train_fixed: train the reference network `small` on Fashion-MNIST.\n"
+        "  --epochs N (10)  --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --smoothing X (0)\n"
+        "  --seed S (0)  --threads T (2)  --no-augment  --data DIR  --save model.bin\n");
+}
+
+Args parse(int argc, char** argv) {
+    Args a;
+    for (int i = 1; i < argc; ++i) {
+        const std::string k = argv[i];
+        auto val = [&]() -> std::string {
+            DAM_CHECK(i + 1 < argc, value_error, "train_fixed: {} needs a value (see --help)", k);
+            return argv[++i];
+        };
+        if (k == "--epochs") a.epochs = std::stoi(val());
+        else if (k == "--batch") a.batch = std::stoi(val());
+        else if (k == "--lr") a.lr = std::stod(val());
+        else if (k == "--wd") a.weight_decay = std::stod(val());
+        else if (k == "--smoothing") a.label_smoothing = std::stod(val());
+        else if (k == "--seed") a.seed = std::stoull(val());
+        else if (k == "--threads") a.threads = std::stoi(val());
+        else if (k == "--no-augment") a.augment = false;
+        else if (k == "--data") a.data = val();
+        else if (k == "--save") a.save = val();
+        else if (k == "--help" || k == "-h") {
+            usage();
+            std::exit(0);
+        } else {
+            throw value_error(fmt::format("train_fixed: unknown option '{}' (see --help)", k));
+        }
+    }
+    DAM_CHECK(a.epochs >= 1 && a.batch >= 2 && a.threads >= 1 && a.lr > 0, value_error,
+              "train_fixed: epochs, threads must be >= 1, batch >= 2 and lr > 0");
+    return a;
+}
+
+/// Random horizontal flip and a random shift of up to 2 pixels (zero fill: the normalised
+/// background is not zero, so the fill is the normalised black level).
+void flip_and_shift(Tensor<float>& x, const PhiloxStream& s, float fill) {
+    const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+    parallel_for(N, [&](std::int64_t n) {
+        const auto r = s.block(static_cast<std::uint64_t>(n));
+        const bool flip = r[0] & 1;
+        const std::int64_t dy = static_cast<std::int64_t>(r[1] % 5) - 2, dx = static_cast<std::int64_t>(r[2] % 5) - 2;
+        std::vector<float> tmp(static_cast<std::size_t>(H * W));
+        for (std::int64_t c = 0; c < C; ++c) {
+            float* p = x.data() + (n * C + c) * H * W;
+            for (std::int64_t i = 0; i < H; ++i)
+                for (std::int64_t j = 0; j < W; ++j) {
+                    const std::int64_t si = i + dy, sj0 = j + dx;
+                    const std::int64_t sj = flip ? W - 1 - sj0 : sj0;
+                    tmp[static_cast<std::size_t>(i * W + j)] =
+                        (si >= 0 && si < H && sj0 >= 0 && sj0 < W) ? p[si * W + sj] : fill;
+                }
+            std::copy(tmp.begin(), tmp.end(), p);
+        }
+    });
+}
+
+double evaluate(nn::Module<float>& net, const data::Dataset& d) {
+    NoGradGuard no_grad;
+    net.eval();
+    data::BatchLoader loader(d, 1000, false, 0);
+    std::int64_t correct = 0;
+    while (loader.has_next()) {
+        auto b = loader.next();
+        const auto logits = net.forward(Var<float>(b.images)).value();
+        const std::int64_t K = logits.dim(1);
+        for (std::int64_t i = 0; i < logits.dim(0); ++i) {
+            std::int64_t best = 0;
+            for (std::int64_t k = 1; k < K; ++k)
+                if (logits[i * K + k] > logits[i * K + best]) best = k;
+            correct += best == b.labels[i];
+        }
+    }
+    net.train();
+    return static_cast<double>(correct) / static_cast<double>(d.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    const Args a = parse(argc, argv);
+    set_num_threads(a.threads);
+    const data::Dataset train = data::load_fashion_mnist(a.data, true);
+    const data::Dataset test = data::load_fashion_mnist(a.data, false);
+    fmt::print("train_fixed: {} train / {} test images, {} epochs, batch {}, lr {}, wd {}, augment {}, seed {}, {} threads\n",
+               train.size(), test.size(), a.epochs, a.batch, a.lr, a.weight_decay, a.augment, a.seed, a.threads);
+
+    Generator gen(a.seed);
+    auto net = nn::small_net<float>(gen, 1, train.classes);
+    optim::SGD<float> opt(optim::decay_groups(net->named_parameters(), a.lr, a.weight_decay), {0.9, true, 0.0});
+    data::BatchLoader loader(train, a.batch, true, a.seed + 1, true);
+    const std::int64_t steps_per_epoch = loader.batches_per_epoch();
+    const optim::WarmupCosine schedule{a.lr, a.epochs * steps_per_epoch, steps_per_epoch / 2, 0.0, 0.1};
+    const float black = static_cast<float>((0.0 - 0.2860) / 0.3530);
+
+    std::int64_t step = 0;
+    double test_acc = 0;
+    for (int epoch = 0; epoch < a.epochs; ++epoch) {
+        loader.start_epoch(epoch);
+        ProgressBar bar(steps_per_epoch, fmt::format("epoch {:2}/{}", epoch + 1, a.epochs));
+        double loss_sum = 0;
+        std::int64_t correct = 0, seen = 0;
+        for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
+            auto b = loader.next();
+            if (a.augment) flip_and_shift(b.images, gen.next_stream(), black);
+            opt.set_lr(schedule(step));
+            opt.zero_grad();
+            auto logits = net->forward(Var<float>(b.images));
+            auto loss = ops::cross_entropy(logits, b.labels, {a.label_smoothing, ops::Reduction::mean});
+            loss.backward();
+            opt.step();
+            const float l = loss.value().item();
+            DAM_CHECK(std::isfinite(l), value_error,
+                      "train_fixed: the loss became {} at step {}; lower the learning rate (--lr) and try again", l, step);
+            loss_sum += l * static_cast<double>(b.labels.numel());
+            const auto& z = logits.value();
+            for (std::int64_t i = 0; i < z.dim(0); ++i) {
+                std::int64_t best = 0;
+                for (std::int64_t k = 1; k < z.dim(1); ++k)
+                    if (z[i * z.dim(1) + k] > z[i * z.dim(1) + best]) best = k;
+                correct += best == b.labels[i];
+            }
+            seen += b.labels.numel();
+            bar.update(s + 1, seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+        }
+        bar.finish(seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+        test_acc = evaluate(*net, test);
+        fmt::print("epoch {} train_loss={:.4f} train_accuracy={:.4f} test_accuracy={:.4f} lr={:.5f} seconds={:.1f}\n",
+                   epoch + 1, loss_sum / seen, static_cast<double>(correct) / seen, test_acc, schedule(step),
+                   bar.elapsed_seconds());
+        std::fflush(stdout);
+    }
+    if (!a.save.empty()) {
+        nn::save_model(*net, a.save);
+        fmt::print("saved the model to {}\n", a.save);
+    }
+    fmt::print("test_accuracy={:.4f}\n", test_acc);
+    return 0;
+} catch (const std::exception& e) {
+    fmt::print(stderr, "train_fixed: error: {}\n", e.what());
+    return 1;
+}

@@ -1,0 +1,37 @@
+#pragma once
+// Devices are policy types. Kernels live in one namespace per device and are found by
+// argument-dependent lookup on the device tag, so a front-door op written once as
+// `conv2d_forward(D{}, ...)` reaches `backend_cpu::` or `backend_cuda::` with the same signature.
+#include <concepts>
+#include <string_view>
+
+namespace diffautoml {
+
+namespace backend_cpu {
+/// The host CPU: Eigen for dense math, OpenMP for threads.
+struct cpu {
+    static constexpr std::string_view name = "cpu";
+};
+}  // namespace backend_cpu
+
+namespace backend_cuda {
+/// An NVIDIA GPU. Declared here so that types can name it; its kernels come with the CUDA backend.
+struct cuda {
+    static constexpr std::string_view name = "cuda";
+};
+}  // namespace backend_cuda
+
+using backend_cpu::cpu;
+using backend_cuda::cuda;
+
+/// Device: a tag type with a printable name. Kernels for it are declared in its own namespace.
+template <class D>
+concept Device = requires {
+    { D::name } -> std::convertible_to<std::string_view>;
+};
+
+/// Element types the differentiable ops support.
+template <class T>
+concept Real = std::same_as<T, float> || std::same_as<T, double>;
+
+}  // namespace diffautoml

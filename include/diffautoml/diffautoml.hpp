@@ -1,0 +1,12 @@
+#pragma once
+// The whole CPU library in one include.
+#include "autograd/gradcheck.hpp"
+#include "autograd/variable.hpp"
+#include "core/progress.hpp"
+#include "data/dataset.hpp"
+#include "nn/layers.hpp"
+#include "nn/reference_nets.hpp"
+#include "nn/serialize.hpp"
+#include "ops.hpp"
+#include "optim/optimizer.hpp"
+#include "optim/schedule.hpp"

@@ -1,0 +1,11 @@
+#pragma once
+// Every differentiable op.
+#include "ops/conv.hpp"
+#include "ops/dropout.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/linear.hpp"
+#include "ops/loss.hpp"
+#include "ops/norm.hpp"
+#include "ops/pool.hpp"
+#include "ops/reduce.hpp"
+#include "ops/shape_ops.hpp"

@@ -1,0 +1,47 @@
+#pragma once
+// CPU kernels that move blocks along one axis: concat/narrow (x viewed as (outer, n, inner)) and
+// channel permutation (the channel shuffle of ShuffleNet).
+#include <algorithm>
+#include <cstdint>
+
+#include "../../core/parallel.hpp"
+#include "../../core/tensor.hpp"
+
+namespace diffautoml::backend_cpu {
+
+/// dst(outer, dst_n, inner)[:, offset:offset+n, :] = src(outer, n, inner)   (add = true: +=)
+template <class T>
+void copy_axis_block(cpu, const T* src, T* dst, std::int64_t outer, std::int64_t n, std::int64_t inner,
+                     std::int64_t dst_n, std::int64_t offset, bool add) {
+    parallel_for(outer, [&](std::int64_t o) {
+        const T* s = src + o * n * inner;
+        T* d = dst + (o * dst_n + offset) * inner;
+        if (add) {
+            for (std::int64_t i = 0; i < n * inner; ++i) d[i] += s[i];
+        } else {
+            std::copy(s, s + n * inner, d);
+        }
+    }, 4);
+}
+/// dst(outer, n, inner) = src(outer, src_n, inner)[:, offset:offset+n, :]
+template <class T>
+void narrow_axis(cpu, const T* src, T* dst, std::int64_t outer, std::int64_t n, std::int64_t inner,
+                 std::int64_t src_n, std::int64_t offset) {
+    parallel_for(outer, [&](std::int64_t o) {
+        const T* s = src + (o * src_n + offset) * inner;
+        std::copy(s, s + n * inner, dst + o * n * inner);
+    }, 4);
+}
+/// y[:, k] = x[:, perm[k]] over (N, C, inner).
+template <class T>
+void permute_channels(cpu, const T* x, T* y, const std::int64_t* perm, std::int64_t N, std::int64_t C,
+                      std::int64_t inner, bool inverse) {
+    parallel_for(N * C, [&](std::int64_t p) {
+        const std::int64_t n = p / C, k = p % C;
+        const std::int64_t src = inverse ? k : perm[k], dst = inverse ? perm[k] : k;
+        const T* s = x + (n * C + src) * inner;
+        std::copy(s, s + inner, y + (n * C + dst) * inner);
+    }, 4);
+}
+
+}  // namespace diffautoml::backend_cpu

@@ -1,0 +1,290 @@
+#pragma once
+// CPU conv2d (NCHW): im2col + Eigen GEMM per image and group, images spread over the threads;
+// 1x1 stride-1 convolutions skip im2col; depthwise convolutions use a direct kernel.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include <omp.h>
+
+#include "../../core/parallel.hpp"
+#include "../../core/tensor.hpp"
+#include "../conv_params.hpp"
+#include "gemm.hpp"
+
+namespace diffautoml::backend_cpu {
+
+namespace conv_detail {
+
+/// Output positions o in [lo, hi) whose input index o*stride - pad + offset lies in [0, in).
+inline void valid_range(std::int64_t out, std::int64_t in, std::int64_t stride, std::int64_t pad,
+                        std::int64_t offset, std::int64_t& lo, std::int64_t& hi) {
+    const std::int64_t a = pad - offset;  // need o*stride >= a
+    lo = a <= 0 ? 0 : (a + stride - 1) / stride;
+    const std::int64_t b = in - 1 + pad - offset;  // need o*stride <= b
+    hi = b < 0 ? 0 : std::min(out, b / stride + 1);
+    if (hi < lo) hi = lo;
+}
+
+/// col(C*KH*KW, OH*OW) from one image x(C, H, W).
+template <class T>
+void im2col(const T* x, std::int64_t C, std::int64_t H, std::int64_t W, const ConvGeometry& g, T* col) {
+    const std::int64_t OH = g.out_h, OW = g.out_w;
+    for (std::int64_t c = 0; c < C; ++c)
+        for (std::int64_t kh = 0; kh < g.kh; ++kh)
+            for (std::int64_t kw = 0; kw < g.kw; ++kw) {
+                T* dst = col + ((c * g.kh + kh) * g.kw + kw) * OH * OW;
+                std::int64_t lo, hi;
+                valid_range(OW, W, g.stride_w, g.pad_w, kw * g.dil_w, lo, hi);
+                for (std::int64_t oh = 0; oh < OH; ++oh, dst += OW) {
+                    const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dil_h;
+                    if (ih < 0 || ih >= H) {
+                        std::fill(dst, dst + OW, T(0));
+                        continue;
+                    }
+                    const T* src = x + (c * H + ih) * W - g.pad_w + kw * g.dil_w;
+                    std::fill(dst, dst + lo, T(0));
+                    if (g.stride_w == 1) {
+                        std::copy(src + lo, src + hi, dst + lo);
+                    } else {
+                        for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * g.stride_w];
+                    }
+                    std::fill(dst + hi, dst + OW, T(0));
+                }
+            }
+}
+
+/// The transpose of im2col: dx(C, H, W) += scatter of col.
+template <class T>
+void col2im(const T* col, std::int64_t C, std::int64_t H, std::int64_t W, const ConvGeometry& g, T* dx) {
+    const std::int64_t OH = g.out_h, OW = g.out_w;
+    for (std::int64_t c = 0; c < C; ++c)
+        for (std::int64_t kh = 0; kh < g.kh; ++kh)
+            for (std::int64_t kw = 0; kw < g.kw; ++kw) {
+                const T* src = col + ((c * g.kh + kh) * g.kw + kw) * OH * OW;
+                std::int64_t lo, hi;
+                valid_range(OW, W, g.stride_w, g.pad_w, kw * g.dil_w, lo, hi);
+                for (std::int64_t oh = 0; oh < OH; ++oh, src += OW) {
+                    const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dil_h;
+                    if (ih < 0 || ih >= H) continue;
+                    T* dst = dx + (c * H + ih) * W - g.pad_w + kw * g.dil_w;
+                    for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow * g.stride_w] += src[ow];
+                }
+            }
+}
+
+inline bool is_pointwise(const ConvGeometry& g) {
+    return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+}
+inline bool is_depthwise(const ConvGeometry& g) { return g.groups == g.in_c && g.groups == g.out_c; }
+
+/// A per-thread scratch buffer that keeps its capacity between calls.
+template <class T>
+T* scratch(std::size_t n, int slot = 0) {
+    thread_local std::vector<T> buffers[2];
+    auto& b = buffers[slot];
+    if (b.size() < n) b.resize(n);
+    return b.data();
+}
+
+// ---- depthwise: one (n, c) plane at a time ----
+template <class T>
+void depthwise_plane_forward(const T* x, const T* w, T* y, const ConvGeometry& g) {
+    const std::int64_t OW = g.out_w;
+    for (std::int64_t kh = 0; kh < g.kh; ++kh)
+        for (std::int64_t kw = 0; kw < g.kw; ++kw) {
+            const T wv = w[kh * g.kw + kw];
+            std::int64_t lo, hi;
+            valid_range(OW, g.in_w, g.stride_w, g.pad_w, kw * g.dil_w, lo, hi);
+            for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+                const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dil_h;
+                if (ih < 0 || ih >= g.in_h) continue;
+                const T* src = x + ih * g.in_w - g.pad_w + kw * g.dil_w;
+                T* dst = y + oh * OW;
+                if (g.stride_w == 1) {
+                    for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
+                } else {
+                    for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow * g.stride_w];
+                }
+            }
+        }
+}
+template <class T>
+void depthwise_plane_backward_data(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
+    const std::int64_t OW = g.out_w;
+    for (std::int64_t kh = 0; kh < g.kh; ++kh)
+        for (std::int64_t kw = 0; kw < g.kw; ++kw) {
+            const T wv = w[kh * g.kw + kw];
+            std::int64_t lo, hi;
+            valid_range(OW, g.in_w, g.stride_w, g.pad_w, kw * g.dil_w, lo, hi);
+            for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+                const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dil_h;
+                if (ih < 0 || ih >= g.in_h) continue;
+                T* dst = dx + ih * g.in_w - g.pad_w + kw * g.dil_w;
+                const T* src = dy + oh * OW;
+                if (g.stride_w == 1) {
+                    for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
+                } else {
+                    for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow * g.stride_w] += wv * src[ow];
+                }
+            }
+        }
+}
+template <class T>
+void depthwise_plane_backward_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
+    const std::int64_t OW = g.out_w;
+    for (std::int64_t kh = 0; kh < g.kh; ++kh)
+        for (std::int64_t kw = 0; kw < g.kw; ++kw) {
+            std::int64_t lo, hi;
+            valid_range(OW, g.in_w, g.stride_w, g.pad_w, kw * g.dil_w, lo, hi);
+            T acc = 0;
+            for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+                const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dil_h;
+                if (ih < 0 || ih >= g.in_h) continue;
+                const T* src = x + ih * g.in_w - g.pad_w + kw * g.dil_w;
+                const T* d = dy + oh * OW;
+                if (g.stride_w == 1) {
+                    for (std::int64_t ow = lo; ow < hi; ++ow) acc += d[ow] * src[ow];
+                } else {
+                    for (std::int64_t ow = lo; ow < hi; ++ow) acc += d[ow] * src[ow * g.stride_w];
+                }
+            }
+            dw[kh * g.kw + kw] += acc;
+        }
+}
+
+}  // namespace conv_detail
+
+/// y(N, Cout, OH, OW) = conv(x(N, Cin, H, W), w(Cout, Cin/groups, KH, KW)) + bias (may be null).
+template <class T>
+void conv2d_forward(cpu, const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g) {
+    using namespace conv_detail;
+    const std::int64_t ohw = g.out_h * g.out_w, hw = g.in_h * g.in_w;
+    const std::int64_t cin_g = g.in_c / g.groups, cout_g = g.out_c / g.groups;
+    const std::int64_t K = cin_g * g.kh * g.kw;
+    if (is_depthwise(g)) {
+        parallel_for(g.batch * g.out_c, [&](std::int64_t p) {
+            const std::int64_t c = p % g.out_c;
+            T* yp = y + p * ohw;
+            std::fill(yp, yp + ohw, bias ? bias[c] : T(0));
+            depthwise_plane_forward(x + p * hw, w + c * g.kh * g.kw, yp, g);
+        });
+        return;
+    }
+    const bool pointwise = is_pointwise(g);
+    parallel_for(g.batch, [&](std::int64_t n) {
+        const T* xn = x + n * g.in_c * hw;
+        T* yn = y + n * g.out_c * ohw;
+        T* col = pointwise ? nullptr : scratch<T>(static_cast<std::size_t>(K * ohw));
+        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+            const T* xg = xn + gi * cin_g * hw;
+            if (!pointwise) im2col(xg, cin_g, g.in_h, g.in_w, g, col);
+            gemm(cpu{}, false, false, cout_g, ohw, K, w + gi * cout_g * K, pointwise ? xg : col,
+                 yn + gi * cout_g * ohw, false);
+        }
+        if (bias)
+            for (std::int64_t c = 0; c < g.out_c; ++c) {
+                T* yc = yn + c * ohw;
+                for (std::int64_t i = 0; i < ohw; ++i) yc[i] += bias[c];
+            }
+    });
+}
+
+/// dx = conv2d^T(dy, w). Overwrites dx.
+template <class T>
+void conv2d_backward_data(cpu, const T* dy, const T* w, T* dx, const ConvGeometry& g) {
+    using namespace conv_detail;
+    const std::int64_t ohw = g.out_h * g.out_w, hw = g.in_h * g.in_w;
+    const std::int64_t cin_g = g.in_c / g.groups, cout_g = g.out_c / g.groups;
+    const std::int64_t K = cin_g * g.kh * g.kw;
+    if (is_depthwise(g)) {
+        parallel_for(g.batch * g.out_c, [&](std::int64_t p) {
+            const std::int64_t c = p % g.out_c;
+            T* dxp = dx + p * hw;
+            std::fill(dxp, dxp + hw, T(0));
+            depthwise_plane_backward_data(dy + p * ohw, w + c * g.kh * g.kw, dxp, g);
+        });
+        return;
+    }
+    const bool pointwise = is_pointwise(g);
+    parallel_for(g.batch, [&](std::int64_t n) {
+        const T* dyn = dy + n * g.out_c * ohw;
+        T* dxn = dx + n * g.in_c * hw;
+        T* col = pointwise ? nullptr : scratch<T>(static_cast<std::size_t>(K * ohw));
+        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+            T* dxg = dxn + gi * cin_g * hw;
+            // col(K, OHW) = W_g^T (K, Cout_g) * dY_g (Cout_g, OHW)
+            gemm(cpu{}, true, false, K, ohw, cout_g, w + gi * cout_g * K, dyn + gi * cout_g * ohw,
+                 pointwise ? dxg : col, false);
+            if (!pointwise) {
+                std::fill(dxg, dxg + cin_g * hw, T(0));
+                col2im(col, cin_g, g.in_h, g.in_w, g, dxg);
+            }
+        }
+    });
+}
+
+/// dw (+)= correlation of x and dy; db (+)= sum of dy (db may be null). Overwrites dw and db.
+template <class T>
+void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const ConvGeometry& g) {
+    using namespace conv_detail;
+    const std::int64_t ohw = g.out_h * g.out_w, hw = g.in_h * g.in_w;
+    const std::int64_t cin_g = g.in_c / g.groups, cout_g = g.out_c / g.groups;
+    const std::int64_t K = cin_g * g.kh * g.kw;
+    const std::int64_t wsize = g.out_c * K;
+    if (db) {
+        parallel_for(g.out_c, [&](std::int64_t c) {
+            T s = 0;
+            for (std::int64_t n = 0; n < g.batch; ++n) {
+                const T* d = dy + (n * g.out_c + c) * ohw;
+                for (std::int64_t i = 0; i < ohw; ++i) s += d[i];
+            }
+            db[c] = s;
+        });
+    }
+    if (is_depthwise(g)) {
+        // Each thread owns whole channels: no reduction across threads needed.
+        parallel_for(g.out_c, [&](std::int64_t c) {
+            T* dwc = dw + c * g.kh * g.kw;
+            std::fill(dwc, dwc + g.kh * g.kw, T(0));
+            for (std::int64_t n = 0; n < g.batch; ++n) {
+                const std::int64_t p = n * g.out_c + c;
+                depthwise_plane_backward_weight(x + p * hw, dy + p * ohw, dwc, g);
+            }
+        });
+        return;
+    }
+    const bool pointwise = is_pointwise(g);
+    const int threads = omp_in_parallel() ? 1 : std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(g.batch)));
+    // Per-thread partial sums over a fixed split of the batch, then a fixed-order reduction.
+    std::vector<T> partial(static_cast<std::size_t>(threads > 1 ? (threads - 1) * wsize : 0));
+    auto work = [&](int t) {
+        T* acc = t == 0 ? dw : partial.data() + (t - 1) * wsize;
+        std::fill(acc, acc + wsize, T(0));
+        const std::int64_t n0 = g.batch * t / threads, n1 = g.batch * (t + 1) / threads;
+        T* col = pointwise ? nullptr : scratch<T>(static_cast<std::size_t>(K * ohw));
+        for (std::int64_t n = n0; n < n1; ++n) {
+            const T* xn = x + n * g.in_c * hw;
+            const T* dyn = dy + n * g.out_c * ohw;
+            for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+                const T* xg = xn + gi * cin_g * hw;
+                if (!pointwise) im2col(xg, cin_g, g.in_h, g.in_w, g, col);
+                // dW_g (Cout_g, K) += dY_g (Cout_g, OHW) * col^T (OHW, K)
+                gemm(cpu{}, false, true, cout_g, K, ohw, dyn + gi * cout_g * ohw, pointwise ? xg : col,
+                     acc + gi * cout_g * K, true);
+            }
+        }
+    };
+    if (threads == 1) {
+        work(0);
+    } else {
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+        for (int t = 0; t < threads; ++t) work(t);
+        for (int t = 1; t < threads; ++t) {
+            const T* p = partial.data() + (t - 1) * wsize;
+            for (std::int64_t i = 0; i < wsize; ++i) dw[i] += p[i];
+        }
+    }
+}
+
+}  // namespace diffautoml::backend_cpu

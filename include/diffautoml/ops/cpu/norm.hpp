@@ -1,0 +1,112 @@
+#pragma once
+// CPU batch norm over (N, C, H, W), one channel per task.
+#include <cmath>
+#include <cstdint>
+
+#include "../../core/parallel.hpp"
+#include "../../core/tensor.hpp"
+
+namespace diffautoml::backend_cpu {
+
+/// Training mode: batch statistics. Writes y, the batch mean and 1/sqrt(var + eps), and updates
+/// the running statistics (unbiased variance) with `momentum` when they are given.
+template <class T>
+void batchnorm2d_forward_train(cpu, const T* x, const T* gamma, const T* beta, T* y, T* mean_out, T* invstd_out,
+                               T* running_mean, T* running_var, std::int64_t N, std::int64_t C, std::int64_t HW,
+                               double momentum, double eps) {
+    const std::int64_t M = N * HW;
+    parallel_for(C, [&](std::int64_t c) {
+        double s = 0;
+        for (std::int64_t n = 0; n < N; ++n) {
+            const T* p = x + (n * C + c) * HW;
+            T part = 0;
+            for (std::int64_t i = 0; i < HW; ++i) part += p[i];
+            s += part;
+        }
+        const double mean = s / static_cast<double>(M);
+        double v = 0;
+        for (std::int64_t n = 0; n < N; ++n) {
+            const T* p = x + (n * C + c) * HW;
+            const T m = static_cast<T>(mean);
+            T part = 0;
+            for (std::int64_t i = 0; i < HW; ++i) part += (p[i] - m) * (p[i] - m);
+            v += part;
+        }
+        const double var = v / static_cast<double>(M);
+        const double invstd = 1.0 / std::sqrt(var + eps);
+        mean_out[c] = static_cast<T>(mean);
+        invstd_out[c] = static_cast<T>(invstd);
+        if (running_mean) {
+            const double unbiased = M > 1 ? v / static_cast<double>(M - 1) : var;
+            running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mean);
+            running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
+        }
+        const T scale = static_cast<T>(invstd) * (gamma ? gamma[c] : T(1));
+        const T shift = (beta ? beta[c] : T(0)) - static_cast<T>(mean) * scale;
+        for (std::int64_t n = 0; n < N; ++n) {
+            const T* p = x + (n * C + c) * HW;
+            T* q = y + (n * C + c) * HW;
+            for (std::int64_t i = 0; i < HW; ++i) q[i] = p[i] * scale + shift;
+        }
+    });
+}
+
+/// Evaluation mode: y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta.
+template <class T>
+void batchnorm2d_forward_eval(cpu, const T* x, const T* gamma, const T* beta, T* y, T* mean_out, T* invstd_out,
+                              const T* running_mean, const T* running_var, std::int64_t N, std::int64_t C,
+                              std::int64_t HW, double eps) {
+    parallel_for(C, [&](std::int64_t c) {
+        const T invstd = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+        mean_out[c] = running_mean[c];
+        invstd_out[c] = invstd;
+        const T scale = invstd * (gamma ? gamma[c] : T(1));
+        const T shift = (beta ? beta[c] : T(0)) - running_mean[c] * scale;
+        for (std::int64_t n = 0; n < N; ++n) {
+            const T* p = x + (n * C + c) * HW;
+            T* q = y + (n * C + c) * HW;
+            for (std::int64_t i = 0; i < HW; ++i) q[i] = p[i] * scale + shift;
+        }
+    });
+}
+
+/// Gradients of batch norm with xhat = (x - mean) * invstd. In training mode the statistics
+/// depend on x, which adds the two mean terms to dx (Ioffe & Szegedy 2015, sec. 3):
+///   dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)).
+/// Any of dx, dgamma, dbeta may be null.
+template <class T>
+void batchnorm2d_backward(cpu, const T* x, const T* dy, const T* gamma, const T* mean, const T* invstd, T* dx,
+                          T* dgamma, T* dbeta, std::int64_t N, std::int64_t C, std::int64_t HW, bool training) {
+    const std::int64_t M = N * HW;
+    parallel_for(C, [&](std::int64_t c) {
+        const T m = mean[c], is = invstd[c];
+        double sdy = 0, sdyx = 0;
+        for (std::int64_t n = 0; n < N; ++n) {
+            const T* p = x + (n * C + c) * HW;
+            const T* d = dy + (n * C + c) * HW;
+            T a = 0, b = 0;
+            for (std::int64_t i = 0; i < HW; ++i) {
+                a += d[i];
+                b += d[i] * (p[i] - m);
+            }
+            sdy += a;
+            sdyx += b;
+        }
+        sdyx *= is;  // sum(dy * xhat)
+        if (dgamma) dgamma[c] = static_cast<T>(sdyx);
+        if (dbeta) dbeta[c] = static_cast<T>(sdy);
+        if (!dx) return;
+        const T g = gamma ? gamma[c] : T(1);
+        const T k = g * is;
+        const T mdy = training ? static_cast<T>(sdy / static_cast<double>(M)) : T(0);
+        const T mdyx = training ? static_cast<T>(sdyx / static_cast<double>(M)) : T(0);
+        for (std::int64_t n = 0; n < N; ++n) {
+            const T* p = x + (n * C + c) * HW;
+            const T* d = dy + (n * C + c) * HW;
+            T* q = dx + (n * C + c) * HW;
+            for (std::int64_t i = 0; i < HW; ++i) q[i] = k * (d[i] - mdy - (p[i] - m) * is * mdyx);
+        }
+    });
+}
+
+}  // namespace diffautoml::backend_cpu

@@ -1,0 +1,86 @@
+#pragma once
+// CPU softmax / log-softmax along an axis (x viewed as (outer, n, inner)), and a fused
+// softmax-cross-entropy with label smoothing.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "../../core/parallel.hpp"
+#include "../../core/tensor.hpp"
+
+namespace diffautoml::backend_cpu {
+
+template <class T>
+void softmax_forward(cpu, const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner, bool log) {
+    parallel_for(outer * inner, [&](std::int64_t p) {
+        const std::int64_t o = p / inner, i = p % inner;
+        const T* xs = x + o * n * inner + i;
+        T* ys = y + o * n * inner + i;
+        T mx = -std::numeric_limits<T>::infinity();
+        for (std::int64_t k = 0; k < n; ++k) mx = std::max(mx, xs[k * inner]);
+        T s = 0;
+        for (std::int64_t k = 0; k < n; ++k) s += std::exp(xs[k * inner] - mx);
+        if (log) {
+            const T lse = mx + std::log(s);
+            for (std::int64_t k = 0; k < n; ++k) ys[k * inner] = xs[k * inner] - lse;
+        } else {
+            const T inv = T(1) / s;
+            for (std::int64_t k = 0; k < n; ++k) ys[k * inner] = std::exp(xs[k * inner] - mx) * inv;
+        }
+    }, 16);
+}
+/// softmax: dx = y * (g - sum_k g y);  log_softmax: dx = g - exp(y) * sum_k g.
+template <class T>
+void softmax_backward(cpu, const T* y, const T* g, T* dx, std::int64_t outer, std::int64_t n, std::int64_t inner,
+                      bool log) {
+    parallel_for(outer * inner, [&](std::int64_t p) {
+        const std::int64_t o = p / inner, i = p % inner;
+        const std::int64_t base = o * n * inner + i;
+        T s = 0;
+        for (std::int64_t k = 0; k < n; ++k) s += log ? g[base + k * inner] : g[base + k * inner] * y[base + k * inner];
+        for (std::int64_t k = 0; k < n; ++k) {
+            const std::int64_t j = base + k * inner;
+            dx[j] = log ? g[j] - std::exp(y[j]) * s : y[j] * (g[j] - s);
+        }
+    }, 16);
+}
+
+/// loss[i] = -(1 - eps) log p[i, y_i] - (eps / K) sum_k log p[i, k]; also writes p = softmax(logits).
+template <class T>
+void cross_entropy_forward(cpu, const T* logits, const std::int32_t* labels, T* loss, T* prob, std::int64_t N,
+                           std::int64_t K, double smoothing) {
+    parallel_for(N, [&](std::int64_t i) {
+        const T* z = logits + i * K;
+        T* p = prob + i * K;
+        T mx = z[0];
+        for (std::int64_t k = 1; k < K; ++k) mx = std::max(mx, z[k]);
+        T s = 0;
+        for (std::int64_t k = 0; k < K; ++k) s += std::exp(z[k] - mx);
+        const T lse = mx + std::log(s);
+        T sum_logp = 0;
+        for (std::int64_t k = 0; k < K; ++k) {
+            const T lp = z[k] - lse;
+            sum_logp += lp;
+            p[k] = std::exp(lp);
+        }
+        const T eps = static_cast<T>(smoothing);
+        loss[i] = -(T(1) - eps) * (z[labels[i]] - lse) - eps / static_cast<T>(K) * sum_logp;
+    }, 64);
+}
+/// dlogits[i, k] = scale_i * (p[i, k] - q[i, k]), q = (1 - eps) onehot(y_i) + eps / K.
+template <class T>
+void cross_entropy_backward(cpu, const T* prob, const std::int32_t* labels, const T* g, bool g_per_sample, T* dx,
+                            std::int64_t N, std::int64_t K, double smoothing, T scale) {
+    const T eps = static_cast<T>(smoothing);
+    const T u = eps / static_cast<T>(K);
+    parallel_for(N, [&](std::int64_t i) {
+        const T gi = (g_per_sample ? g[i] : g[0]) * scale;
+        const T* p = prob + i * K;
+        T* d = dx + i * K;
+        for (std::int64_t k = 0; k < K; ++k) d[k] = gi * (p[k] - u);
+        d[labels[i]] -= gi * (T(1) - eps);
+    }, 64);
+}
+
+}  // namespace diffautoml::backend_cpu

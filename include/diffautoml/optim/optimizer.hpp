@@ -1,0 +1,165 @@
+#pragma once
+// Optimizers over parameter groups: SGD (momentum, Nesterov, weight decay) and Adam/AdamW.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../autograd/variable.hpp"
+
+namespace diffautoml::optim {
+
+/// Parameters that share a learning rate and weight decay (e.g. no decay on BN and biases).
+template <class T, Device D = cpu>
+struct ParamGroup {
+    std::vector<Var<T, D>> params;
+    double lr = 0.1;
+    double weight_decay = 0.0;
+    std::string name = "default";
+};
+
+/// Splits named parameters into (decayed: weights of rank >= 2) and (not decayed: biases, BN).
+template <class T, Device D>
+std::vector<ParamGroup<T, D>> decay_groups(const std::vector<std::pair<std::string, Var<T, D>>>& named, double lr,
+                                           double weight_decay) {
+    ParamGroup<T, D> decay{{}, lr, weight_decay, "decay"}, no_decay{{}, lr, 0.0, "no_decay"};
+    for (auto& [name, p] : named) (p.shape().rank() >= 2 ? decay : no_decay).params.push_back(p);
+    return {decay, no_decay};
+}
+
+template <class T, Device D = cpu>
+class Optimizer {
+public:
+    explicit Optimizer(std::vector<ParamGroup<T, D>> groups) : groups_(std::move(groups)) {
+        for (auto& g : groups_) {
+            DAM_CHECK(g.lr >= 0 && std::isfinite(g.lr), value_error, "optimizer: learning rate of group '{}' is {}; it must be finite and >= 0", g.name, g.lr);
+            DAM_CHECK(g.weight_decay >= 0, value_error, "optimizer: weight decay of group '{}' is {}; it must be >= 0", g.name, g.weight_decay);
+        }
+    }
+    virtual ~Optimizer() = default;
+    virtual void step() = 0;
+    void zero_grad() {
+        for (auto& g : groups_)
+            for (auto& p : g.params) p.zero_grad();
+    }
+    /// Sets the learning rate of every group (schedules call this each step).
+    void set_lr(double lr) {
+        for (auto& g : groups_) g.lr = lr;
+    }
+    std::vector<ParamGroup<T, D>>& groups() { return groups_; }
+    const std::vector<ParamGroup<T, D>>& groups() const { return groups_; }
+
+protected:
+    std::vector<ParamGroup<T, D>> groups_;
+};
+
+struct SGDOptions {
+    double momentum = 0.0;
+    bool nesterov = false;
+    double dampening = 0.0;
+};
+
+/// SGD with momentum, as PyTorch writes it (ALGORITHMS.md step 5):
+///   d = g + lambda w;  buf = mu buf + (1 - dampening) d  (buf = d on the first step);
+///   w -= eta * (nesterov ? d + mu buf : buf).
+template <class T>
+class SGD : public Optimizer<T, cpu> {
+public:
+    SGD(std::vector<ParamGroup<T, cpu>> groups, SGDOptions opt = {}) : Optimizer<T, cpu>(std::move(groups)), opt_(opt) {
+        DAM_CHECK(opt.momentum >= 0 && opt.momentum < 1, value_error, "SGD: momentum must be in [0, 1), got {}", opt.momentum);
+        DAM_CHECK(!opt.nesterov || (opt.momentum > 0 && opt.dampening == 0), value_error,
+                  "SGD: Nesterov momentum needs momentum > 0 and dampening 0");
+        for (auto& g : this->groups_) buffers_.emplace_back(g.params.size());
+    }
+    void step() override {
+        NoGradGuard no_grad;
+        for (std::size_t gi = 0; gi < this->groups_.size(); ++gi) {
+            const auto& g = this->groups_[gi];
+            const T lr = static_cast<T>(g.lr), wd = static_cast<T>(g.weight_decay), mu = static_cast<T>(opt_.momentum);
+            const T damp = static_cast<T>(1 - opt_.dampening);
+            for (std::size_t pi = 0; pi < g.params.size(); ++pi) {
+                const auto& p = g.params[pi];
+                if (!p.grad().defined()) continue;
+                T* w = p.value().data();
+                const T* grad = p.grad().data();
+                const std::int64_t n = p.numel();
+                Tensor<T, cpu>& buf = buffers_[gi][pi];
+                const bool first = !buf.defined();
+                if (mu > 0 && first) buf = Tensor<T, cpu>(p.shape());
+                T* b = buf.defined() ? buf.data() : nullptr;
+                for (std::int64_t i = 0; i < n; ++i) {
+                    T d = grad[i] + wd * w[i];
+                    if (b) {
+                        b[i] = first ? d : mu * b[i] + damp * d;
+                        d = opt_.nesterov ? d + mu * b[i] : b[i];
+                    }
+                    w[i] -= lr * d;
+                }
+            }
+        }
+    }
+    /// The momentum buffer of parameter `pi` of group `gi` (undefined before the first step).
+    const Tensor<T, cpu>& momentum_buffer(std::size_t gi, std::size_t pi) const { return buffers_[gi][pi]; }
+    const SGDOptions& options() const { return opt_; }
+
+private:
+    SGDOptions opt_;
+    std::vector<std::vector<Tensor<T, cpu>>> buffers_;
+};
+
+struct AdamOptions {
+    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    bool decoupled_weight_decay = false;  ///< AdamW (Loshchilov & Hutter) instead of L2 in the gradient
+};
+
+/// Adam (Kingma & Ba 2015) with bias correction.
+template <class T>
+class Adam : public Optimizer<T, cpu> {
+public:
+    Adam(std::vector<ParamGroup<T, cpu>> groups, AdamOptions opt = {}) : Optimizer<T, cpu>(std::move(groups)), opt_(opt) {
+        DAM_CHECK(opt.beta1 >= 0 && opt.beta1 < 1 && opt.beta2 >= 0 && opt.beta2 < 1 && opt.eps > 0, value_error,
+                  "Adam: betas ({}, {}) must be in [0, 1) and eps {} > 0", opt.beta1, opt.beta2, opt.eps);
+        for (auto& g : this->groups_) state_.emplace_back(g.params.size());
+    }
+    void step() override {
+        NoGradGuard no_grad;
+        ++t_;
+        const double c1 = 1 - std::pow(opt_.beta1, static_cast<double>(t_));
+        const double c2 = 1 - std::pow(opt_.beta2, static_cast<double>(t_));
+        const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2), eps = static_cast<T>(opt_.eps);
+        for (std::size_t gi = 0; gi < this->groups_.size(); ++gi) {
+            const auto& g = this->groups_[gi];
+            const T step = static_cast<T>(g.lr / c1), wd = static_cast<T>(g.weight_decay);
+            const T inv_sqrt_c2 = static_cast<T>(1.0 / std::sqrt(c2));
+            for (std::size_t pi = 0; pi < g.params.size(); ++pi) {
+                const auto& p = g.params[pi];
+                if (!p.grad().defined()) continue;
+                auto& [m, v] = state_[gi][pi];
+                if (!m.defined()) {
+                    m = Tensor<T, cpu>::zeros(p.shape());
+                    v = Tensor<T, cpu>::zeros(p.shape());
+                }
+                T* w = p.value().data();
+                const T* grad = p.grad().data();
+                for (std::int64_t i = 0; i < p.numel(); ++i) {
+                    T gr = grad[i];
+                    if (opt_.decoupled_weight_decay) {
+                        w[i] -= static_cast<T>(g.lr) * wd * w[i];
+                    } else {
+                        gr += wd * w[i];
+                    }
+                    m[i] = b1 * m[i] + (1 - b1) * gr;
+                    v[i] = b2 * v[i] + (1 - b2) * gr * gr;
+                    w[i] -= step * m[i] / (std::sqrt(v[i]) * inv_sqrt_c2 + eps);
+                }
+            }
+        }
+    }
+    std::int64_t steps() const { return t_; }
+
+private:
+    AdamOptions opt_;
+    std::int64_t t_ = 0;
+    std::vector<std::vector<std::pair<Tensor<T, cpu>, Tensor<T, cpu>>>> state_;
+};
+
+}  // namespace diffautoml::optim

@@ -1,0 +1,141 @@
+#include <filesystem>
+#include <set>
+
+#include <zlib.h>
+
+#include "test_helpers.hpp"
+
+using namespace dam_test;
+namespace fs = std::filesystem;
+
+namespace {
+fs::path dir() {
+    auto d = fs::temp_directory_path() / "dam_tests_data";
+    fs::create_directories(d);
+    return d;
+}
+std::vector<std::uint8_t> idx_bytes(std::vector<std::uint32_t> dims, const std::vector<std::uint8_t>& values,
+                                    std::uint8_t type = 0x08) {
+    std::vector<std::uint8_t> b{0, 0, type, static_cast<std::uint8_t>(dims.size())};
+    for (auto d : dims)
+        for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(d >> s));
+    b.insert(b.end(), values.begin(), values.end());
+    return b;
+}
+std::string write(const std::string& name, const std::vector<std::uint8_t>& bytes, bool gz) {
+    const auto p = (dir() / name).string();
+    if (gz) {
+        gzFile f = gzopen(p.c_str(), "wb");
+        gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+        gzclose(f);
+    } else {
+        write_file_atomic(p, bytes);
+    }
+    return p;
+}
+/// n images of h x w whose pixels are (i + k) % 256, labels i % classes.
+std::pair<std::string, std::string> make_dataset(const std::string& name, std::uint32_t n, std::uint32_t h, std::uint32_t w,
+                                                 int classes, bool gz) {
+    std::vector<std::uint8_t> px, lb;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        for (std::uint32_t k = 0; k < h * w; ++k) px.push_back(static_cast<std::uint8_t>((i + k) % 256));
+        lb.push_back(static_cast<std::uint8_t>(i % static_cast<std::uint32_t>(classes)));
+    }
+    return {write(name + "-images", idx_bytes({n, h, w}, px), gz), write(name + "-labels", idx_bytes({n}, lb), gz)};
+}
+}  // namespace
+
+TEST_CASE("IDX files load plain and gzipped, with any size and number of classes", "[data]") {
+    for (bool gz : {false, true}) {
+        auto [im, lb] = make_dataset(gz ? "gz" : "plain", 37, 5, 4, 7, gz);
+        auto d = data::load_idx_dataset(im, lb);
+        CHECK(d.size() == 37);
+        CHECK(d.classes == 7);
+        CHECK(d.images.shape() == Shape{37, 1, 5, 4});
+        CHECK(d.images[4 * 20 + 3] == Approx(((4 + 3) % 256) / 255.0));
+        CHECK(d.labels[36] == 36 % 7);
+    }
+}
+
+TEST_CASE("bad IDX input is a typed error naming the file and the problem", "[data][errors]") {
+    auto [im, lb] = make_dataset("ok", 10, 3, 3, 4, true);
+    require_throws_with<io_error>([&] { (void)data::read_idx((dir() / "missing.gz").string()); }, {"missing.gz", "does not exist"});
+    const auto magic = write("magic", {1, 2, 8, 1, 0, 0, 0, 1, 5}, false);
+    require_throws_with<format_error>([&] { (void)data::read_idx(magic); }, {"magic", "wrong magic number"});
+    const auto type = write("type", idx_bytes({1}, {0, 0, 0, 0}, 0x0d), false);
+    require_throws_with<format_error>([&] { (void)data::read_idx(type); }, {"type", "0x0d"});
+    std::vector<std::uint8_t> px(3 * 3 * 10, 1);
+    px.resize(px.size() - 5);
+    const auto trunc = write("trunc", idx_bytes({10, 3, 3}, px), true);
+    require_throws_with<format_error>([&] { (void)data::read_idx(trunc); }, {"trunc", "truncated", "90"});
+    const auto fewer = write("fewer", idx_bytes({9}, std::vector<std::uint8_t>(9, 0)), false);
+    require_throws_with<format_error>([&] { (void)data::load_idx_dataset(im, fewer); }, {"10 images", "9 labels"});
+    require_throws_with<format_error>([&] { (void)data::load_idx_dataset(im, lb, {0, 0, 3}); }, {"label 3", "[0, 3)"});
+    require_throws_with<format_error>([&] { (void)data::load_idx_dataset(im, lb, {28, 28, 0}); }, {"3x3", "28x28"});
+    // A gzip file whose compressed stream is cut off.
+    auto bytes = read_file(im);
+    bytes.resize(bytes.size() / 2);
+    const auto cut = write("cutgz", bytes, false);
+    CHECK_THROWS_AS(data::read_idx(cut), format_error);
+}
+
+TEST_CASE("train/validation split is seeded, disjoint and complete", "[data]") {
+    auto [im, lb] = make_dataset("split", 50, 2, 2, 5, false);
+    auto d = data::load_idx_dataset(im, lb);
+    auto [tr, va] = data::split_train_val(d, 12, 3);
+    auto [tr2, va2] = data::split_train_val(d, 12, 3);
+    auto [tr3, va3] = data::split_train_val(d, 12, 4);
+    CHECK(tr.size() == 38);
+    CHECK(va.size() == 12);
+    std::set<float> seen;  // pixel 0 of image i is i/255: identifies the sample
+    for (std::int64_t i = 0; i < tr.size(); ++i) seen.insert(tr.images[i * 4]);
+    for (std::int64_t i = 0; i < va.size(); ++i) seen.insert(va.images[i * 4]);
+    CHECK(seen.size() == 50);
+    bool same = true, differs = false;
+    for (std::int64_t i = 0; i < 12; ++i) {
+        same = same && va.images[i * 4] == va2.images[i * 4];
+        differs = differs || va.images[i * 4] != va3.images[i * 4];
+    }
+    CHECK(same);
+    CHECK(differs);
+    require_throws_with<value_error>([&] { (void)data::split_train_val(d, 50, 1); }, {"validation size 50"});
+}
+
+TEST_CASE("the batch loader visits every sample once per epoch in a seeded order", "[data]") {
+    auto [im, lb] = make_dataset("loader", 23, 2, 2, 3, false);
+    auto d = data::load_idx_dataset(im, lb);
+    data::BatchLoader loader(d, 5, true, 9);
+    CHECK(loader.batches_per_epoch() == 5);
+    std::vector<float> order1, order2;
+    for (int epoch = 0; epoch < 2; ++epoch) {
+        loader.start_epoch(epoch);
+        std::multiset<float> seen;
+        while (loader.has_next()) {
+            auto b = loader.next();
+            for (std::int64_t i = 0; i < b.images.dim(0); ++i) {
+                seen.insert(b.images[i * 4]);
+                (epoch ? order2 : order1).push_back(b.images[i * 4]);
+                CHECK(b.labels[i] == static_cast<int>(std::lround(b.images[i * 4] * 255)) % 3);
+            }
+        }
+        CHECK(seen.size() == 23);
+        CHECK(std::set<float>(seen.begin(), seen.end()).size() == 23);
+    }
+    CHECK(order1 != order2);
+    data::BatchLoader drop(d, 5, false, 0, true);
+    CHECK(drop.batches_per_epoch() == 4);
+}
+
+TEST_CASE("Fashion-MNIST loads from the Debian package when it is installed", "[data][fashion]") {
+    const std::string dirpath = "/usr/share/datasets/fashion-mnist";
+    if (!fs::exists(dirpath + "/t10k-images-idx3-ubyte.gz")) {
+        WARN("dataset-fashion-mnist is not installed: skipped");
+        return;
+    }
+    auto test = data::load_fashion_mnist(dirpath, false);
+    CHECK(test.size() == 10000);
+    CHECK(test.classes == 10);
+    auto [mean, sd] = data::pixel_stats(test);
+    CHECK(std::abs(mean) < 0.05);
+    CHECK(std::abs(sd - 1.0) < 0.05);
+}

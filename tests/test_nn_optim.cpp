@@ -1,0 +1,192 @@
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "test_helpers.hpp"
+
+using namespace dam_test;
+namespace fs = std::filesystem;
+
+TEST_CASE("reference networks have PyTorch's parameter counts and names", "[nn]") {
+    Generator g(0);
+    auto small = nn::small_net<float>(g);
+    auto mbv2 = nn::mbv2_net<float>(g);
+    // torch_ref.py prints params=308074 for small and params=105434 for mbv2.
+    CHECK(small->parameter_count() == 308074);
+    CHECK(mbv2->parameter_count() == 105434);
+    const auto named = small->named_parameters();
+    CHECK(named.front().first == "0.0.weight");
+    CHECK(named.back().first == "5.bias");
+    CHECK(small->named_buffers().size() == 2 * 9);  // 9 batch norms, mean and var each
+    auto y = small->forward(Var<float>(Tensor<float>::zeros(Shape{2, 1, 28, 28})));
+    CHECK(y.shape() == Shape{2, 10});
+}
+
+TEST_CASE("a whole network passes the gradient checker in double", "[nn][gradcheck]") {
+    Generator g(1);
+    auto net = nn::make<nn::Sequential<double>>(std::initializer_list<nn::ModulePtr<double>>{
+        nn::basic_block<double>(2, 3, 2, g), nn::inverted_residual<double>(3, 3, 1, 3, 2, g),
+        nn::make<nn::GlobalAvgPool2d<double>>(), nn::make<nn::Linear<double>>(3, 4, true, g)});
+    auto x = randn(Shape{3, 2, 5, 5}, 2);
+    std::vector<Var<double>> inputs{x};
+    for (auto& p : net->parameters()) inputs.push_back(p);
+    const auto labels = Tensor<std::int32_t>::from(Shape{3}, {0, 3, 1});
+    require_gradcheck([&](const std::vector<Var<double>>&) { return ops::cross_entropy(net->forward(x), labels); }, inputs,
+                      {1e-6, 1e-6, 1e-4, 7});
+}
+
+TEST_CASE("train and eval mode switch batch norm statistics", "[nn]") {
+    nn::BatchNorm2d<double> bn(2);
+    auto x = randn(Shape{4, 2, 3, 3}, 3, false, 5.0);
+    bn.train();
+    (void)bn.forward(x);
+    CHECK(bn.running_mean()[0] != 0.0);
+    bn.eval();
+    const double before = bn.running_mean()[0];
+    auto y = bn.forward(x).value();
+    CHECK(bn.running_mean()[0] == before);
+    // In eval mode the output uses the running statistics exactly.
+    const double expect = (x.value()[0] - bn.running_mean()[0]) / std::sqrt(bn.running_var()[0] + 1e-5);
+    CHECK(y[0] == Approx(expect));
+}
+
+TEST_CASE("SGD follows the momentum / Nesterov / weight decay formula", "[optim]") {
+    for (bool nesterov : {false, true}) {
+        auto w = Var<double>(Tensor<double>::from(Shape{1}, {1.0}), true);
+        optim::SGD<double> opt({{{w}, 0.1, 0.01, "w"}}, {0.9, nesterov, 0.0});
+        double ww = 1.0, buf = 0.0;
+        for (int t = 0; t < 3; ++t) {
+            opt.zero_grad();
+            ops::sum(ops::square(w)).backward();  // g = 2w
+            opt.step();
+            const double d = 2 * ww + 0.01 * ww;
+            buf = t == 0 ? d : 0.9 * buf + d;
+            ww -= 0.1 * (nesterov ? d + 0.9 * buf : buf);
+            REQUIRE(w.value()[0] == Approx(ww));
+        }
+        CHECK(opt.momentum_buffer(0, 0)[0] == Approx(buf));
+    }
+    auto w = Var<double>(Tensor<double>::zeros(Shape{1}), true);
+    require_throws_with<value_error>([&] { optim::SGD<double>({{{w}, -1.0, 0.0, "w"}}); }, {"learning rate", "-1"});
+}
+
+TEST_CASE("Adam's first steps match the formula", "[optim]") {
+    auto w = Var<double>(Tensor<double>::from(Shape{1}, {1.0}), true);
+    optim::Adam<double> opt({{{w}, 0.01, 0.0, "w"}});
+    double ww = 1.0, m = 0, v = 0;
+    for (int t = 1; t <= 3; ++t) {
+        opt.zero_grad();
+        ops::sum(ops::square(w)).backward();
+        opt.step();
+        const double g = 2 * ww;
+        m = 0.9 * m + 0.1 * g;
+        v = 0.999 * v + 0.001 * g * g;
+        ww -= 0.01 * (m / (1 - std::pow(0.9, t))) / (std::sqrt(v / (1 - std::pow(0.999, t))) + 1e-8);
+        REQUIRE(w.value()[0] == Approx(ww));
+    }
+}
+
+TEST_CASE("warm-up + cosine schedule", "[optim]") {
+    optim::WarmupCosine s{0.1, 100, 10, 0.0, 0.1};
+    CHECK(s(0) == Approx(0.01));
+    CHECK(s(5) == Approx(0.055));
+    CHECK(s(10) == Approx(0.1));
+    CHECK(s(55) == Approx(0.05));
+    CHECK(s(100) == Approx(0.0).margin(1e-12));
+    CHECK(optim::StepLr{1.0, 10, 0.5}(25) == Approx(0.25));
+}
+
+TEST_CASE("training a tiny network lowers the loss", "[nn][optim]") {
+    Generator g(4);
+    auto net = nn::make<nn::Sequential<float>>(std::initializer_list<nn::ModulePtr<float>>{
+        nn::make<nn::Linear<float>>(2, 16, true, g), nn::make<nn::ReLU<float>>(), nn::make<nn::Linear<float>>(16, 2, true, g)});
+    // XOR-like labels: not linearly separable.
+    Tensor<float> x(Shape{64, 2});
+    Tensor<std::int32_t> y(Shape{64});
+    Generator dg(5);
+    uniform_(x, dg, -1.0, 1.0);
+    for (int i = 0; i < 64; ++i) y[i] = (x[2 * i] * x[2 * i + 1]) > 0;
+    optim::SGD<float> opt({{net->parameters(), 0.5, 0.0, "all"}}, {0.9, false, 0.0});
+    float first = 0, last = 0;
+    for (int t = 0; t < 300; ++t) {
+        opt.zero_grad();
+        auto loss = ops::cross_entropy(net->forward(Var<float>(x)), y);
+        loss.backward();
+        opt.step();
+        (t == 0 ? first : last) = loss.value().item();
+    }
+    CHECK(last < 0.3f * first);
+}
+
+TEST_CASE("a steady-state training step takes no new memory from the system", "[nn][allocator]") {
+    Generator g(6);
+    auto net = nn::small_net<float>(g);
+    optim::SGD<float> opt({{net->parameters(), 0.05, 5e-4, "all"}}, {0.9, true, 0.0});
+    Tensor<float> x(Shape{8, 1, 28, 28});
+    normal_(x, g, 0.0, 1.0);
+    auto y = Tensor<std::int32_t>::from(Shape{8}, {0, 1, 2, 3, 4, 5, 6, 7});
+    auto step = [&] {
+        opt.zero_grad();
+        auto loss = ops::cross_entropy(net->forward(Var<float>(x)), y);
+        loss.backward();
+        opt.step();
+    };
+    step();
+    step();
+    const auto before = default_allocator<cpu>().stats();
+    for (int i = 0; i < 3; ++i) step();
+    const auto after = default_allocator<cpu>().stats();
+    CHECK(after.system_allocations == before.system_allocations);
+    CHECK(after.cache_hits > before.cache_hits);
+}
+
+namespace {
+fs::path temp_path(const std::string& name) {
+    auto dir = fs::temp_directory_path() / "dam_tests";
+    fs::create_directories(dir);
+    return dir / name;
+}
+}  // namespace
+
+TEST_CASE("save and load a model: round trip and every failure is a clear error", "[nn][serialize]") {
+    Generator g(7);
+    auto net = nn::small_net<float>(g);
+    auto x = Var<float>(Tensor<float>::full(Shape{2, 1, 28, 28}, 0.5f));
+    (void)net->forward(x);  // moves the BN running statistics off their defaults
+    net->eval();
+    const auto expect = net->forward(x).value().clone();
+    const auto path = temp_path("small.bin").string();
+    nn::save_model(*net, path);
+    for (auto& e : fs::directory_iterator(fs::path(path).parent_path()))
+        CHECK(e.path().string().find(".tmp.") == std::string::npos);  // the temp file was renamed away
+
+    Generator g2(99);
+    auto other = nn::small_net<float>(g2);
+    other->eval();
+    nn::load_model(*other, path);
+    const auto got = other->forward(x).value();
+    for (std::int64_t i = 0; i < got.numel(); ++i) REQUIRE(got[i] == expect[i]);
+
+    auto bytes = read_file(path);
+    // A flipped byte in the values.
+    auto corrupt = bytes;
+    corrupt[corrupt.size() / 2] ^= 0x40;
+    write_file_atomic(path + ".corrupt", corrupt);
+    require_throws_with<format_error>([&] { nn::load_model(*other, path + ".corrupt"); }, {"checksum", ".corrupt"});
+    // A truncated file.
+    std::vector<std::uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 3));
+    write_file_atomic(path + ".cut", cut);
+    CHECK_THROWS_AS(nn::load_model(*other, path + ".cut"), format_error);
+    // Not a model at all.
+    write_file_atomic(path + ".txt", {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '!'});
+    require_throws_with<format_error>([&] { nn::load_model(*other, path + ".txt"); }, {"bad magic"});
+    // A file of a different model.
+    Generator g3(1);
+    auto mb = nn::mbv2_net<float>(g3);
+    require_throws_with<format_error>([&] { nn::load_model(*mb, path); }, {"different model"});
+    // A missing file.
+    require_throws_with<io_error>([&] { nn::load_model(*other, path + ".missing"); }, {"no such file"});
+    // Nothing was changed by the failed loads.
+    const auto again = other->forward(x).value();
+    for (std::int64_t i = 0; i < again.numel(); ++i) REQUIRE(again[i] == expect[i]);
+}

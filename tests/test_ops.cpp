@@ -1,0 +1,292 @@
+#include <cmath>
+
+#include "test_helpers.hpp"
+
+using namespace dam_test;
+using VD = std::vector<Var<double>>;
+
+TEST_CASE("elementwise unary ops pass the gradient checker", "[ops][gradcheck]") {
+    auto x = randn(Shape{2, 3, 4}, 11);
+    auto pos = Var<double>(Tensor<double>::from(Shape{5}, {0.3, 1.2, 2.5, 0.7, 4.0}), true);
+    auto wide = randn(Shape{3, 7}, 12, true, 4.0);  // crosses 0 and 6 for relu6
+    require_gradcheck([](const VD& v) { return ops::exp(v[0]); }, {x});
+    require_gradcheck([](const VD& v) { return ops::log(v[0]); }, {pos});
+    require_gradcheck([](const VD& v) { return ops::sqrt(v[0]); }, {pos});
+    require_gradcheck([](const VD& v) { return ops::sigmoid(v[0] * 3.0); }, {x});
+    require_gradcheck([](const VD& v) { return ops::tanh(v[0]); }, {x});
+    require_gradcheck([](const VD& v) { return ops::relu(v[0]); }, {x});
+    require_gradcheck([](const VD& v) { return ops::relu6(v[0]); }, {wide});
+    require_gradcheck([](const VD& v) { return -ops::square(v[0]); }, {x});
+    require_gradcheck([](const VD& v) { return ops::pow(v[0], 2.5); }, {pos});
+    require_gradcheck([](const VD& v) { return 2.0 - v[0] * 3.0 + 1.0; }, {x});
+    require_gradcheck([](const VD& v) { return 1.5 / v[0] - v[0] / 4.0; }, {pos});
+}
+
+TEST_CASE("binary ops with broadcasting pass the gradient checker", "[ops][gradcheck]") {
+    auto a = randn(Shape{2, 3, 4, 5}, 21);
+    auto b = randn(Shape{2, 3, 4, 5}, 22);
+    auto per_channel = randn(Shape{3, 1, 1}, 23);
+    auto row = randn(Shape{5}, 24);
+    auto scalar = randn(Shape{1}, 25);
+    auto den = Var<double>(Tensor<double>::from(Shape{3, 1, 1}, {1.5, -2.0, 0.8}), true);
+    for (auto* name : {"add", "sub", "mul", "div"}) {
+        SECTION(name) {
+            const std::string op = name;
+            auto f = [op](const VD& v) {
+                if (op == "add") return v[0] + v[1];
+                if (op == "sub") return v[0] - v[1];
+                if (op == "mul") return v[0] * v[1];
+                return v[0] / v[1];
+            };
+            require_gradcheck(f, {a, op == "div" ? den : b});
+            require_gradcheck(f, {a, op == "div" ? den : per_channel});
+            require_gradcheck(f, {op == "div" ? den : per_channel, a});
+            require_gradcheck(f, {a, row});
+            require_gradcheck(f, {a, scalar});
+        }
+    }
+}
+
+TEST_CASE("broadcasting computes the right values and rejects incompatible shapes", "[ops]") {
+    auto x = Var<double>(Tensor<double>::from(Shape{1, 2, 1, 2}, {1, 2, 3, 4}));
+    auto c = Var<double>(Tensor<double>::from(Shape{2, 1, 1}, {10, 20}));
+    auto y = (x * c).value();
+    CHECK(y.shape() == Shape{1, 2, 1, 2});
+    CHECK(y[0] == 10);
+    CHECK(y[1] == 20);
+    CHECK(y[2] == 60);
+    CHECK(y[3] == 80);
+    auto bad = Var<double>(Tensor<double>::zeros(Shape{3}));
+    require_throws_with<shape_error>([&] { (void)(x + bad); }, {"add", "(1, 2, 1, 2)", "(3,)"});
+}
+
+TEST_CASE("sum and mean pass the gradient checker", "[ops][gradcheck]") {
+    auto x = randn(Shape{2, 3, 4}, 31);
+    require_gradcheck([](const VD& v) { return ops::sum(v[0]); }, {x});
+    require_gradcheck([](const VD& v) { return ops::mean(v[0]); }, {x});
+    for (int axis : {0, 1, 2, -1}) {
+        require_gradcheck([axis](const VD& v) { return ops::sum(v[0], axis); }, {x});
+        require_gradcheck([axis](const VD& v) { return ops::mean(v[0], axis, true); }, {x});
+    }
+    auto s = ops::mean(x, 1, true);
+    CHECK(s.shape() == Shape{2, 1, 4});
+    require_throws_with<shape_error>([&] { (void)ops::sum(x, 3); }, {"sum", "axis 3"});
+}
+
+TEST_CASE("matmul and linear pass the gradient checker", "[ops][gradcheck]") {
+    auto a = randn(Shape{3, 4}, 41), b = randn(Shape{4, 5}, 42);
+    require_gradcheck([](const VD& v) { return ops::matmul(v[0], v[1]); }, {a, b});
+    auto x = randn(Shape{6, 4}, 43), w = randn(Shape{3, 4}, 44), bias = randn(Shape{3}, 45);
+    require_gradcheck([](const VD& v) { return ops::linear(v[0], v[1], v[2]); }, {x, w, bias});
+    require_gradcheck([](const VD& v) { return ops::linear(v[0], v[1]); }, {x, w});
+    require_throws_with<shape_error>([&] { (void)ops::matmul(a, a); }, {"matmul", "(3, 4)"});
+    require_throws_with<shape_error>([&] { (void)ops::linear(x, b); }, {"linear", "(6, 4)", "(4, 5)"});
+}
+
+namespace {
+// Direct 7-loop convolution, the reference for the im2col/GEMM and depthwise kernels.
+Tensor<double> naive_conv(const Tensor<double>& x, const Tensor<double>& w, Conv2dOptions o) {
+    const auto g = ConvGeometry::make(x.shape(), w.shape(), o);
+    Tensor<double> y = Tensor<double>::zeros(g.out_shape());
+    const std::int64_t cin_g = g.in_c / g.groups, cout_g = g.out_c / g.groups;
+    for (std::int64_t n = 0; n < g.batch; ++n)
+        for (std::int64_t co = 0; co < g.out_c; ++co)
+            for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+                for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
+                    double s = 0;
+                    const std::int64_t grp = co / cout_g;
+                    for (std::int64_t ci = 0; ci < cin_g; ++ci)
+                        for (std::int64_t kh = 0; kh < g.kh; ++kh)
+                            for (std::int64_t kw = 0; kw < g.kw; ++kw) {
+                                const std::int64_t ih = oh * g.stride_h - g.pad_h + kh * g.dil_h;
+                                const std::int64_t iw = ow * g.stride_w - g.pad_w + kw * g.dil_w;
+                                if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) continue;
+                                s += x[((n * g.in_c + grp * cin_g + ci) * g.in_h + ih) * g.in_w + iw] *
+                                     w[((co * cin_g + ci) * g.kh + kh) * g.kw + kw];
+                            }
+                    y[((n * g.out_c + co) * g.out_h + oh) * g.out_w + ow] = s;
+                }
+    return y;
+}
+}  // namespace
+
+TEST_CASE("conv2d matches a direct convolution and passes the gradient checker", "[ops][conv][gradcheck]") {
+    struct Case {
+        std::int64_t cin, cout, k, H, W;
+        Conv2dOptions o;
+        bool bias;
+    };
+    const Case cases[] = {
+        {3, 4, 3, 5, 6, {1, 1, 1, 1}, true},   // plain 3x3
+        {3, 4, 3, 7, 7, {2, 1, 1, 1}, false},  // stride 2
+        {2, 3, 3, 7, 6, {1, 2, 2, 1}, false},  // dilation 2
+        {4, 6, 3, 5, 5, {1, 1, 1, 2}, true},   // groups 2
+        {4, 4, 3, 6, 6, {1, 1, 1, 4}, true},   // depthwise
+        {4, 4, 5, 7, 7, {2, 2, 1, 4}, false},  // depthwise 5x5 stride 2
+        {4, 8, 3, 5, 5, {1, 1, 1, 4}, false},  // grouped, multiplier 2
+        {3, 5, 1, 4, 4, {1, 0, 1, 1}, true},   // pointwise
+        {3, 5, 1, 5, 5, {2, 0, 1, 1}, false},  // strided 1x1 (shortcut)
+        {2, 2, 3, 4, 4, {1, 0, 1, 1}, false},  // no padding
+    };
+    int i = 0;
+    for (const auto& c : cases) {
+        INFO("case " << i++);
+        auto x = randn(Shape{2, c.cin, c.H, c.W}, 100 + i);
+        auto w = randn(Shape{c.cout, c.cin / c.o.groups, c.k, c.k}, 200 + i);
+        auto b = randn(Shape{c.cout}, 300 + i);
+        // Forward against the direct loops.
+        auto y = ops::conv2d(x, w, Var<double>(), c.o).value();
+        auto ref = naive_conv(x.value(), w.value(), c.o);
+        REQUIRE(y.shape() == ref.shape());
+        for (std::int64_t j = 0; j < y.numel(); ++j) REQUIRE(y[j] == Approx(ref[j]).margin(1e-12));
+        if (c.bias) {
+            require_gradcheck([o = c.o](const VD& v) { return ops::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+        } else {
+            require_gradcheck([o = c.o](const VD& v) { return ops::conv2d(v[0], v[1], Var<double>(), o); }, {x, w});
+        }
+    }
+}
+
+TEST_CASE("conv2d in float agrees with double; bad shapes are typed errors", "[ops][conv]") {
+    auto x = randn(Shape{3, 8, 9, 9}, 51, false), w = randn(Shape{16, 8, 3, 3}, 52, false);
+    auto yd = ops::conv2d(x, w, Var<double>(), {1, 1, 1, 1}).value();
+    auto yf = ops::conv2d(Var<float>(cast<float>(x.value())), Var<float>(cast<float>(w.value())), Var<float>(), {1, 1, 1, 1}).value();
+    for (std::int64_t j = 0; j < yd.numel(); ++j) REQUIRE(yf[j] == Approx(yd[j]).margin(1e-4));
+    require_throws_with<shape_error>([&] { (void)ops::conv2d(x, randn(Shape{16, 4, 3, 3}, 1), Var<double>(), {}); },
+                                     {"conv2d", "(3, 8, 9, 9)", "(16, 4, 3, 3)"});
+    require_throws_with<shape_error>([&] { (void)ops::conv2d(randn(Shape{8, 9, 9}, 1), w, Var<double>(), {}); },
+                                     {"conv2d", "(N, C, H, W)", "(8, 9, 9)"});
+    require_throws_with<value_error>([&] { (void)ops::conv2d(x, w, Var<double>(), {0, 1, 1, 1}); }, {"conv2d", "stride 0"});
+}
+
+TEST_CASE("batchnorm2d passes the gradient checker in training and evaluation mode", "[ops][norm][gradcheck]") {
+    auto x = randn(Shape{3, 2, 3, 3}, 61, true, 2.0);
+    auto gamma = randn(Shape{2}, 62), beta = randn(Shape{2}, 63);
+    Tensor<double> rm = Tensor<double>::from(Shape{2}, {0.1, -0.2}), rv = Tensor<double>::from(Shape{2}, {1.5, 0.7});
+    require_gradcheck(
+        [](const VD& v) {
+            return ops::batchnorm2d(v[0], v[1], v[2], Tensor<double>(), Tensor<double>(), {true, 0.1, 1e-5});
+        },
+        {x, gamma, beta});
+    require_gradcheck([rm, rv](const VD& v) { return ops::batchnorm2d(v[0], v[1], v[2], rm, rv, {false, 0.1, 1e-5}); },
+                      {x, gamma, beta});
+}
+
+TEST_CASE("batchnorm2d normalises and updates its running statistics", "[ops][norm]") {
+    auto x = randn(Shape{8, 3, 4, 4}, 64, false, 3.0);
+    Tensor<double> rm = Tensor<double>::zeros(Shape{3}), rv = Tensor<double>::full(Shape{3}, 1.0);
+    auto y = ops::batchnorm2d(x, Var<double>(), Var<double>(), rm, rv, {true, 0.1, 1e-5}).value();
+    for (int c = 0; c < 3; ++c) {
+        double s = 0, s2 = 0, xs = 0, xs2 = 0;
+        for (int n = 0; n < 8; ++n)
+            for (int i = 0; i < 16; ++i) {
+                const double v = y[(n * 3 + c) * 16 + i], u = x.value()[(n * 3 + c) * 16 + i];
+                s += v;
+                s2 += v * v;
+                xs += u;
+                xs2 += u * u;
+            }
+        CHECK(s / 128 == Approx(0.0).margin(1e-12));
+        CHECK(s2 / 128 == Approx(1.0).epsilon(1e-4));
+        const double mean = xs / 128, unbiased = (xs2 - 128 * mean * mean) / 127;
+        CHECK(rm[c] == Approx(0.1 * mean));
+        CHECK(rv[c] == Approx(0.9 + 0.1 * unbiased));
+    }
+    require_throws_with<shape_error>([&] { (void)ops::batchnorm2d(x, randn(Shape{4}, 1), Var<double>(), rm, rv, {}); },
+                                     {"batchnorm2d", "(4,)", "(8, 3, 4, 4)"});
+}
+
+TEST_CASE("pooling passes the gradient checker and computes the window values", "[ops][pool][gradcheck]") {
+    auto x = randn(Shape{2, 3, 6, 5}, 71);
+    require_gradcheck([](const VD& v) { return ops::max_pool2d(v[0], {2, 2, 0}); }, {x});
+    require_gradcheck([](const VD& v) { return ops::max_pool2d(v[0], {3, 2, 1}); }, {x});
+    require_gradcheck([](const VD& v) { return ops::avg_pool2d(v[0], {2, 2, 0}); }, {x});
+    require_gradcheck([](const VD& v) { return ops::avg_pool2d(v[0], {3, 1, 1}); }, {x});
+    require_gradcheck([](const VD& v) { return ops::global_avg_pool2d(v[0]); }, {x});
+    auto t = Var<double>(Tensor<double>::from(Shape{1, 1, 2, 4}, {1, 5, 2, 0, 3, 4, 8, 7}));
+    auto m = ops::max_pool2d(t, {2, 2, 0}).value();
+    auto a = ops::avg_pool2d(t, {2, 2, 0}).value();
+    auto g = ops::global_avg_pool2d(t).value();
+    CHECK(m[0] == 5);
+    CHECK(m[1] == 8);
+    CHECK(a[0] == Approx(13.0 / 4));
+    CHECK(a[1] == Approx(17.0 / 4));
+    CHECK(g[0] == Approx(30.0 / 8));
+    require_throws_with<shape_error>([&] { (void)ops::max_pool2d(t, {3, 3, 0}); }, {"max_pool2d", "3x3"});
+}
+
+TEST_CASE("concat, split, narrow, channel shuffle, reshape and flatten", "[ops][shape][gradcheck]") {
+    auto a = randn(Shape{2, 3, 2, 2}, 81), b = randn(Shape{2, 5, 2, 2}, 82);
+    require_gradcheck([](const VD& v) { return ops::concat<double, cpu>({v[0], v[1]}, 1); }, {a, b});
+    require_gradcheck([](const VD& v) { return ops::concat<double, cpu>({v[0], v[0]}, 0); }, {a});
+    require_gradcheck(
+        [](const VD& v) {
+            auto parts = ops::split(v[0], {2, 1, 5}, 1);
+            return parts[0] * 2.0 + ops::narrow(parts[2], 1, 1, 2) * 3.0;
+        },
+        {Var<double>(ops::concat<double, cpu>({a, b}, 1).value().clone(), true)});
+    require_gradcheck([](const VD& v) { return ops::channel_shuffle(v[0], 2); }, {randn(Shape{2, 6, 2, 3}, 83)});
+    require_gradcheck([](const VD& v) { return ops::flatten(v[0]) * 2.0; }, {a});
+    require_gradcheck([](const VD& v) { return ops::reshape(v[0], Shape{4, -1}) * 2.0; }, {a});
+    // The shuffle interleaves the groups: channels (0 1 2 | 3 4 5) -> (0 3 1 4 2 5).
+    Tensor<double> c(Shape{1, 6, 1, 1});
+    for (int i = 0; i < 6; ++i) c[i] = i;
+    auto s = ops::channel_shuffle(Var<double>(c), 2).value();
+    const double expect[] = {0, 3, 1, 4, 2, 5};
+    for (int i = 0; i < 6; ++i) CHECK(s[i] == expect[i]);
+    require_throws_with<shape_error>([&] { (void)ops::concat<double, cpu>({a, randn(Shape{2, 3, 3, 2}, 1)}, 1); },
+                                     {"concat", "(2, 3, 2, 2)", "(2, 3, 3, 2)"});
+    require_throws_with<shape_error>([&] { (void)ops::split(a, {1, 1}, 1); }, {"split", "add up to 2"});
+    require_throws_with<shape_error>([&] { (void)ops::channel_shuffle(a, 2); }, {"channel_shuffle", "2 groups"});
+}
+
+TEST_CASE("softmax, log_softmax and cross-entropy pass the gradient checker", "[ops][loss][gradcheck]") {
+    auto z = randn(Shape{4, 5}, 91, true, 2.0);
+    auto z3 = randn(Shape{2, 3, 4}, 92);
+    require_gradcheck([](const VD& v) { return ops::softmax(v[0]); }, {z});
+    require_gradcheck([](const VD& v) { return ops::log_softmax(v[0]); }, {z});
+    require_gradcheck([](const VD& v) { return ops::softmax(v[0], 1); }, {z3});
+    require_gradcheck([](const VD& v) { return ops::log_softmax(v[0], 0); }, {z3});
+    const auto labels = Tensor<std::int32_t>::from(Shape{4}, {0, 3, 4, 1});
+    for (double eps : {0.0, 0.1}) {
+        require_gradcheck([&](const VD& v) { return ops::cross_entropy(v[0], labels, {eps, ops::Reduction::mean}); }, {z});
+        require_gradcheck([&](const VD& v) { return ops::cross_entropy(v[0], labels, {eps, ops::Reduction::none}); }, {z});
+        require_gradcheck([&](const VD& v) { return ops::cross_entropy(v[0], labels, {eps, ops::Reduction::sum}); }, {z});
+    }
+}
+
+TEST_CASE("cross-entropy values, softmax rows, and label checks", "[ops][loss]") {
+    auto z = Var<double>(Tensor<double>::from(Shape{2, 3}, {1.0, 2.0, 3.0, 1000.0, 0.0, -1000.0}));
+    const auto labels = Tensor<std::int32_t>::from(Shape{2}, {2, 0});
+    auto per = ops::cross_entropy(z, labels, {0.0, ops::Reduction::none}).value();
+    const double lse = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0));
+    CHECK(per[0] == Approx(lse - 3.0));
+    CHECK(per[1] == Approx(0.0).margin(1e-12));  // huge logits stay finite
+    auto smooth = ops::cross_entropy(z, labels, {0.3, ops::Reduction::none}).value();
+    CHECK(smooth[0] == Approx(0.7 * (lse - 3.0) + 0.1 * (3 * lse - 6.0)));
+    auto p = ops::softmax(z).value();
+    CHECK(p[0] + p[1] + p[2] == Approx(1.0));
+    CHECK(std::isfinite(p[5]));
+    require_throws_with<value_error>(
+        [&] { (void)ops::cross_entropy(z, Tensor<std::int32_t>::from(Shape{2}, {2, 3}), {}); }, {"cross_entropy", "label 3", "[0, 3)"});
+    require_throws_with<shape_error>([&] { (void)ops::cross_entropy(z, Tensor<std::int32_t>::from(Shape{1}, {0}), {}); },
+                                     {"cross_entropy", "(2,)", "(1,)"});
+}
+
+TEST_CASE("dropout: gradient check with a fixed mask, and the keep rate", "[ops][dropout][gradcheck]") {
+    auto x = randn(Shape{4, 6}, 95);
+    require_gradcheck(
+        [](const VD& v) {
+            Generator g(9);  // the same mask at every evaluation
+            return ops::dropout(v[0], 0.3, true, g);
+        },
+        {x});
+    Generator g(10);
+    auto ones = Var<double>(Tensor<double>::full(Shape{100000}, 1.0));
+    auto y = ops::dropout(ones, 0.25, true, g).value();
+    double s = 0;
+    for (std::int64_t i = 0; i < y.numel(); ++i) s += y[i];
+    CHECK(s / 1e5 == Approx(1.0).epsilon(0.01));  // E[y] = x (inverted dropout)
+    CHECK(ops::dropout(ones, 0.25, false, g).value().shares_storage_with(ones.value()));
+    require_throws_with<value_error>([&] { (void)ops::dropout(ones, 1.0, true, g); }, {"dropout", "[0, 1)"});
+}
