@@ -147,6 +147,28 @@ TEST_CASE("conv2d matches a direct convolution and passes the gradient checker",
     }
 }
 
+TEST_CASE("conv2d batching several images per GEMM matches the direct convolution", "[ops][conv][gradcheck]") {
+    // Small outputs make the kernels put several images side by side in one GEMM; a batch of 6
+    // with 2 threads gives blocks of 3 images, and an uneven batch of 5 a short last block.
+    auto& cols = backend_cpu::conv_detail::min_gemm_columns();
+    const auto saved = cols;
+    cols = 1 << 20;
+    set_num_threads(2);
+    struct Case {
+        std::int64_t N, cin, cout, k;
+        Conv2dOptions o;
+    };
+    for (const Case c : {Case{6, 3, 4, 3, {1, 1, 1, 1}}, Case{5, 4, 6, 3, {2, 1, 1, 2}}, Case{6, 3, 5, 1, {1, 0, 1, 1}}}) {
+        auto x = randn(Shape{c.N, c.cin, 4, 4}, 400 + c.N), w = randn(Shape{c.cout, c.cin / c.o.groups, c.k, c.k}, 401);
+        auto b = randn(Shape{c.cout}, 402);
+        auto y = ops::conv2d(x, w, Var<double>(), c.o).value();
+        auto ref = naive_conv(x.value(), w.value(), c.o);
+        for (std::int64_t j = 0; j < y.numel(); ++j) REQUIRE(y[j] == Approx(ref[j]).margin(1e-12));
+        require_gradcheck([o = c.o](const VD& v) { return ops::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+    }
+    cols = saved;
+}
+
 TEST_CASE("conv2d in float agrees with double; bad shapes are typed errors", "[ops][conv]") {
     auto x = randn(Shape{3, 8, 9, 9}, 51, false), w = randn(Shape{16, 8, 3, 3}, 52, false);
     auto yd = ops::conv2d(x, w, Var<double>(), {1, 1, 1, 1}).value();
@@ -170,6 +192,14 @@ TEST_CASE("batchnorm2d passes the gradient checker in training and evaluation mo
         {x, gamma, beta});
     require_gradcheck([rm, rv](const VD& v) { return ops::batchnorm2d(v[0], v[1], v[2], rm, rv, {false, 0.1, 1e-5}); },
                       {x, gamma, beta});
+    // Fused ReLU, both modes: the gradient is masked by the output.
+    require_gradcheck(
+        [](const VD& v) {
+            return ops::batchnorm2d(v[0], v[1], v[2], Tensor<double>(), Tensor<double>(), {true, 0.1, 1e-5, true});
+        },
+        {x, gamma, beta});
+    require_gradcheck([rm, rv](const VD& v) { return ops::batchnorm2d(v[0], v[1], v[2], rm, rv, {false, 0.1, 1e-5, true}); },
+                      {x, gamma, beta});
 }
 
 TEST_CASE("batchnorm2d normalises and updates its running statistics", "[ops][norm]") {
@@ -192,6 +222,13 @@ TEST_CASE("batchnorm2d normalises and updates its running statistics", "[ops][no
         CHECK(rm[c] == Approx(0.1 * mean));
         CHECK(rv[c] == Approx(0.9 + 0.1 * unbiased));
     }
+    // The fused ReLU equals relu(batchnorm(x)); statistics stay accurate for a large offset.
+    auto shifted = Var<double>(x.value().clone());
+    for (std::int64_t i = 0; i < shifted.numel(); ++i) shifted.value()[i] += 1e4;
+    auto plain = ops::relu(ops::batchnorm2d(shifted, Var<double>(), Var<double>(), Tensor<double>(), Tensor<double>(), {})).value();
+    auto fused = ops::batchnorm2d(shifted, Var<double>(), Var<double>(), Tensor<double>(), Tensor<double>(), {true, 0.1, 1e-5, true}).value();
+    for (std::int64_t i = 0; i < fused.numel(); ++i) REQUIRE(fused[i] == Approx(plain[i]).margin(1e-9));
+    for (std::int64_t i = 0; i < fused.numel(); ++i) REQUIRE(plain[i] == Approx(std::max(0.0, y[i])).margin(1e-6));
     require_throws_with<shape_error>([&] { (void)ops::batchnorm2d(x, randn(Shape{4}, 1), Var<double>(), rm, rv, {}); },
                                      {"batchnorm2d", "(4,)", "(8, 3, 4, 4)"});
 }

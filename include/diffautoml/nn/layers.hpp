@@ -35,7 +35,9 @@ private:
 template <class T, Device D = cpu>
 class BatchNorm2d : public Module<T, D> {
 public:
-    explicit BatchNorm2d(std::int64_t channels, double momentum = 0.1, double eps = 1e-5) : momentum_(momentum), eps_(eps) {
+    /// With fuse_relu the layer computes relu(bn(x)) in one pass (and one pass back).
+    explicit BatchNorm2d(std::int64_t channels, double momentum = 0.1, double eps = 1e-5, bool fuse_relu = false)
+        : momentum_(momentum), eps_(eps), relu_(fuse_relu) {
         weight_ = this->register_parameter("weight", Tensor<T, D>::full(Shape{channels}, T(1)));
         bias_ = this->register_parameter("bias", Tensor<T, D>::zeros(Shape{channels}));
         running_mean_ = this->register_buffer("running_mean", Tensor<T, D>::zeros(Shape{channels}));
@@ -46,7 +48,7 @@ public:
         // evaluation passes made under NoGradGuard in training mode.
         const bool training = this->is_training();
         return ops::batchnorm2d(x, weight_, bias_, running_mean_, running_var_,
-                                ops::BatchNormOptions{training, momentum_, eps_});
+                                ops::BatchNormOptions{training, momentum_, eps_, relu_});
     }
     const Tensor<T, D>& running_mean() const { return running_mean_; }
     const Tensor<T, D>& running_var() const { return running_var_; }
@@ -56,6 +58,7 @@ public:
 
 private:
     double momentum_, eps_;
+    bool relu_;
     Var<T, D> weight_, bias_;
     Tensor<T, D> running_mean_, running_var_;
 };

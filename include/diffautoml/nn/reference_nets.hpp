@@ -5,13 +5,14 @@
 
 namespace diffautoml::nn {
 
-/// conv(k, stride, groups) -> BN -> ReLU, with padding k/2 and no conv bias.
+/// conv(k, stride, groups) -> BN -> ReLU, with padding k/2 and no conv bias (the ReLU is fused
+/// into the batch norm).
 template <class T, Device D = cpu>
 ModulePtr<T, D> conv_bn_relu(std::int64_t in, std::int64_t out, Generator& gen, std::int64_t k = 3,
                              std::int64_t stride = 1, std::int64_t groups = 1) {
     return make<Sequential<T, D>>(std::initializer_list<ModulePtr<T, D>>{
         make<Conv2d<T, D>>(in, out, k, Conv2dOptions{stride, k / 2, 1, groups}, false, gen),
-        make<BatchNorm2d<T, D>>(out), make<ReLU<T, D>>()});
+        make<BatchNorm2d<T, D>>(out, 0.1, 1e-5, true)});
 }
 
 /// The basic residual block: relu(bn(conv3(relu(bn(conv3(x))))) + shortcut(x)), with a 1x1

@@ -9,6 +9,7 @@ struct BatchNormOptions {
     bool training = true;
     double momentum = 0.1;  ///< running = (1 - momentum) * running + momentum * batch statistic
     double eps = 1e-5;
+    bool relu = false;  ///< apply max(0, .) to the output (fused: saves a pass over the data each way)
 };
 
 /// Normalises each channel of x (N, C, H, W). In training mode with batch statistics (and updates
@@ -39,21 +40,21 @@ Var<T, D> batchnorm2d(const Var<T, D>& x, const Var<T, D>& gamma, const Var<T, D
     const T* bp = beta.defined() ? beta.value().data() : nullptr;
     if (opt.training) {
         batchnorm2d_forward_train(D{}, x.value().data(), gp, bp, y.data(), mean.data(), invstd.data(),
-                                  running_mean.data(), running_var.data(), N, C, HW, opt.momentum, opt.eps);
+                                  running_mean.data(), running_var.data(), N, C, HW, opt.momentum, opt.eps, opt.relu);
     } else {
         batchnorm2d_forward_eval(D{}, x.value().data(), gp, bp, y.data(), mean.data(), invstd.data(),
-                                 running_mean.data(), running_var.data(), N, C, HW, opt.eps);
+                                 running_mean.data(), running_var.data(), N, C, HW, opt.eps, opt.relu);
     }
     return Var<T, D>::make_result(
-        y, "batchnorm2d", {x, gamma, beta},
+        y, opt.relu ? "batchnorm2d_relu" : "batchnorm2d", {x, gamma, beta},
         [xn = x.node(), gn = gamma.defined() ? gamma.node() : nullptr, bn = beta.defined() ? beta.node() : nullptr,
          xv = x.value(), gv = gamma.defined() ? gamma.value() : Tensor<T, D>(), mean, invstd, N, C, HW,
-         training = opt.training](const Tensor<T, D>& dy) {
+         training = opt.training, yv = opt.relu ? y : Tensor<T, D>()](const Tensor<T, D>& dy) {
             Tensor<T, D> dx, dg, db;
             if (xn->requires_grad) dx = Tensor<T, D>(xv.shape());
             if (gn && gn->requires_grad) dg = Tensor<T, D>(Shape{C});
             if (bn && bn->requires_grad) db = Tensor<T, D>(Shape{C});
-            batchnorm2d_backward(D{}, xv.data(), dy.data(), gv.data(), mean.data(), invstd.data(), dx.data(),
+            batchnorm2d_backward(D{}, xv.data(), yv.data(), dy.data(), gv.data(), mean.data(), invstd.data(), dx.data(),
                                  dg.data(), db.data(), N, C, HW, training);
             if (dx.defined()) xn->accumulate_owned(std::move(dx));
             if (dg.defined()) gn->accumulate_owned(std::move(dg));

@@ -26,14 +26,15 @@ inline void valid_range(std::int64_t out, std::int64_t in, std::int64_t stride, 
     if (hi < lo) hi = lo;
 }
 
-/// col(C*KH*KW, OH*OW) from one image x(C, H, W).
+/// col(C*KH*KW, OH*OW) from one image x(C, H, W); rows of col are `ld` apart (ld >= OH*OW lets
+/// several images share one column matrix).
 template <class T>
-void im2col(const T* x, std::int64_t C, std::int64_t H, std::int64_t W, const ConvGeometry& g, T* col) {
+void im2col(const T* x, std::int64_t C, std::int64_t H, std::int64_t W, const ConvGeometry& g, T* col, std::int64_t ld) {
     const std::int64_t OH = g.out_h, OW = g.out_w;
     for (std::int64_t c = 0; c < C; ++c)
         for (std::int64_t kh = 0; kh < g.kh; ++kh)
             for (std::int64_t kw = 0; kw < g.kw; ++kw) {
-                T* dst = col + ((c * g.kh + kh) * g.kw + kw) * OH * OW;
+                T* dst = col + ((c * g.kh + kh) * g.kw + kw) * ld;
                 std::int64_t lo, hi;
                 valid_range(OW, W, g.stride_w, g.pad_w, kw * g.dil_w, lo, hi);
                 for (std::int64_t oh = 0; oh < OH; ++oh, dst += OW) {
@@ -54,14 +55,14 @@ void im2col(const T* x, std::int64_t C, std::int64_t H, std::int64_t W, const Co
             }
 }
 
-/// The transpose of im2col: dx(C, H, W) += scatter of col.
+/// The transpose of im2col: dx(C, H, W) += scatter of col (rows `ld` apart).
 template <class T>
-void col2im(const T* col, std::int64_t C, std::int64_t H, std::int64_t W, const ConvGeometry& g, T* dx) {
+void col2im(const T* col, std::int64_t C, std::int64_t H, std::int64_t W, const ConvGeometry& g, T* dx, std::int64_t ld) {
     const std::int64_t OH = g.out_h, OW = g.out_w;
     for (std::int64_t c = 0; c < C; ++c)
         for (std::int64_t kh = 0; kh < g.kh; ++kh)
             for (std::int64_t kw = 0; kw < g.kw; ++kw) {
-                const T* src = col + ((c * g.kh + kh) * g.kw + kw) * OH * OW;
+                const T* src = col + ((c * g.kh + kh) * g.kw + kw) * ld;
                 std::int64_t lo, hi;
                 valid_range(OW, W, g.stride_w, g.pad_w, kw * g.dil_w, lo, hi);
                 for (std::int64_t oh = 0; oh < OH; ++oh, src += OW) {
@@ -77,6 +78,21 @@ inline bool is_pointwise(const ConvGeometry& g) {
     return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
 }
 inline bool is_depthwise(const ConvGeometry& g) { return g.groups == g.in_c && g.groups == g.out_c; }
+
+/// GEMMs narrower than this many columns run well below Eigen's peak, so images with small
+/// outputs (7x7, 14x14) are batched: one GEMM then covers several images side by side.
+inline std::int64_t& min_gemm_columns() {
+    static std::int64_t columns = 512;
+    return columns;
+}
+/// Images per GEMM: enough for min_gemm_columns(), but leaving every thread at least one block.
+inline std::int64_t images_per_gemm(const ConvGeometry& g) {
+    const std::int64_t ohw = g.out_h * g.out_w;
+    const std::int64_t want = (min_gemm_columns() + ohw - 1) / ohw;
+    const std::int64_t threads = std::max(1, omp_get_max_threads());
+    const std::int64_t cap = std::max<std::int64_t>(1, (g.batch + threads - 1) / threads);
+    return std::max<std::int64_t>(1, std::min(want, cap));
+}
 
 /// A per-thread scratch buffer that keeps its capacity between calls.
 template <class T>
@@ -171,6 +187,30 @@ void conv2d_forward(cpu, const T* x, const T* w, const T* bias, T* y, const Conv
         });
         return;
     }
+    const std::int64_t ipb = images_per_gemm(g);
+    if (ipb > 1) {
+        // Several images per GEMM: col(K, ipb*OHW) and a (Cout_g, ipb*OHW) result scattered back.
+        const std::int64_t blocks = (g.batch + ipb - 1) / ipb;
+        parallel_for(blocks, [&](std::int64_t blk) {
+            const std::int64_t n0 = blk * ipb, nb = std::min(ipb, g.batch - n0), ld = nb * ohw;
+            T* col = scratch<T>(static_cast<std::size_t>(K * ld), 0);
+            T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
+            for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+                for (std::int64_t j = 0; j < nb; ++j)
+                    im2col(x + ((n0 + j) * g.in_c + gi * cin_g) * hw, cin_g, g.in_h, g.in_w, g, col + j * ohw, ld);
+                gemm(cpu{}, false, false, cout_g, ld, K, w + gi * cout_g * K, col, tmp, false);
+                for (std::int64_t j = 0; j < nb; ++j)
+                    for (std::int64_t co = 0; co < cout_g; ++co) {
+                        const std::int64_t c = gi * cout_g + co;
+                        const T* src = tmp + co * ld + j * ohw;
+                        T* dst = y + ((n0 + j) * g.out_c + c) * ohw;
+                        const T b = bias ? bias[c] : T(0);
+                        for (std::int64_t i = 0; i < ohw; ++i) dst[i] = src[i] + b;
+                    }
+            }
+        });
+        return;
+    }
     const bool pointwise = is_pointwise(g);
     parallel_for(g.batch, [&](std::int64_t n) {
         const T* xn = x + n * g.in_c * hw;
@@ -178,7 +218,7 @@ void conv2d_forward(cpu, const T* x, const T* w, const T* bias, T* y, const Conv
         T* col = pointwise ? nullptr : scratch<T>(static_cast<std::size_t>(K * ohw));
         for (std::int64_t gi = 0; gi < g.groups; ++gi) {
             const T* xg = xn + gi * cin_g * hw;
-            if (!pointwise) im2col(xg, cin_g, g.in_h, g.in_w, g, col);
+            if (!pointwise) im2col(xg, cin_g, g.in_h, g.in_w, g, col, ohw);
             gemm(cpu{}, false, false, cout_g, ohw, K, w + gi * cout_g * K, pointwise ? xg : col,
                  yn + gi * cout_g * ohw, false);
         }
@@ -206,6 +246,29 @@ void conv2d_backward_data(cpu, const T* dy, const T* w, T* dx, const ConvGeometr
         });
         return;
     }
+    const std::int64_t ipb = images_per_gemm(g);
+    if (ipb > 1) {
+        const std::int64_t blocks = (g.batch + ipb - 1) / ipb;
+        parallel_for(blocks, [&](std::int64_t blk) {
+            const std::int64_t n0 = blk * ipb, nb = std::min(ipb, g.batch - n0), ld = nb * ohw;
+            T* col = scratch<T>(static_cast<std::size_t>(K * ld), 0);
+            T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
+            for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+                for (std::int64_t j = 0; j < nb; ++j)
+                    for (std::int64_t co = 0; co < cout_g; ++co) {
+                        const T* src = dy + ((n0 + j) * g.out_c + gi * cout_g + co) * ohw;
+                        std::copy(src, src + ohw, tmp + co * ld + j * ohw);
+                    }
+                gemm(cpu{}, true, false, K, ld, cout_g, w + gi * cout_g * K, tmp, col, false);
+                for (std::int64_t j = 0; j < nb; ++j) {
+                    T* dxg = dx + ((n0 + j) * g.in_c + gi * cin_g) * hw;
+                    std::fill(dxg, dxg + cin_g * hw, T(0));
+                    col2im(col + j * ohw, cin_g, g.in_h, g.in_w, g, dxg, ld);
+                }
+            }
+        });
+        return;
+    }
     const bool pointwise = is_pointwise(g);
     parallel_for(g.batch, [&](std::int64_t n) {
         const T* dyn = dy + n * g.out_c * ohw;
@@ -218,7 +281,7 @@ void conv2d_backward_data(cpu, const T* dy, const T* w, T* dx, const ConvGeometr
                  pointwise ? dxg : col, false);
             if (!pointwise) {
                 std::fill(dxg, dxg + cin_g * hw, T(0));
-                col2im(col, cin_g, g.in_h, g.in_w, g, dxg);
+                col2im(col, cin_g, g.in_h, g.in_w, g, dxg, ohw);
             }
         }
     });
@@ -262,13 +325,32 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
         T* acc = t == 0 ? dw : partial.data() + (t - 1) * wsize;
         std::fill(acc, acc + wsize, T(0));
         const std::int64_t n0 = g.batch * t / threads, n1 = g.batch * (t + 1) / threads;
+        const std::int64_t ipb = images_per_gemm(g);
+        if (ipb > 1) {
+            for (std::int64_t b0 = n0; b0 < n1; b0 += ipb) {
+                const std::int64_t nb = std::min(ipb, n1 - b0), ld = nb * ohw;
+                T* col = scratch<T>(static_cast<std::size_t>(K * ld), 0);
+                T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
+                for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+                    for (std::int64_t j = 0; j < nb; ++j) {
+                        im2col(x + ((b0 + j) * g.in_c + gi * cin_g) * hw, cin_g, g.in_h, g.in_w, g, col + j * ohw, ld);
+                        for (std::int64_t co = 0; co < cout_g; ++co) {
+                            const T* src = dy + ((b0 + j) * g.out_c + gi * cout_g + co) * ohw;
+                            std::copy(src, src + ohw, tmp + co * ld + j * ohw);
+                        }
+                    }
+                    gemm(cpu{}, false, true, cout_g, K, ld, tmp, col, acc + gi * cout_g * K, true);
+                }
+            }
+            return;
+        }
         T* col = pointwise ? nullptr : scratch<T>(static_cast<std::size_t>(K * ohw));
         for (std::int64_t n = n0; n < n1; ++n) {
             const T* xn = x + n * g.in_c * hw;
             const T* dyn = dy + n * g.out_c * ohw;
             for (std::int64_t gi = 0; gi < g.groups; ++gi) {
                 const T* xg = xn + gi * cin_g * hw;
-                if (!pointwise) im2col(xg, cin_g, g.in_h, g.in_w, g, col);
+                if (!pointwise) im2col(xg, cin_g, g.in_h, g.in_w, g, col, ohw);
                 // dW_g (Cout_g, K) += dY_g (Cout_g, OHW) * col^T (OHW, K)
                 gemm(cpu{}, false, true, cout_g, K, ohw, dyn + gi * cout_g * ohw, pointwise ? xg : col,
                      acc + gi * cout_g * K, true);

@@ -13,25 +13,27 @@ namespace diffautoml::backend_cpu {
 template <class T>
 void batchnorm2d_forward_train(cpu, const T* x, const T* gamma, const T* beta, T* y, T* mean_out, T* invstd_out,
                                T* running_mean, T* running_var, std::int64_t N, std::int64_t C, std::int64_t HW,
-                               double momentum, double eps) {
+                               double momentum, double eps, bool relu) {
     const std::int64_t M = N * HW;
     parallel_for(C, [&](std::int64_t c) {
-        double s = 0;
+        // One pass over the data with the shifted-data algorithm: sums of (x - K) and (x - K)^2
+        // with K = the channel's first value stay accurate when the mean is large against the spread.
+        const T K = x[c * HW];
+        double s = 0, s2 = 0;
         for (std::int64_t n = 0; n < N; ++n) {
             const T* p = x + (n * C + c) * HW;
-            T part = 0;
-            for (std::int64_t i = 0; i < HW; ++i) part += p[i];
-            s += part;
+            T a = 0, b = 0;
+            for (std::int64_t i = 0; i < HW; ++i) {
+                const T d = p[i] - K;
+                a += d;
+                b += d * d;
+            }
+            s += a;
+            s2 += b;
         }
-        const double mean = s / static_cast<double>(M);
-        double v = 0;
-        for (std::int64_t n = 0; n < N; ++n) {
-            const T* p = x + (n * C + c) * HW;
-            const T m = static_cast<T>(mean);
-            T part = 0;
-            for (std::int64_t i = 0; i < HW; ++i) part += (p[i] - m) * (p[i] - m);
-            v += part;
-        }
+        const double md = s / static_cast<double>(M);
+        const double mean = static_cast<double>(K) + md;
+        const double v = std::max(0.0, s2 - s * md);  // sum of squared deviations
         const double var = v / static_cast<double>(M);
         const double invstd = 1.0 / std::sqrt(var + eps);
         mean_out[c] = static_cast<T>(mean);
@@ -46,7 +48,11 @@ void batchnorm2d_forward_train(cpu, const T* x, const T* gamma, const T* beta, T
         for (std::int64_t n = 0; n < N; ++n) {
             const T* p = x + (n * C + c) * HW;
             T* q = y + (n * C + c) * HW;
-            for (std::int64_t i = 0; i < HW; ++i) q[i] = p[i] * scale + shift;
+            if (relu) {
+                for (std::int64_t i = 0; i < HW; ++i) q[i] = std::max(T(0), p[i] * scale + shift);
+            } else {
+                for (std::int64_t i = 0; i < HW; ++i) q[i] = p[i] * scale + shift;
+            }
         }
     });
 }
@@ -55,7 +61,7 @@ void batchnorm2d_forward_train(cpu, const T* x, const T* gamma, const T* beta, T
 template <class T>
 void batchnorm2d_forward_eval(cpu, const T* x, const T* gamma, const T* beta, T* y, T* mean_out, T* invstd_out,
                               const T* running_mean, const T* running_var, std::int64_t N, std::int64_t C,
-                              std::int64_t HW, double eps) {
+                              std::int64_t HW, double eps, bool relu) {
     parallel_for(C, [&](std::int64_t c) {
         const T invstd = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
         mean_out[c] = running_mean[c];
@@ -65,7 +71,11 @@ void batchnorm2d_forward_eval(cpu, const T* x, const T* gamma, const T* beta, T*
         for (std::int64_t n = 0; n < N; ++n) {
             const T* p = x + (n * C + c) * HW;
             T* q = y + (n * C + c) * HW;
-            for (std::int64_t i = 0; i < HW; ++i) q[i] = p[i] * scale + shift;
+            if (relu) {
+                for (std::int64_t i = 0; i < HW; ++i) q[i] = std::max(T(0), p[i] * scale + shift);
+            } else {
+                for (std::int64_t i = 0; i < HW; ++i) q[i] = p[i] * scale + shift;
+            }
         }
     });
 }
@@ -73,21 +83,32 @@ void batchnorm2d_forward_eval(cpu, const T* x, const T* gamma, const T* beta, T*
 /// Gradients of batch norm with xhat = (x - mean) * invstd. In training mode the statistics
 /// depend on x, which adds the two mean terms to dx (Ioffe & Szegedy 2015, sec. 3):
 ///   dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)).
+/// When the forward applied a ReLU, `y` is its output and dy is first masked by y > 0.
 /// Any of dx, dgamma, dbeta may be null.
 template <class T>
-void batchnorm2d_backward(cpu, const T* x, const T* dy, const T* gamma, const T* mean, const T* invstd, T* dx,
+void batchnorm2d_backward(cpu, const T* x, const T* y, const T* dy, const T* gamma, const T* mean, const T* invstd, T* dx,
                           T* dgamma, T* dbeta, std::int64_t N, std::int64_t C, std::int64_t HW, bool training) {
     const std::int64_t M = N * HW;
     parallel_for(C, [&](std::int64_t c) {
         const T m = mean[c], is = invstd[c];
         double sdy = 0, sdyx = 0;
         for (std::int64_t n = 0; n < N; ++n) {
-            const T* p = x + (n * C + c) * HW;
-            const T* d = dy + (n * C + c) * HW;
+            const std::int64_t o = (n * C + c) * HW;
+            const T* p = x + o;
+            const T* d = dy + o;
             T a = 0, b = 0;
-            for (std::int64_t i = 0; i < HW; ++i) {
-                a += d[i];
-                b += d[i] * (p[i] - m);
+            if (y) {
+                const T* q = y + o;
+                for (std::int64_t i = 0; i < HW; ++i) {
+                    const T g = q[i] > T(0) ? d[i] : T(0);
+                    a += g;
+                    b += g * (p[i] - m);
+                }
+            } else {
+                for (std::int64_t i = 0; i < HW; ++i) {
+                    a += d[i];
+                    b += d[i] * (p[i] - m);
+                }
             }
             sdy += a;
             sdyx += b;
@@ -101,10 +122,17 @@ void batchnorm2d_backward(cpu, const T* x, const T* dy, const T* gamma, const T*
         const T mdy = training ? static_cast<T>(sdy / static_cast<double>(M)) : T(0);
         const T mdyx = training ? static_cast<T>(sdyx / static_cast<double>(M)) : T(0);
         for (std::int64_t n = 0; n < N; ++n) {
-            const T* p = x + (n * C + c) * HW;
-            const T* d = dy + (n * C + c) * HW;
-            T* q = dx + (n * C + c) * HW;
-            for (std::int64_t i = 0; i < HW; ++i) q[i] = k * (d[i] - mdy - (p[i] - m) * is * mdyx);
+            const std::int64_t o = (n * C + c) * HW;
+            const T* p = x + o;
+            const T* d = dy + o;
+            T* out = dx + o;
+            if (y) {
+                const T* q = y + o;
+                for (std::int64_t i = 0; i < HW; ++i)
+                    out[i] = k * ((q[i] > T(0) ? d[i] : T(0)) - mdy - (p[i] - m) * is * mdyx);
+            } else {
+                for (std::int64_t i = 0; i < HW; ++i) out[i] = k * (d[i] - mdy - (p[i] - m) * is * mdyx);
+            }
         }
     });
 }

@@ -1,0 +1,113 @@
+// Microbenchmarks of the dense kernels: conv2d and matmul, forward and backward, in GFLOP/s, with
+// PyTorch's figure for the same shapes measured in the same run (benchmarks/torch_ops.py).
+//
+// FLOP counts: conv forward 2*N*K*OH*OW*(C/groups)*k*k; conv backward twice that (data + weight
+// gradients); matmul forward 2*M*K*N, backward twice that. Times are the best of 10 repetitions.
+#include <chrono>
+#include <functional>
+
+#include <diffautoml/diffautoml.hpp>
+
+#include "peer.hpp"
+
+using namespace diffautoml;
+
+namespace {
+
+double best_seconds(const std::function<void()>& f, int reps) {
+    for (int i = 0; i < 2; ++i) f();
+    double best = 1e30;
+    for (int i = 0; i < reps; ++i) {
+        const auto t = std::chrono::steady_clock::now();
+        f();
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
+    }
+    return best;
+}
+
+struct Report {
+    std::string name;
+    double ours;
+    std::optional<double> peer;
+};
+
+void print(const Report& r) {
+    fmt::print("op={} ours_gflops={:.1f} pytorch_gflops={} ratio={}\n", r.name, r.ours, dam_bench::fmt_opt(r.peer),
+               r.peer ? fmt::format("{:.2f}", r.ours / *r.peer) : "nan");
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    int threads = 2;
+    bool run_peer = true;
+    for (int i = 1; i < argc; ++i) {
+        const std::string k = argv[i];
+        if (k == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
+        else if (k == "--no-peer") run_peer = false;
+        else throw value_error(fmt::format("conv_matmul: unknown option '{}' (options: --threads T, --no-peer)", k));
+    }
+    set_num_threads(threads);
+    const std::string py = fmt::format("/usr/bin/python3 '{}/torch_ops.py' {}", DAM_BENCH_DIR, threads);
+    Generator gen(0);
+
+    // The convolutions of the reference networks at batch 128.
+    struct ConvCase {
+        const char* label;
+        std::int64_t N, C, H, W, K, k, stride, pad, groups;
+    };
+    const ConvCase convs[] = {
+        {"small.block1_3x3_32", 128, 32, 28, 28, 32, 3, 1, 1, 1},
+        {"small.block2_3x3_64_s2", 128, 32, 28, 28, 64, 3, 2, 1, 1},
+        {"small.block3_3x3_128", 128, 128, 7, 7, 128, 3, 1, 1, 1},
+        {"mbv2.expand_1x1_24_72", 128, 24, 28, 28, 72, 1, 1, 0, 1},
+        {"mbv2.depthwise_3x3_72", 128, 72, 28, 28, 72, 3, 1, 1, 72},
+    };
+    for (const auto& c : convs) {
+        Tensor<float> xv(Shape{c.N, c.C, c.H, c.W}), wv(Shape{c.K, c.C / c.groups, c.k, c.k});
+        normal_(xv, gen, 0, 1);
+        normal_(wv, gen, 0, 1);
+        const Conv2dOptions o{c.stride, c.pad, 1, c.groups};
+        const auto g = ConvGeometry::make(xv.shape(), wv.shape(), o);
+        const double flops = 2.0 * c.N * c.K * g.out_h * g.out_w * (c.C / c.groups) * c.k * c.k;
+        Tensor<float> y(g.out_shape()), dx(xv.shape()), dw(wv.shape());
+        normal_(y, gen, 0, 1);
+        const double fwd = best_seconds([&] { conv2d_forward(cpu{}, xv.data(), wv.data(), static_cast<float*>(nullptr), y.data(), g); }, 10);
+        const double bwd = best_seconds(
+            [&] {
+                conv2d_backward_data(cpu{}, y.data(), wv.data(), dx.data(), g);
+                conv2d_backward_weight(cpu{}, xv.data(), y.data(), dw.data(), static_cast<float*>(nullptr), g);
+            },
+            10);
+        const std::string args = fmt::format("conv {} {} {} {} {} {} {} {} {}", c.N, c.C, c.H, c.W, c.K, c.k, c.stride, c.pad, c.groups);
+        print({fmt::format("conv2d_fwd:{}", c.label), flops / fwd / 1e9,
+               run_peer ? dam_bench::run_and_read(py + " " + args + " fwd", "gflops") : std::nullopt});
+        print({fmt::format("conv2d_bwd:{}", c.label), 2 * flops / bwd / 1e9,
+               run_peer ? dam_bench::run_and_read(py + " " + args + " bwd", "gflops") : std::nullopt});
+    }
+
+    const std::int64_t mm[][3] = {{128, 128, 10}, {1024, 1024, 1024}, {6272, 288, 64}};
+    for (const auto& s : mm) {
+        const std::int64_t M = s[0], K = s[1], N = s[2];
+        Tensor<float> a(Shape{M, K}), b(Shape{K, N}), c(Shape{M, N}), da(Shape{M, K}), db(Shape{K, N});
+        normal_(a, gen, 0, 1);
+        normal_(b, gen, 0, 1);
+        const double flops = 2.0 * M * K * N;
+        const double fwd = best_seconds([&] { gemm(cpu{}, false, false, M, N, K, a.data(), b.data(), c.data(), false); }, 20);
+        const double bwd = best_seconds(
+            [&] {
+                gemm(cpu{}, false, true, M, K, N, c.data(), b.data(), da.data(), false);
+                gemm(cpu{}, true, false, K, N, M, a.data(), c.data(), db.data(), false);
+            },
+            20);
+        const std::string args = fmt::format("matmul {} {} {}", M, K, N);
+        const std::string label = fmt::format("{}x{}x{}", M, K, N);
+        print({"matmul_fwd:" + label, flops / fwd / 1e9, run_peer ? dam_bench::run_and_read(py + " " + args + " fwd", "gflops") : std::nullopt});
+        print({"matmul_bwd:" + label, 2 * flops / bwd / 1e9, run_peer ? dam_bench::run_and_read(py + " " + args + " bwd", "gflops") : std::nullopt});
+    }
+    return 0;
+} catch (const std::exception& e) {
+    fmt::print(stderr, "conv_matmul: {}\n", e.what());
+    return 1;
+}
