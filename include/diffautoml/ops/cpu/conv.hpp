@@ -103,6 +103,30 @@ T* scratch(std::size_t n, int slot = 0) {
     return b.data();
 }
 
+/// Runs f(first image, images in block, col scratch, tmp scratch) for blocks of `ipb` images spread
+/// over the threads; col holds K x (block * OHW) values and tmp cout_g x (block * OHW).
+template <class T, class F>
+void for_each_image_block(const ConvGeometry& g, std::int64_t ipb, std::int64_t K, std::int64_t cout_g, F&& f) {
+    const std::int64_t ohw = g.out_h * g.out_w;
+    parallel_for((g.batch + ipb - 1) / ipb, [&](std::int64_t blk) {
+        const std::int64_t n0 = blk * ipb, nb = std::min(ipb, g.batch - n0);
+        T* col = scratch<T>(static_cast<std::size_t>(K * nb * ohw), 0);
+        T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * nb * ohw), 1);
+        f(n0, nb, col, tmp);
+    });
+}
+/// tmp(cout_g, nb * OHW) <- the output-gradient planes of group gi of images n0 .. n0+nb.
+template <class T>
+void gather_output_block(const T* dy, T* tmp, const ConvGeometry& g, std::int64_t n0, std::int64_t nb, std::int64_t gi,
+                         std::int64_t cout_g) {
+    const std::int64_t ohw = g.out_h * g.out_w, ld = nb * ohw;
+    for (std::int64_t j = 0; j < nb; ++j)
+        for (std::int64_t co = 0; co < cout_g; ++co) {
+            const T* src = dy + ((n0 + j) * g.out_c + gi * cout_g + co) * ohw;
+            std::copy(src, src + ohw, tmp + co * ld + j * ohw);
+        }
+}
+
 // ---- depthwise: one (n, c) plane at a time ----
 template <class T>
 void depthwise_plane_forward(const T* x, const T* w, T* y, const ConvGeometry& g) {
@@ -190,11 +214,8 @@ void conv2d_forward(cpu, const T* x, const T* w, const T* bias, T* y, const Conv
     const std::int64_t ipb = images_per_gemm(g);
     if (ipb > 1) {
         // Several images per GEMM: col(K, ipb*OHW) and a (Cout_g, ipb*OHW) result scattered back.
-        const std::int64_t blocks = (g.batch + ipb - 1) / ipb;
-        parallel_for(blocks, [&](std::int64_t blk) {
-            const std::int64_t n0 = blk * ipb, nb = std::min(ipb, g.batch - n0), ld = nb * ohw;
-            T* col = scratch<T>(static_cast<std::size_t>(K * ld), 0);
-            T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
+        for_each_image_block<T>(g, ipb, K, cout_g, [&](std::int64_t n0, std::int64_t nb, T* col, T* tmp) {
+            const std::int64_t ld = nb * ohw;
             for (std::int64_t gi = 0; gi < g.groups; ++gi) {
                 for (std::int64_t j = 0; j < nb; ++j)
                     im2col(x + ((n0 + j) * g.in_c + gi * cin_g) * hw, cin_g, g.in_h, g.in_w, g, col + j * ohw, ld);
@@ -248,17 +269,10 @@ void conv2d_backward_data(cpu, const T* dy, const T* w, T* dx, const ConvGeometr
     }
     const std::int64_t ipb = images_per_gemm(g);
     if (ipb > 1) {
-        const std::int64_t blocks = (g.batch + ipb - 1) / ipb;
-        parallel_for(blocks, [&](std::int64_t blk) {
-            const std::int64_t n0 = blk * ipb, nb = std::min(ipb, g.batch - n0), ld = nb * ohw;
-            T* col = scratch<T>(static_cast<std::size_t>(K * ld), 0);
-            T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
+        for_each_image_block<T>(g, ipb, K, cout_g, [&](std::int64_t n0, std::int64_t nb, T* col, T* tmp) {
+            const std::int64_t ld = nb * ohw;
             for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-                for (std::int64_t j = 0; j < nb; ++j)
-                    for (std::int64_t co = 0; co < cout_g; ++co) {
-                        const T* src = dy + ((n0 + j) * g.out_c + gi * cout_g + co) * ohw;
-                        std::copy(src, src + ohw, tmp + co * ld + j * ohw);
-                    }
+                gather_output_block(dy, tmp, g, n0, nb, gi, cout_g);
                 gemm(cpu{}, true, false, K, ld, cout_g, w + gi * cout_g * K, tmp, col, false);
                 for (std::int64_t j = 0; j < nb; ++j) {
                     T* dxg = dx + ((n0 + j) * g.in_c + gi * cin_g) * hw;
@@ -332,13 +346,9 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
                 T* col = scratch<T>(static_cast<std::size_t>(K * ld), 0);
                 T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
                 for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-                    for (std::int64_t j = 0; j < nb; ++j) {
+                    for (std::int64_t j = 0; j < nb; ++j)
                         im2col(x + ((b0 + j) * g.in_c + gi * cin_g) * hw, cin_g, g.in_h, g.in_w, g, col + j * ohw, ld);
-                        for (std::int64_t co = 0; co < cout_g; ++co) {
-                            const T* src = dy + ((b0 + j) * g.out_c + gi * cout_g + co) * ohw;
-                            std::copy(src, src + ohw, tmp + co * ld + j * ohw);
-                        }
-                    }
+                    gather_output_block(dy, tmp, g, b0, nb, gi, cout_g);
                     gemm(cpu{}, false, true, cout_g, K, ld, tmp, col, acc + gi * cout_g * K, true);
                 }
             }
