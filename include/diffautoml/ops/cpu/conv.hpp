@@ -332,6 +332,7 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
         return;
     }
     const bool pointwise = is_pointwise(g);
+    const std::int64_t ipb = images_per_gemm(g);
     const int threads = omp_in_parallel() ? 1 : std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(g.batch)));
     // Per-thread partial sums over a fixed split of the batch, then a fixed-order reduction.
     std::vector<T> partial(static_cast<std::size_t>(threads > 1 ? (threads - 1) * wsize : 0));
@@ -339,7 +340,6 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
         T* acc = t == 0 ? dw : partial.data() + (t - 1) * wsize;
         std::fill(acc, acc + wsize, T(0));
         const std::int64_t n0 = g.batch * t / threads, n1 = g.batch * (t + 1) / threads;
-        const std::int64_t ipb = images_per_gemm(g);
         if (ipb > 1) {
             for (std::int64_t b0 = n0; b0 < n1; b0 += ipb) {
                 const std::int64_t nb = std::min(ipb, n1 - b0), ld = nb * ohw;

@@ -8,6 +8,24 @@
 
 namespace diffautoml::backend_cpu {
 
+namespace detail {
+/// y = x * scale + shift over channel c of every image (then max(0, .) when relu).
+template <class T>
+void scale_shift_channel(const T* x, T* y, std::int64_t c, std::int64_t N, std::int64_t C, std::int64_t HW, T scale,
+                         T shift, bool relu) {
+    for (std::int64_t n = 0; n < N; ++n) {
+        const T* p = x + (n * C + c) * HW;
+        T* q = y + (n * C + c) * HW;
+        if (relu) {
+            for (std::int64_t i = 0; i < HW; ++i) q[i] = std::max(T(0), p[i] * scale + shift);
+        } else {
+            for (std::int64_t i = 0; i < HW; ++i) q[i] = p[i] * scale + shift;
+        }
+    }
+}
+}  // namespace detail
+
+
 /// Training mode: batch statistics. Writes y, the batch mean and 1/sqrt(var + eps), and updates
 /// the running statistics (unbiased variance) with `momentum` when they are given.
 template <class T>
@@ -45,15 +63,7 @@ void batchnorm2d_forward_train(cpu, const T* x, const T* gamma, const T* beta, T
         }
         const T scale = static_cast<T>(invstd) * (gamma ? gamma[c] : T(1));
         const T shift = (beta ? beta[c] : T(0)) - static_cast<T>(mean) * scale;
-        for (std::int64_t n = 0; n < N; ++n) {
-            const T* p = x + (n * C + c) * HW;
-            T* q = y + (n * C + c) * HW;
-            if (relu) {
-                for (std::int64_t i = 0; i < HW; ++i) q[i] = std::max(T(0), p[i] * scale + shift);
-            } else {
-                for (std::int64_t i = 0; i < HW; ++i) q[i] = p[i] * scale + shift;
-            }
-        }
+        detail::scale_shift_channel(x, y, c, N, C, HW, scale, shift, relu);
     });
 }
 
@@ -68,15 +78,7 @@ void batchnorm2d_forward_eval(cpu, const T* x, const T* gamma, const T* beta, T*
         invstd_out[c] = invstd;
         const T scale = invstd * (gamma ? gamma[c] : T(1));
         const T shift = (beta ? beta[c] : T(0)) - running_mean[c] * scale;
-        for (std::int64_t n = 0; n < N; ++n) {
-            const T* p = x + (n * C + c) * HW;
-            T* q = y + (n * C + c) * HW;
-            if (relu) {
-                for (std::int64_t i = 0; i < HW; ++i) q[i] = std::max(T(0), p[i] * scale + shift);
-            } else {
-                for (std::int64_t i = 0; i < HW; ++i) q[i] = p[i] * scale + shift;
-            }
-        }
+        detail::scale_shift_channel(x, y, c, N, C, HW, scale, shift, relu);
     });
 }
 
