@@ -169,6 +169,59 @@ TEST_CASE("conv2d batching several images per GEMM matches the direct convolutio
     cols = saved;
 }
 
+TEST_CASE("Winograd F(2x2,3x3) convolution matches the direct convolution and passes the gradient checker",
+          "[ops][conv][winograd][gradcheck]") {
+    // Forced on, so that small test shapes take the Winograd path: odd and even output sizes
+    // (partial edge tiles), padding 0, 1 and 2 (the data gradient then runs with padding 2, 1, 0),
+    // one and several images per block, and a batch that does not split evenly over the threads.
+    auto& mode = backend_cpu::winograd::mode();
+    struct Restore {
+        ~Restore() { backend_cpu::winograd::mode() = backend_cpu::winograd::Mode::automatic; }
+    } restore;
+    mode = backend_cpu::winograd::Mode::always;
+    set_num_threads(2);
+    struct Case {
+        std::int64_t N, cin, cout, H, W, pad;
+        bool bias;
+    };
+    const Case cases[] = {{2, 3, 4, 5, 6, 1, true}, {3, 2, 3, 7, 7, 0, false}, {2, 4, 2, 4, 5, 2, true},
+                          {5, 3, 3, 3, 3, 1, false}, {1, 2, 5, 9, 4, 1, true}};
+    int i = 0;
+    for (const auto& c : cases) {
+        INFO("case " << i++);
+        const Conv2dOptions o{1, c.pad, 1, 1};
+        auto x = randn(Shape{c.N, c.cin, c.H, c.W}, 500 + i), w = randn(Shape{c.cout, c.cin, 3, 3}, 600 + i);
+        auto b = randn(Shape{c.cout}, 700 + i);
+        REQUIRE(backend_cpu::winograd::applies(ConvGeometry::make(x.value().shape(), w.value().shape(), o)));
+        auto y = ops::conv2d(x, w, Var<double>(), o).value();
+        auto ref = naive_conv(x.value(), w.value(), o);
+        REQUIRE(y.shape() == ref.shape());
+        for (std::int64_t j = 0; j < y.numel(); ++j) REQUIRE(y[j] == Approx(ref[j]).margin(1e-12));
+        if (c.bias) {
+            require_gradcheck([o](const VD& v) { return ops::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+        } else {
+            require_gradcheck([o](const VD& v) { return ops::conv2d(v[0], v[1], Var<double>(), o); }, {x, w});
+        }
+    }
+    SECTION("float Winograd agrees with float im2col on a layer of the reference net") {
+        auto x = randn(Shape{6, 32, 14, 14}, 71, false), w = randn(Shape{32, 32, 3, 3}, 72, false);
+        Var<float> xf(cast<float>(x.value()), true), wf(cast<float>(w.value()), true);
+        auto run = [&](backend_cpu::winograd::Mode m) {
+            mode = m;
+            xf.zero_grad();
+            wf.zero_grad();
+            auto y = ops::conv2d(xf, wf, Var<float>(), {1, 1, 1, 1});
+            ops::sum(ops::mul(y, y)).backward();
+            return std::tuple{y.value().clone(), xf.grad().clone(), wf.grad().clone()};
+        };
+        auto [yw, dxw, dww] = run(backend_cpu::winograd::Mode::always);
+        auto [yi, dxi, dwi] = run(backend_cpu::winograd::Mode::never);
+        for (std::int64_t j = 0; j < yw.numel(); ++j) REQUIRE(yw[j] == Approx(yi[j]).epsilon(1e-4).margin(1e-3));
+        for (std::int64_t j = 0; j < dxw.numel(); ++j) REQUIRE(dxw[j] == Approx(dxi[j]).epsilon(1e-4).margin(1e-2));
+        for (std::int64_t j = 0; j < dww.numel(); ++j) REQUIRE(dww[j] == Approx(dwi[j]).epsilon(1e-4).margin(1e-1));
+    }
+}
+
 TEST_CASE("conv2d in float agrees with double; bad shapes are typed errors", "[ops][conv]") {
     auto x = randn(Shape{3, 8, 9, 9}, 51, false), w = randn(Shape{16, 8, 3, 3}, 52, false);
     auto yd = ops::conv2d(x, w, Var<double>(), {1, 1, 1, 1}).value();

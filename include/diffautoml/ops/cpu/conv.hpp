@@ -1,6 +1,7 @@
 #pragma once
-// CPU conv2d (NCHW): im2col + Eigen GEMM per image and group, images spread over the threads;
-// 1x1 stride-1 convolutions skip im2col; depthwise convolutions use a direct kernel.
+// CPU conv2d (NCHW): 3x3 stride-1 convolutions use Winograd F(2x2, 3x3) (winograd.hpp); the rest
+// use im2col + Eigen GEMM per image and group, images spread over the threads; 1x1 stride-1
+// convolutions skip im2col; depthwise convolutions use a direct kernel.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "../../core/tensor.hpp"
 #include "../conv_params.hpp"
 #include "gemm.hpp"
+#include "winograd.hpp"
 
 namespace diffautoml::backend_cpu {
 
@@ -202,6 +204,10 @@ void conv2d_forward(cpu, const T* x, const T* w, const T* bias, T* y, const Conv
     const std::int64_t ohw = g.out_h * g.out_w, hw = g.in_h * g.in_w;
     const std::int64_t cin_g = g.in_c / g.groups, cout_g = g.out_c / g.groups;
     const std::int64_t K = cin_g * g.kh * g.kw;
+    if (winograd::applies(g)) {
+        winograd::forward(x, w, bias, y, g);
+        return;
+    }
     if (is_depthwise(g)) {
         parallel_for(g.batch * g.out_c, [&](std::int64_t p) {
             const std::int64_t c = p % g.out_c;
@@ -258,6 +264,10 @@ void conv2d_backward_data(cpu, const T* dy, const T* w, T* dx, const ConvGeometr
     const std::int64_t ohw = g.out_h * g.out_w, hw = g.in_h * g.in_w;
     const std::int64_t cin_g = g.in_c / g.groups, cout_g = g.out_c / g.groups;
     const std::int64_t K = cin_g * g.kh * g.kw;
+    if (winograd::applies(g)) {
+        winograd::backward_data(dy, w, dx, g);
+        return;
+    }
     if (is_depthwise(g)) {
         parallel_for(g.batch * g.out_c, [&](std::int64_t p) {
             const std::int64_t c = p % g.out_c;
@@ -318,6 +328,10 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
             }
             db[c] = s;
         });
+    }
+    if (winograd::applies(g)) {
+        winograd::backward_weight(x, dy, dw, g);
+        return;
     }
     if (is_depthwise(g)) {
         // Each thread owns whole channels: no reduction across threads needed.
