@@ -7,7 +7,11 @@
 
 #include <diffautoml/diffautoml.hpp>
 
+#include "example_common.hpp"
+
 using namespace diffautoml;
+using dam_examples::evaluate;
+using dam_examples::flip_and_shift;
 
 namespace {
 
@@ -56,49 +60,6 @@ Args parse(int argc, char** argv) {
     return a;
 }
 
-/// Random horizontal flip and a random shift of up to 2 pixels (zero fill: the normalised
-/// background is not zero, so the fill is the normalised black level).
-void flip_and_shift(Tensor<float>& x, const PhiloxStream& s, float fill) {
-    const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-    parallel_for(N, [&](std::int64_t n) {
-        const auto r = s.block(static_cast<std::uint64_t>(n));
-        const bool flip = r[0] & 1;
-        const std::int64_t dy = static_cast<std::int64_t>(r[1] % 5) - 2, dx = static_cast<std::int64_t>(r[2] % 5) - 2;
-        std::vector<float> tmp(static_cast<std::size_t>(H * W));
-        for (std::int64_t c = 0; c < C; ++c) {
-            float* p = x.data() + (n * C + c) * H * W;
-            for (std::int64_t i = 0; i < H; ++i)
-                for (std::int64_t j = 0; j < W; ++j) {
-                    const std::int64_t si = i + dy, sj0 = j + dx;
-                    const std::int64_t sj = flip ? W - 1 - sj0 : sj0;
-                    tmp[static_cast<std::size_t>(i * W + j)] =
-                        (si >= 0 && si < H && sj0 >= 0 && sj0 < W) ? p[si * W + sj] : fill;
-                }
-            std::copy(tmp.begin(), tmp.end(), p);
-        }
-    });
-}
-
-double evaluate(nn::Module<float>& net, const data::Dataset& d) {
-    NoGradGuard no_grad;
-    net.eval();
-    data::BatchLoader loader(d, 1000, false, 0);
-    std::int64_t correct = 0;
-    while (loader.has_next()) {
-        auto b = loader.next();
-        const auto logits = net.forward(Var<float>(b.images)).value();
-        const std::int64_t K = logits.dim(1);
-        for (std::int64_t i = 0; i < logits.dim(0); ++i) {
-            std::int64_t best = 0;
-            for (std::int64_t k = 1; k < K; ++k)
-                if (logits[i * K + k] > logits[i * K + best]) best = k;
-            correct += best == b.labels[i];
-        }
-    }
-    net.train();
-    return static_cast<double>(correct) / static_cast<double>(d.size());
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -137,13 +98,7 @@ int main(int argc, char** argv) try {
             DAM_CHECK(std::isfinite(l), value_error,
                       "train_fixed: the loss became {} at step {}; lower the learning rate (--lr) and try again", l, step);
             loss_sum += l * static_cast<double>(b.labels.numel());
-            const auto& z = logits.value();
-            for (std::int64_t i = 0; i < z.dim(0); ++i) {
-                std::int64_t best = 0;
-                for (std::int64_t k = 1; k < z.dim(1); ++k)
-                    if (z[i * z.dim(1) + k] > z[i * z.dim(1) + best]) best = k;
-                correct += best == b.labels[i];
-            }
+            correct += dam_examples::count_correct(logits.value(), b.labels);
             seen += b.labels.numel();
             bar.update(s + 1, seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
         }

@@ -5,6 +5,7 @@
 #include "ops/elementwise.hpp"
 #include "ops/linear.hpp"
 #include "ops/loss.hpp"
+#include "ops/mixed.hpp"
 #include "ops/norm.hpp"
 #include "ops/pool.hpp"
 #include "ops/reduce.hpp"

@@ -44,8 +44,8 @@ public:
         running_var_ = this->register_buffer("running_var", Tensor<T, D>::full(Shape{channels}, T(1)));
     }
     Var<T, D> forward(const Var<T, D>& x) override {
-        // Running statistics are updated only while recording a training step, never during
-        // evaluation passes made under NoGradGuard in training mode.
+        // Training mode uses (and folds into the running statistics) the batch statistics, with or
+        // without gradient recording; evaluation mode uses the running statistics.
         const bool training = this->is_training();
         return ops::batchnorm2d(x, weight_, bias_, running_mean_, running_var_,
                                 ops::BatchNormOptions{training, momentum_, eps_, relu_});
@@ -53,8 +53,14 @@ public:
     const Tensor<T, D>& running_mean() const { return running_mean_; }
     const Tensor<T, D>& running_var() const { return running_var_; }
     /// Sets the momentum; 0 freezes the running statistics, and a cumulative average over k batches
-    /// uses 1/k at the k-th (see recalibrate_batchnorm).
+    /// uses 1/k at the k-th (see recalibrate_batch_norm).
     void set_momentum(double m) { momentum_ = m; }
+    double momentum() const { return momentum_; }
+    /// Running statistics back to mean 0, variance 1.
+    void reset_running_stats() {
+        running_mean_.fill(T(0));
+        running_var_.fill(T(1));
+    }
 
 private:
     double momentum_, eps_;
@@ -62,6 +68,30 @@ private:
     Var<T, D> weight_, bias_;
     Tensor<T, D> running_mean_, running_var_;
 };
+
+/// Batch-norm recalibration: every BatchNorm2d in `net` forgets its running statistics and
+/// re-estimates them as the exact average over `batches` batches from next_input() (momentum 1/k
+/// at the k-th batch), without gradients. Needed after weight-sharing training (a supernet's
+/// statistics mix many paths) and recommended before evaluating a derived network. Returns the
+/// number of batch norms recalibrated; the network is left in evaluation mode.
+template <class T, Device D, class NextInput>
+std::int64_t recalibrate_batch_norm(Module<T, D>& net, std::int64_t batches, NextInput&& next_input) {
+    DAM_CHECK(batches >= 1, value_error, "recalibrate_batch_norm: needs at least 1 batch, got {}", batches);
+    std::vector<std::pair<BatchNorm2d<T, D>*, double>> bns;
+    net.for_each_module([&](Module<T, D>& m) {
+        if (auto* bn = dynamic_cast<BatchNorm2d<T, D>*>(&m)) bns.emplace_back(bn, bn->momentum());
+    });
+    for (auto& [bn, m] : bns) bn->reset_running_stats();
+    NoGradGuard no_grad;
+    net.train();
+    for (std::int64_t k = 0; k < batches; ++k) {
+        for (auto& [bn, m] : bns) bn->set_momentum(1.0 / static_cast<double>(k + 1));
+        (void)net.forward(Var<T, D>(next_input()));
+    }
+    for (auto& [bn, m] : bns) bn->set_momentum(m);
+    net.eval();
+    return static_cast<std::int64_t>(bns.size());
+}
 
 /// Fully connected layer, PyTorch's default init: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
 template <class T, Device D = cpu>

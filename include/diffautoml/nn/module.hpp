@@ -52,6 +52,12 @@ public:
     void zero_grad() {
         for (auto& [name, p] : named_parameters()) p.zero_grad();
     }
+    /// Calls f(module) for this module and every descendant, depth first.
+    template <class F>
+    void for_each_module(F&& f) {
+        f(*this);
+        for (auto& [name, c] : children_) c->for_each_module(f);
+    }
 
 protected:
     VarT register_parameter(std::string name, TensorT init) {

@@ -1,6 +1,7 @@
 #pragma once
 // Front door of conv2d (NCHW; stride, padding, dilation, groups; depthwise included).
 #include "../autograd/variable.hpp"
+#include "../core/flops.hpp"
 #include "conv_params.hpp"
 #include "cpu/conv.hpp"
 
@@ -12,6 +13,8 @@ Var<T, D> conv2d(const Var<T, D>& x, const Var<T, D>& w, const Var<T, D>& bias =
     const ConvGeometry g = ConvGeometry::make(x.shape(), w.shape(), opt);
     DAM_CHECK(!bias.defined() || (bias.shape().rank() == 1 && bias.dim(0) == g.out_c), shape_error,
               "conv2d: bias must be ({},) for weight {}, got {}", g.out_c, w.shape(), bias.shape());
+    count_macs(static_cast<double>(g.batch * g.out_c * g.out_h * g.out_w) * static_cast<double>(g.in_c / g.groups) *
+               static_cast<double>(g.kh * g.kw));
     Tensor<T, D> y(g.out_shape());
     conv2d_forward(D{}, x.value().data(), w.value().data(), bias.defined() ? bias.value().data() : nullptr, y.data(), g);
     return Var<T, D>::make_result(

@@ -1,6 +1,7 @@
 #pragma once
 // Front doors of matmul and linear (fully connected) layers.
 #include "../autograd/variable.hpp"
+#include "../core/flops.hpp"
 #include "cpu/elementwise.hpp"
 #include "cpu/gemm.hpp"
 
@@ -13,6 +14,7 @@ Var<T, D> matmul(const Var<T, D>& a, const Var<T, D>& b) {
               "matmul: needs (M, K) x (K, N), got {} x {}", a.shape(), b.shape());
     const std::int64_t M = a.dim(0), K = a.dim(1), N = b.dim(1);
     Tensor<T, D> y(Shape{M, N});
+    count_macs(static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
     gemm(D{}, false, false, M, N, K, a.value().data(), b.value().data(), y.data(), false);
     return Var<T, D>::make_result(
         y, "matmul", {a, b}, [an = a.node(), bn = b.node(), av = a.value(), bv = b.value(), M, N, K](const Tensor<T, D>& g) {
@@ -39,6 +41,7 @@ Var<T, D> linear(const Var<T, D>& x, const Var<T, D>& w, const Var<T, D>& b = {}
               "linear: bias must be ({},) to match weight {}, got {}", O, w.shape(), b.shape());
     Tensor<T, D> y(Shape{N, O});
     if (b.defined()) expand_axis(D{}, b.value().data(), y.data(), 1, N, O, T(1));
+    count_macs(static_cast<double>(N) * static_cast<double>(O) * static_cast<double>(I));
     gemm(D{}, false, true, N, O, I, x.value().data(), w.value().data(), y.data(), b.defined());
     return Var<T, D>::make_result(
         y, "linear", {x, w, b},

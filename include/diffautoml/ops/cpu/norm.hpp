@@ -41,6 +41,8 @@ void batchnorm2d_forward_train(cpu, const T* x, const T* gamma, const T* beta, T
         for (std::int64_t n = 0; n < N; ++n) {
             const T* p = x + (n * C + c) * HW;
             T a = 0, b = 0;
+            // simd reductions: without them the sums are one serial chain of adds.
+#pragma omp simd reduction(+ : a, b)
             for (std::int64_t i = 0; i < HW; ++i) {
                 const T d = p[i] - K;
                 a += d;
@@ -101,12 +103,14 @@ void batchnorm2d_backward(cpu, const T* x, const T* y, const T* dy, const T* gam
             T a = 0, b = 0;
             if (y) {
                 const T* q = y + o;
+#pragma omp simd reduction(+ : a, b)
                 for (std::int64_t i = 0; i < HW; ++i) {
                     const T g = q[i] > T(0) ? d[i] : T(0);
                     a += g;
                     b += g * (p[i] - m);
                 }
             } else {
+#pragma omp simd reduction(+ : a, b)
                 for (std::int64_t i = 0; i < HW; ++i) {
                     a += d[i];
                     b += d[i] * (p[i] - m);

@@ -1,0 +1,185 @@
+#pragma once
+// The DARTS cell space (Liu et al., 2019), narrow and shallow for 28x28 inputs. A cell takes the
+// outputs of the two previous cells, preprocesses them to C channels, and computes `nodes`
+// intermediate nodes, each the sum of one mixed op per earlier node (two inputs included); the
+// cell's output is the concatenation of its intermediate nodes. Reduction cells apply stride 2 on
+// the edges from their inputs and double C. Each edge of the normal cell is one decision shared by
+// every normal cell, and likewise for the reduction cell (2 x sum_{i<nodes} (2 + i) decisions of
+// 7 choices). The derived network keeps every edge with its argmax operation (this space has no
+// "none" operation, so DARTS' top-2-edges pruning does not apply).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "candidates.hpp"
+#include "supernet.hpp"
+
+namespace diffautoml::nas {
+
+struct DartsOptions {
+    std::int64_t in_channels = 1, classes = 10, image = 28;
+    std::int64_t channels = 16;  ///< C of the first cells (the stem has 3C)
+    std::int64_t cells = 4;      ///< reduction cells sit at cells/3 and 2*cells/3
+    std::int64_t nodes = 3;      ///< intermediate nodes per cell
+
+    nlohmann::json to_json() const {
+        return {{"in_channels", in_channels}, {"classes", classes}, {"image", image},
+                {"channels", channels},       {"cells", cells},     {"nodes", nodes}};
+    }
+    static DartsOptions from_json(const nlohmann::json& j) {
+        DartsOptions o;
+        try {
+            o.in_channels = j.at("in_channels").get<std::int64_t>();
+            o.classes = j.at("classes").get<std::int64_t>();
+            o.image = j.at("image").get<std::int64_t>();
+            o.channels = j.at("channels").get<std::int64_t>();
+            o.cells = j.at("cells").get<std::int64_t>();
+            o.nodes = j.at("nodes").get<std::int64_t>();
+        } catch (const nlohmann::json::exception& e) {
+            throw format_error(fmt::format("darts space options: {} (in {})", e.what(), j.dump()));
+        }
+        return o;
+    }
+    void validate() const {
+        DAM_CHECK(in_channels > 0 && classes > 1 && image >= 4 && channels > 0 && channels % 2 == 0 && cells >= 1 &&
+                      nodes >= 1,
+                  value_error, "darts: options need positive sizes, even channels, at least 2 classes and image >= 4; got {}",
+                  to_json().dump());
+    }
+    std::int64_t edges() const { return nodes * (nodes + 3) / 2; }  // sum_{i<nodes} (2 + i)
+    bool is_reduction(std::int64_t cell) const {
+        return cells >= 3 && (cell == cells / 3 || cell == 2 * cells / 3);
+    }
+};
+
+template <class T, Device D = cpu>
+class DartsCell : public nn::Module<T, D> {
+public:
+    using Edge = MixedOp<T, D, SepConv<3>, SepConv<5>, DilConv<3>, DilConv<5>, Pool3x3<true>, Pool3x3<false>, SkipConnect>;
+
+    /// `arch` (empty for a supernet) holds this cell type's choice per edge.
+    DartsCell(std::int64_t c_pp, std::int64_t c_p, std::int64_t c, bool reduction, bool reduction_prev, std::int64_t nodes,
+              Generator& gen, const std::vector<std::int64_t>& arch)
+        : nodes_(nodes) {
+        if (reduction_prev) pre0_ = this->register_module("pre0", nn::make<FactorizedReduce<T, D>>(c_pp, c, gen));
+        else pre0_ = this->register_module("pre0", relu_conv_bn(c_pp, c, gen));
+        pre1_ = this->register_module("pre1", relu_conv_bn(c_p, c, gen));
+        std::int64_t e = 0;
+        for (std::int64_t i = 0; i < nodes; ++i)
+            for (std::int64_t j = 0; j < 2 + i; ++j, ++e) {
+                const CandidateArgs a{c, c, reduction && j < 2 ? 2 : 1};
+                auto edge = std::make_shared<Edge>(a, gen, arch.empty() ? -1 : arch.at(static_cast<std::size_t>(e)));
+                edges_.push_back(this->register_module(fmt::format("node{}.in{}", i, j), edge));
+            }
+    }
+    const std::vector<std::shared_ptr<Edge>>& edges() const { return edges_; }
+
+    Var<T, D> forward2(const Var<T, D>& s0, const Var<T, D>& s1) {
+        std::vector<Var<T, D>> states{pre0_->forward(s0), pre1_->forward(s1)};
+        std::size_t e = 0;
+        for (std::int64_t i = 0; i < nodes_; ++i) {
+            Var<T, D> node;
+            for (std::size_t j = 0; j < states.size(); ++j, ++e) {
+                Var<T, D> y = edges_[e]->forward(states[j]);
+                node = node.defined() ? node + y : y;
+            }
+            states.push_back(node);
+        }
+        return ops::concat(std::vector<Var<T, D>>(states.begin() + 2, states.end()), 1);
+    }
+    Var<T, D> forward(const Var<T, D>&) override {
+        throw value_error("DartsCell: a cell takes the outputs of the two previous cells; call forward2(s0, s1)");
+    }
+
+private:
+    static nn::ModulePtr<T, D> relu_conv_bn(std::int64_t in, std::int64_t out, Generator& gen) {
+        return nn::make<nn::Sequential<T, D>>(std::initializer_list<nn::ModulePtr<T, D>>{
+            nn::make<nn::ReLU<T, D>>(), nn::make<nn::Conv2d<T, D>>(in, out, 1, Conv2dOptions{}, false, gen),
+            nn::make<nn::BatchNorm2d<T, D>>(out)});
+    }
+    std::int64_t nodes_;
+    nn::ModulePtr<T, D> pre0_, pre1_;
+    std::vector<std::shared_ptr<Edge>> edges_;
+};
+
+/// stem (conv3x3 -> BN, 3C channels) -> cells -> global average pool -> linear.
+template <class T, Device D = cpu>
+class DartsSupernet : public Supernet<T, D> {
+public:
+    DartsSupernet(DartsOptions o, Generator& gen, const std::vector<std::int64_t>& arch) : opt_(o) {
+        opt_.validate();
+        const std::int64_t E = opt_.edges();
+        static constexpr const char* cell_types[] = {"normal", "reduce"};
+        for (int t = 0; t < 2; ++t) {
+            std::int64_t e = 0;
+            for (std::int64_t i = 0; i < opt_.nodes; ++i)
+                for (std::int64_t j = 0; j < 2 + i; ++j, ++e) {
+                    std::vector<std::string> names(DartsCell<T, D>::Edge::candidate_names.begin(),
+                                                   DartsCell<T, D>::Edge::candidate_names.end());
+                    this->add_decision(fmt::format("{}.node{}.in{}", cell_types[t], i, j), names);
+                }
+        }
+        if (!arch.empty()) this->check_architecture(arch);
+        auto type_arch = [&](int t) {
+            if (arch.empty()) return std::vector<std::int64_t>{};
+            return std::vector<std::int64_t>(arch.begin() + t * E, arch.begin() + (t + 1) * E);
+        };
+        const std::int64_t C = opt_.channels;
+        stem_ = this->register_module(
+            "stem", nn::make<nn::Sequential<T, D>>(std::initializer_list<nn::ModulePtr<T, D>>{
+                        nn::make<nn::Conv2d<T, D>>(opt_.in_channels, 3 * C, 3, Conv2dOptions{1, 1, 1, 1}, false, gen),
+                        nn::make<nn::BatchNorm2d<T, D>>(3 * C)}));
+        std::int64_t c_pp = 3 * C, c_p = 3 * C, c = C;
+        bool reduction_prev = false;
+        for (std::int64_t k = 0; k < opt_.cells; ++k) {
+            const bool reduction = opt_.is_reduction(k);
+            if (reduction) c *= 2;
+            const int t = reduction ? 1 : 0;
+            auto cell = std::make_shared<DartsCell<T, D>>(c_pp, c_p, c, reduction, reduction_prev, opt_.nodes, gen, type_arch(t));
+            cells_.push_back(this->register_module(fmt::format("cell{}", k), cell));
+            for (std::size_t e = 0; e < cell->edges().size(); ++e)
+                this->bind(static_cast<std::size_t>(t * E) + e, cell->edges()[e].get());
+            reduction_prev = reduction;
+            c_pp = c_p;
+            c_p = opt_.nodes * c;
+        }
+        pool_ = this->register_module("pool", nn::make<nn::GlobalAvgPool2d<T, D>>());
+        head_ = this->register_module("head", nn::make<nn::Linear<T, D>>(c_p, opt_.classes, true, gen));
+        if (!arch.empty()) this->set_derived(arch);
+        this->measure_costs({1, opt_.in_channels, opt_.image, opt_.image});
+    }
+    Var<T, D> forward(const Var<T, D>& x) override {
+        Var<T, D> s0 = stem_->forward(x), s1 = s0;
+        for (auto& cell : cells_) {
+            Var<T, D> s2 = cell->forward2(s0, s1);
+            s0 = s1;
+            s1 = s2;
+        }
+        return head_->forward(pool_->forward(s1));
+    }
+    std::string space_name() const override { return "darts"; }
+    nlohmann::json options_json() const override { return opt_.to_json(); }
+    const DartsOptions& options() const { return opt_; }
+
+private:
+    DartsOptions opt_;
+    nn::ModulePtr<T, D> stem_, pool_, head_;
+    std::vector<std::shared_ptr<DartsCell<T, D>>> cells_;
+};
+
+/// The DARTS cell space: sep_conv 3x3/5x5, dil_conv 3x3/5x5, max/avg pool 3x3, skip per edge.
+struct DartsSpace {
+    static constexpr const char* name = "darts";
+    using Options = DartsOptions;
+    static Options default_options() { return {}; }
+    template <class T, Device D = cpu>
+    static std::shared_ptr<DartsSupernet<T, D>> build(const Options& o, Generator& gen,
+                                                      const std::vector<std::int64_t>& arch = {}) {
+        return std::make_shared<DartsSupernet<T, D>>(o, gen, arch);
+    }
+};
+
+}  // namespace diffautoml::nas

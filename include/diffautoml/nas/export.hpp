@@ -1,0 +1,152 @@
+#pragma once
+// Deriving and exporting a searched network. The derived architecture (argmax per decision) is
+// built as a standalone network that contains only the chosen candidates, takes the supernet's
+// weights by name (a derived network's parameter and buffer names are a subset of the
+// supernet's), and is written together with its readable architecture as ONE file:
+//     "DAMARCH1" | u32 version | u32 json length | json | u64 model length | model (nn/serialize) | u32 CRC-32
+// Loading rebuilds the network from the JSON and then loads the weights, so the two can never be
+// applied in the wrong order or to a mismatched network.
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/io.hpp"
+#include "../nn/serialize.hpp"
+#include "darts_space.hpp"
+#include "spaces.hpp"
+
+namespace diffautoml::nas {
+
+inline constexpr char arch_magic[8] = {'D', 'A', 'M', 'A', 'R', 'C', 'H', '1'};
+inline constexpr std::uint32_t arch_format_version = 1;
+
+namespace detail {
+/// The bytes of an architecture+weights file from its description and its model bytes.
+inline std::vector<std::uint8_t> architecture_file_bytes(const nlohmann::json& description,
+                                                         const std::vector<std::uint8_t>& model) {
+    ByteWriter w;
+    w.put_bytes(arch_magic, sizeof arch_magic);
+    w.put(arch_format_version);
+    w.put_string(description.dump(2));
+    w.put(static_cast<std::uint64_t>(model.size()));
+    w.put_bytes(model.data(), model.size());
+    w.put(crc32_of(w.bytes.data(), w.bytes.size()));
+    return std::move(w.bytes);
+}
+}  // namespace detail
+
+/// The readable description of a derived architecture (also written as architecture.json).
+template <class T, Device D>
+nlohmann::json architecture_json(const Supernet<T, D>& net, const std::vector<std::int64_t>& arch) {
+    nlohmann::json layers = nlohmann::json::array();
+    const auto names = net.choice_names(arch);
+    for (std::size_t d = 0; d < arch.size(); ++d)
+        layers.push_back({{"decision", net.decisions()[d].name}, {"choice", names[d]}, {"index", arch[d]},
+                          {"macs", net.decisions()[d].macs[static_cast<std::size_t>(arch[d])]}});
+    return {{"space", net.space_name()},
+            {"options", net.options_json()},
+            {"architecture", arch},
+            {"layers", layers},
+            {"macs_per_image", net.path_macs(arch)}};
+}
+
+/// The derived network of `arch` with weights and batch-norm statistics copied from the supernet.
+template <class Space, class T>
+std::shared_ptr<Supernet<T, cpu>> derive(const Supernet<T, cpu>& supernet, const std::vector<std::int64_t>& arch) {
+    supernet.check_architecture(arch);
+    DAM_CHECK(supernet.space_name() == Space::name, value_error, "derive: the supernet is of space '{}', not '{}'",
+              supernet.space_name(), Space::name);
+    Generator gen(0);  // every value is overwritten below
+    std::shared_ptr<Supernet<T, cpu>> net =
+        Space::template build<T, cpu>(Space::Options::from_json(supernet.options_json()), gen, arch);
+    std::map<std::string, Tensor<T, cpu>> source;
+    for (auto& [name, p] : supernet.named_parameters()) source.emplace(name, p.value());
+    for (auto& [name, b] : supernet.named_buffers()) source.emplace(name, b);
+    auto copy = [&](const std::string& name, const Tensor<T, cpu>& dst) {
+        auto it = source.find(name);
+        DAM_CHECK(it != source.end() && it->second.shape() == dst.shape(), value_error,
+                  "derive: the supernet has no entry '{}' of shape {}; was it built with different options?", name,
+                  dst.shape());
+        dst.copy_from(it->second);
+    };
+    for (auto& [name, p] : net->named_parameters()) copy(name, p.value());
+    for (auto& [name, b] : net->named_buffers()) copy(name, b);
+    net->train(supernet.is_training());
+    return net;
+}
+
+/// Writes a derived network (one built for an architecture) with its architecture as one file,
+/// atomically. `extra` is stored beside the architecture (e.g. the DA policy and hyperparameters).
+template <class T>
+void save_derived(const std::string& path, const Supernet<T, cpu>& derived, const nlohmann::json& extra = {}) {
+    DAM_CHECK(derived.is_derived(), value_error,
+              "save_derived: '{}' is a supernet; derive the architecture first (nas::derive)", path);
+    nlohmann::json j = architecture_json(derived, derived.derived_architecture());
+    if (!extra.is_null()) j["extra"] = extra;
+    write_file_atomic(path, detail::architecture_file_bytes(j, nn::serialize_model(derived)));
+}
+
+/// A loaded derived network and the JSON it was described by.
+template <class T>
+struct LoadedModel {
+    std::shared_ptr<Supernet<T, cpu>> net;
+    nlohmann::json description;
+};
+
+/// Reads a file written by save_derived and rebuilds the network (ShuffleSpace, MobileNetV2Space
+/// or DartsSpace), in evaluation mode.
+template <class T>
+LoadedModel<T> load_derived(const std::string& path) {
+    const auto bytes = read_file(path);
+    const std::string what = "load_derived '" + path + "'";
+    DAM_CHECK(bytes.size() >= sizeof arch_magic + 8 && std::memcmp(bytes.data(), arch_magic, sizeof arch_magic) == 0,
+              format_error, "{}: not a diffautoml architecture+weights file (bad magic); files written by save_derived "
+              "start with DAMARCH1", what);
+    std::uint32_t stored_crc;
+    std::memcpy(&stored_crc, bytes.data() + bytes.size() - 4, 4);
+    DAM_CHECK(crc32_of(bytes.data(), bytes.size() - 4) == stored_crc, format_error,
+              "{}: checksum mismatch: the file is corrupt or truncated", what);
+    ByteReader r(bytes.data() + sizeof arch_magic, bytes.size() - sizeof arch_magic - 4, what);
+    const auto version = r.get<std::uint32_t>();
+    DAM_CHECK(version == arch_format_version, format_error, "{}: format version {} is not supported (this build reads {})",
+              what, version, arch_format_version);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(r.get_string());
+    } catch (const nlohmann::json::exception& e) {
+        throw format_error(fmt::format("{}: the architecture description is not valid JSON: {}", what, e.what()));
+    }
+    const auto n = r.get<std::uint64_t>();
+    const std::uint8_t* model = r.get_bytes(static_cast<std::size_t>(n));
+    DAM_CHECK(r.remaining() == 0, format_error, "{}: {} unexpected bytes after the weights", what, r.remaining());
+    std::string space;
+    std::vector<std::int64_t> arch;
+    try {
+        space = j.at("space").get<std::string>();
+        arch = j.at("architecture").get<std::vector<std::int64_t>>();
+    } catch (const nlohmann::json::exception& e) {
+        throw format_error(fmt::format("{}: the architecture description lacks a field: {}", what, e.what()));
+    }
+    Generator gen(0);
+    std::shared_ptr<Supernet<T, cpu>> net;
+    const nlohmann::json options = j.contains("options") ? j.at("options") : nlohmann::json::object();
+    if (space == ShuffleSpace::name) net = ShuffleSpace::build<T, cpu>(ChainOptions::from_json(options), gen, arch);
+    else if (space == MobileNetV2Space::name) net = MobileNetV2Space::build<T, cpu>(ChainOptions::from_json(options), gen, arch);
+    else if (space == DartsSpace::name) net = DartsSpace::build<T, cpu>(DartsOptions::from_json(options), gen, arch);
+    else throw format_error(fmt::format("{}: unknown search space '{}' (known: {}, {}, {})", what, space, ShuffleSpace::name,
+                                        MobileNetV2Space::name, DartsSpace::name));
+    try {
+        nn::deserialize_model(*net, std::vector<std::uint8_t>(model, model + n), what);
+    } catch (const format_error& e) {
+        throw format_error(fmt::format("{}: the weights do not match the architecture the file describes ({}): {}",
+                                       what, fmt::join(net->choice_names(arch), ", "), e.what()));
+    }
+    net->eval();
+    return {net, j};
+}
+
+}  // namespace diffautoml::nas
