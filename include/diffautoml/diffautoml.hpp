@@ -4,6 +4,7 @@
 #include "autograd/variable.hpp"
 #include "core/progress.hpp"
 #include "data/dataset.hpp"
+#include "hpo.hpp"
 #include "nas.hpp"
 #include "nn/layers.hpp"
 #include "nn/reference_nets.hpp"

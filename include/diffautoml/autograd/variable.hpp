@@ -154,16 +154,26 @@ public:
     NodeT* node() const { return node_.get(); }
     const std::shared_ptr<NodeT>& node_ptr() const { return node_; }
 
-    /// Back-propagates from a one-element value (seed 1).
-    void backward() {
+    /// The leaves that require a gradient and that a backward pass from here would reach.
+    std::vector<std::shared_ptr<NodeT>> reachable_leaves() const {
+        std::vector<std::shared_ptr<NodeT>> out;
+        if (!node_->requires_grad) return out;
+        for (auto& n : topological_order(node_))
+            if (n->is_leaf && n->requires_grad) out.push_back(n);
+        return out;
+    }
+
+    /// Back-propagates from a one-element value (seed 1). With retain_graph the recorded graph
+    /// stays usable for another backward pass (e.g. a second seed at an intermediate value).
+    void backward(bool retain_graph = false) const {
         DAM_CHECK(numel() == 1, autograd_error,
                   "backward: the value has shape {}; pass a seed gradient of that shape, or reduce it to "
                   "one element (sum, mean) first",
                   shape());
-        backward(TensorT::full(shape(), T(1)));
+        backward(TensorT::full(shape(), T(1)), retain_graph);
     }
     /// Back-propagates the seed dL/d(this): computes the vector-Jacobian product for every leaf.
-    void backward(const TensorT& seed) {
+    void backward(const TensorT& seed, bool retain_graph = false) const {
         DAM_CHECK(node_->requires_grad, autograd_error,
                   "backward: '{}' does not require a gradient (no parameter with requires_grad reaches it, or "
                   "it was computed under NoGradGuard)",
@@ -193,6 +203,7 @@ public:
             if (n->backward_fn) n->backward_fn(n->pending);
             if (n->retain_grad) n->grad = std::move(n->pending);
             n->pending = TensorT();
+            if (retain_graph) continue;
             n->backward_fn = nullptr;
             n->inputs.clear();
             n->hooks.clear();

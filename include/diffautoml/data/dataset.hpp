@@ -13,10 +13,15 @@
 namespace diffautoml::data {
 
 /// Images (N, C, H, W) as floats and integer labels in [0, classes).
+/// Where a dataset came from. HPO refuses test data (hpo::hold_out), so hyperparameters can never
+/// be tuned on the test set through the API.
+enum class Split { unknown, train, test };
+
 struct Dataset {
     Tensor<float, cpu> images;
     std::vector<std::int32_t> labels;
     std::int32_t classes = 0;
+    Split split = Split::unknown;
 
     std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
     Shape image_shape() const { return {images.dim(1), images.dim(2), images.dim(3)}; }
@@ -90,6 +95,7 @@ inline Dataset load_fashion_mnist(const std::string& dir, bool train) {
     const std::string p = dir + "/" + (train ? "train" : "t10k");
     Dataset d = load_idx_dataset(p + "-images-idx3-ubyte.gz", p + "-labels-idx1-ubyte.gz", {28, 28, 10});
     normalize(d, fashion_mnist_mean, fashion_mnist_std);
+    d.split = train ? Split::train : Split::test;
     return d;
 }
 
@@ -112,6 +118,7 @@ inline Dataset subset(const Dataset& d, const std::vector<std::int64_t>& idx) {
     const std::int64_t per = s.numel();
     r.images = Tensor<float, cpu>(Shape{static_cast<std::int64_t>(idx.size()), s[0], s[1], s[2]});
     r.classes = d.classes;
+    r.split = d.split;
     r.labels.reserve(idx.size());
     for (std::size_t k = 0; k < idx.size(); ++k) {
         DAM_CHECK(idx[k] >= 0 && idx[k] < d.size(), value_error, "subset: index {} outside [0, {})", idx[k], d.size());
