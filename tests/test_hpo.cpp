@@ -251,3 +251,33 @@ TEST_CASE("hyperparameters cannot be tuned on the test set", "[hpo]") {
     CHECK(part.split == data::Split::test);
     require_throws_with<value_error>([&] { (void)hpo::hold_out(part, 2, 0); }, {"test set"});
 }
+
+TEST_CASE("every HPO policy's step consumes the gradients and leaves them zero", "[hpo]") {
+    // A trainer calls backward() then step() each iteration without zeroing in between: a policy
+    // that left its gradients in place would accumulate them over steps.
+    Var<double> w(Tensor<double>::from(Shape{2}, {1.0, -1.0}), true);
+    std::vector<optim::ParamGroup<double>> groups{{{w}, 0.1, 1e-3, "all"}};
+    hpo::HpoContext<double> ctx;
+    auto check = [&](auto& policy) {
+        for (int i = 0; i < 3; ++i) {
+            ctx.step = i;
+            ops::sum(w * w).backward();
+            const double before = w.value()[0], g = w.grad()[0];
+            policy.step(ctx);
+            CHECK(w.value()[0] != before);
+            CHECK(g == Approx(2 * before));  // the gradient of this step alone
+            CHECK(w.grad()[0] == 0.0);
+        }
+    };
+    hpo::FixedSchedule<double> fixed(groups, [](std::int64_t) { return 0.1; }, 0.9);
+    check(fixed);
+    hpo::BaydinHD<double> baydin(groups);
+    check(baydin);
+    hpo::HypergradOptions o;
+    o.every = 1000;  // no validation step at steps 1 and 2: the gradients must still be consumed
+    hpo::HypergradLrWd<double> lrwd(groups, o);
+    ctx.step = 1;
+    ops::sum(w * w).backward();
+    lrwd.step(ctx);
+    CHECK(w.grad()[0] == 0.0);
+}

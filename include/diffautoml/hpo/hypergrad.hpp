@@ -205,13 +205,15 @@ struct HpoContext {
     std::int64_t step = 0;
     ValidationSet* validation = nullptr;  ///< hypergradient policies need it
     std::int64_t validation_batch = 128;
-    std::function<Var<T>(const Tensor<T, cpu>&)> forward;  ///< the network (current architecture)
+    /// The network (current architecture) on a batch of dataset images (always float).
+    std::function<Var<T>(const Tensor<float, cpu>&)> forward;
 };
 
 /// Contract of an HPO policy. Per training step the trainer calls
 ///     loss = p.training_loss(logits, labels)   mean cross-entropy with the policy's label smoothing
 ///     p.backward(loss, logits, labels)         the one training backward pass (+ what the policy needs)
 ///     p.step(ctx)                              weight update, then the hyperparameter update
+/// step() consumes the weights' gradients and leaves them zero for the next backward pass.
 /// values() names every hyperparameter and its current value (for logs).
 template <class P>
 concept HpoPolicy = requires(P& p, const P& cp, const Var<typename P::value_type>& v,
@@ -307,7 +309,10 @@ public:
         std::vector<double> lrs(G, lr_.value * f), wds(G, 0.0);
         for (std::size_t g = 0; g < G; ++g) wds[g] = this->decays_[g] ? wd_.value : 0.0;
         this->sgd_->step(lrs, wds);
-        if (!this->validation_gradient(ctx)) return;
+        if (!this->validation_gradient(ctx)) {
+            this->sgd_->zero_grad();
+            return;
+        }
         const auto hl = this->sgd_->lr_hypergradients(), hw = this->sgd_->wd_hypergradients();
         double dlr = 0, dwd = 0;
         for (std::size_t g = 0; g < G; ++g) {
@@ -384,7 +389,10 @@ public:
             wd[g] = this->decays_[g] ? wds_[g].value : 0.0;
         }
         this->sgd_->step(lr, wd);
-        if (!this->validation_gradient(ctx)) return;
+        if (!this->validation_gradient(ctx)) {
+            this->sgd_->zero_grad();
+            return;
+        }
         const auto hl = this->sgd_->lr_hypergradients(), hw = this->sgd_->wd_hypergradients();
         for (std::size_t g = 0; g < G; ++g) {
             lrs_[g].apply(hl[g] * f, this->opt_.hyper_lr);
@@ -457,6 +465,7 @@ public:
         std::vector<double> lrs(sgd_->group_count(), lr_.value), wds(sgd_->group_count(), 0.0);
         for (std::size_t g = 0; g < wds.size(); ++g) wds[g] = decays_[g] ? opt_.weight_decay : 0.0;
         sgd_->step(lrs, wds);
+        sgd_->zero_grad();
         started_ = true;
     }
     std::vector<std::pair<std::string, double>> values() const { return {{"lr", lr_.value}}; }
@@ -497,6 +506,7 @@ public:
     void step(HpoContext<T>& ctx) {
         current_ = lr_(ctx.step);
         sgd_->step(std::vector<double>(wds_.size(), current_), wds_);
+        sgd_->zero_grad();
     }
     std::vector<std::pair<std::string, double>> values() const {
         return {{"lr", current_}, {"weight_decay", wds_.empty() ? 0.0 : *std::max_element(wds_.begin(), wds_.end())}};
