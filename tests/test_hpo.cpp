@@ -250,6 +250,11 @@ TEST_CASE("hyperparameters cannot be tuned on the test set", "[hpo]") {
     auto part = data::subset(test, {0, 1, 2});
     CHECK(part.split == data::Split::test);
     require_throws_with<value_error>([&] { (void)hpo::hold_out(part, 2, 0); }, {"test set"});
+    // Data of unknown origin must be marked as training data first.
+    test.split = data::Split::unknown;
+    require_throws_with<value_error>([&] { (void)hpo::hold_out(test, 5, 0); }, {"not marked as training data", "Split::train"});
+    test.split = data::Split::train;
+    CHECK(hpo::hold_out(test, 5, 0).second.size() == 5);
 }
 
 TEST_CASE("every HPO policy's step consumes the gradients and leaves them zero", "[hpo]") {

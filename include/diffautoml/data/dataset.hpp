@@ -32,6 +32,7 @@ struct IdxDatasetOptions {
     std::int64_t expected_width = 0;   ///< 0: any
     std::int32_t classes = 0;          ///< 0: inferred as max label + 1
     double scale = 1.0 / 255.0;        ///< byte -> float
+    Split split = Split::unknown;      ///< mark training files Split::train to tune hyperparameters on them
 };
 
 /// Loads an MNIST-format pair of IDX files: images (N, H, W) and labels (N).
@@ -64,6 +65,7 @@ inline Dataset load_idx_dataset(const std::string& images_path, const std::strin
                   labels_path, i, d.labels[i], opt.classes);
     }
     d.classes = opt.classes ? opt.classes : max_label + 1;
+    d.split = opt.split;
     return d;
 }
 

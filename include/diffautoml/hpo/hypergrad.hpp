@@ -28,7 +28,8 @@ namespace diffautoml::hpo {
 // Validation data: only a held-out slice of a training set.
 
 /// Batches of a validation slice held out from a training set. It can only be made by hold_out(),
-/// which refuses a test set, so hyperparameters cannot be tuned on test data through this API.
+/// which accepts only data marked Split::train, so hyperparameters cannot be tuned on test data
+/// through this API.
 class ValidationSet {
 public:
     std::int64_t size() const { return data_->size(); }
@@ -62,6 +63,9 @@ inline std::pair<data::Dataset, ValidationSet> hold_out(const data::Dataset& tra
     DAM_CHECK(train.split != data::Split::test, value_error,
               "hold_out: this dataset is a test set; hyperparameters must be tuned on a slice of the training set "
               "(load it with train = true), never on the test set");
+    DAM_CHECK(train.split == data::Split::train, value_error,
+              "hold_out: the dataset is not marked as training data; load it with load_fashion_mnist(dir, true) or "
+              "set IdxDatasetOptions::split = data::Split::train for training files (test files can never be used)");
     DAM_CHECK(size >= 1, value_error, "hold_out: the validation slice needs at least 1 image, got {}", size);
     auto [rest, val] = data::split_train_val(train, size, seed);
     return {std::move(rest), ValidationSet(std::move(val), seed ^ 0x76a1u)};
