@@ -16,26 +16,6 @@ namespace {
 
 const std::vector<double> kLogits{1.0, 0.0, -1.0, 2.0, 0.5};
 
-/// Checks observed category counts against probabilities p over n draws: every frequency within
-/// 5 binomial standard deviations, and Pearson's chi-square below the 0.1% critical value.
-void require_frequencies_match(const std::vector<std::int64_t>& counts, const std::vector<double>& p, std::int64_t n) {
-    REQUIRE(counts.size() == p.size());
-    double chi2 = 0;
-    for (std::size_t k = 0; k < p.size(); ++k) {
-        const double f = static_cast<double>(counts[k]) / static_cast<double>(n);
-        const double sd = std::sqrt(p[k] * (1 - p[k]) / static_cast<double>(n));
-        INFO("category " << k << ": frequency " << f << ", probability " << p[k]);
-        CHECK(std::abs(f - p[k]) <= 5 * sd);
-        const double expected = p[k] * static_cast<double>(n);
-        chi2 += (static_cast<double>(counts[k]) - expected) * (static_cast<double>(counts[k]) - expected) / expected;
-    }
-    // Critical values of chi-square at p = 0.001 for 1..9 degrees of freedom.
-    const double critical[] = {10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12, 27.88};
-    REQUIRE(p.size() >= 2);
-    REQUIRE(p.size() <= 10);
-    CHECK(chi2 < critical[p.size() - 2]);
-}
-
 }  // namespace
 
 TEST_CASE("Gumbel noise is finite for every uniform, including 0 and 1", "[sampling]") {

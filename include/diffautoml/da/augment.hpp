@@ -1,0 +1,167 @@
+#pragma once
+// Front door of the augmentation ops on image batches (N, C, H, W) with pixel values in [0, 1]:
+//  - augment_images(): S ops in sequence per image on a plain tensor (no gradient; the fast path
+//    of policies whose parameters do not need the image gradient: PairPolicyDA, RandAugment);
+//  - augment(): one op per image as an autograd op, differentiable in the image and in the
+//    per-image magnitudes (DADA, and the gradient checker).
+// The per-image randomness (magnitude sign, Cutout centre) is part of the OpDraw; random_draw()
+// makes it from a Philox stream so that the same seed gives the same batch on any thread count.
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "../autograd/variable.hpp"
+#include "../core/parallel.hpp"
+#include "../core/rng.hpp"
+#include "kernels.hpp"
+
+namespace diffautoml::da {
+
+/// Datasets are often normalised; PixelSpace says how: stored x = (pixel - mean) / std. The ops
+/// work on pixels in [0, 1], so policies convert on the way in and out.
+struct PixelSpace {
+    double mean = 0.0;
+    double std = 1.0;
+};
+
+namespace detail {
+
+inline void check_options(const AugmentOptions& o, const char* who) {
+    DAM_CHECK(std::isfinite(o.fill), value_error, "{}: the fill value must be finite, got {}", who, o.fill);
+    const MagnitudeRanges& r = o.ranges;
+    for (double v : {r.shear, r.translate, r.rotate_degrees, r.enhance, r.solarize, r.posterize_bits, r.cutout})
+        DAM_CHECK(std::isfinite(v) && v >= 0, value_error,
+                  "{}: magnitude ranges must be finite and >= 0, got {}; see da::MagnitudeRanges", who, v);
+}
+
+template <class T>
+void check_batch(const Shape& s, std::int64_t draws, std::int64_t ops_per_image, const char* who) {
+    DAM_CHECK(s.rank() == 4, shape_error, "{}: images must be (N, C, H, W), got {}", who, s);
+    DAM_CHECK(s[1] >= 1 && s[2] >= 1 && s[3] >= 1, shape_error, "{}: images {} have an empty axis", who, s);
+    DAM_CHECK(ops_per_image >= 1, value_error, "{}: ops per image must be >= 1, got {}", who, ops_per_image);
+    DAM_CHECK(draws == s[0] * ops_per_image, shape_error,
+              "{}: {} images with {} op(s) each need {} draws, got {}", who, s[0], ops_per_image, s[0] * ops_per_image,
+              draws);
+}
+
+inline void check_draw(const OpDraw& d, std::int64_t k, const char* who) {
+    DAM_CHECK(static_cast<int>(d.op) < kOpCount, value_error, "{}: draw {} has an unknown op code {}", who, k,
+              static_cast<int>(d.op));
+    DAM_CHECK(d.sign == 1 || d.sign == -1, value_error, "{}: draw {} has sign {}; it must be +1 or -1", who, k,
+              static_cast<int>(d.sign));
+    DAM_CHECK(d.u >= 0 && d.u < 1 && d.v >= 0 && d.v < 1, value_error,
+              "{}: draw {} has a Cutout centre ({}, {}) outside [0, 1)", who, k, d.u, d.v);
+}
+
+inline void check_magnitude(double m, std::int64_t k, const char* who) {
+    DAM_CHECK(std::isfinite(m) && m >= 0 && m <= 1, value_error,
+              "{}: magnitude {} of draw {} is outside [0, 1] (magnitudes are fractions of the op's range; set "
+              "MagnitudeRanges to change the range)",
+              who, m, k);
+}
+
+}  // namespace detail
+
+/// The draw of `op` for item k of stream s: a random sign (when the op is symmetric) and a random
+/// Cutout centre. The same (stream, k) always gives the same draw.
+inline OpDraw random_draw(Op op, const PhiloxStream& s, std::uint64_t k) {
+    const auto w = s.block(k);
+    OpDraw d;
+    d.op = op;
+    d.sign = (info(op).symmetric && (w[0] & 1u)) ? std::int8_t{-1} : std::int8_t{1};
+    d.u = uint_to_unit_float(w[1]);
+    d.v = uint_to_unit_float(w[2]);
+    return d;
+}
+
+/// Applies, to each image n, the ops draws[n*S .. n*S+S) in order with magnitudes m[n*S + s].
+template <class T>
+Tensor<T> augment_images(const Tensor<T>& x, std::span<const OpDraw> draws, std::span<const double> m,
+                         std::int64_t ops_per_image, const AugmentOptions& o = {}) {
+    const char* who = "augment_images";
+    detail::check_batch<T>(x.shape(), static_cast<std::int64_t>(draws.size()), ops_per_image, who);
+    DAM_CHECK(m.size() == draws.size(), shape_error, "{}: {} draws but {} magnitudes", who, draws.size(), m.size());
+    detail::check_options(o, who);
+    for (std::size_t k = 0; k < draws.size(); ++k) {
+        detail::check_draw(draws[k], static_cast<std::int64_t>(k), who);
+        detail::check_magnitude(m[k], static_cast<std::int64_t>(k), who);
+    }
+    const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), n = C * H * W;
+    const std::int64_t S = ops_per_image;
+    Tensor<T> y(x.shape());
+    parallel_for(N, [&](std::int64_t i) {
+        thread_local kernels::Scratch scratch;
+        thread_local std::vector<T> buf;
+        if (static_cast<std::int64_t>(buf.size()) < 2 * n) buf.resize(static_cast<std::size_t>(2 * n));
+        const T* src = x.data() + i * n;
+        T* out = y.data() + i * n;
+        for (std::int64_t s = 0; s < S; ++s) {
+            // The last op writes into the output; earlier ones alternate between two buffers.
+            T* dst = s == S - 1 ? out : buf.data() + (s % 2) * n;
+            const auto k = static_cast<std::size_t>(i * S + s);
+            kernels::forward(draws[k], m[k], src, dst, C, H, W, o, scratch);
+            src = dst;
+        }
+    });
+    return y;
+}
+
+/// One op per image as an autograd op: y_n = op_n(x_n; m_n). `m` has shape (N,) with values in
+/// [0, 1]; gradients flow to x and to m (see MagnitudeGradient).
+template <class T>
+Var<T> augment(const Var<T>& x, std::span<const OpDraw> draws, const Var<T>& m, const AugmentOptions& o = {},
+               MagnitudeGradient mode = MagnitudeGradient::exact) {
+    const char* who = "augment";
+    DAM_CHECK(x.defined() && m.defined(), value_error, "{}: images and magnitudes must be defined", who);
+    detail::check_batch<T>(x.shape(), static_cast<std::int64_t>(draws.size()), 1, who);
+    DAM_CHECK(m.shape().rank() == 1 && m.dim(0) == x.dim(0), shape_error,
+              "{}: magnitudes must have shape ({},), one per image, got {}", who, x.dim(0), m.shape());
+    detail::check_options(o, who);
+    for (std::size_t k = 0; k < draws.size(); ++k) {
+        detail::check_draw(draws[k], static_cast<std::int64_t>(k), who);
+        detail::check_magnitude(static_cast<double>(m.value()[static_cast<std::int64_t>(k)]), static_cast<std::int64_t>(k),
+                                who);
+    }
+    std::vector<OpDraw> d(draws.begin(), draws.end());
+    std::vector<double> mv(static_cast<std::size_t>(m.numel()));
+    for (std::int64_t k = 0; k < m.numel(); ++k) mv[static_cast<std::size_t>(k)] = static_cast<double>(m.value()[k]);
+    Tensor<T> y = augment_images<T>(x.value(), d, mv, 1, o);
+    return Var<T>::make_result(
+        y, "augment", {x, m},
+        [xv = x.value(), xn = x.node(), mn = m.node(), d = std::move(d), mv = std::move(mv), o, mode](const Tensor<T>& g) {
+            const std::int64_t N = xv.dim(0), C = xv.dim(1), H = xv.dim(2), W = xv.dim(3), n = C * H * W;
+            Tensor<T> gx;
+            if (xn->requires_grad) gx = Tensor<T>::zeros(xv.shape());
+            Tensor<T> gm(Shape{N});
+            parallel_for(N, [&](std::int64_t i) {
+                thread_local kernels::Scratch scratch;
+                gm[i] = static_cast<T>(kernels::backward(d[static_cast<std::size_t>(i)], mv[static_cast<std::size_t>(i)],
+                                                         xv.data() + i * n, g.data() + i * n,
+                                                         gx.defined() ? gx.data() + i * n : nullptr, C, H, W, o, mode,
+                                                         scratch));
+            });
+            if (xn->requires_grad) xn->accumulate_owned(std::move(gx));
+            if (mn->requires_grad) mn->accumulate_owned(std::move(gm));
+        });
+}
+
+/// x * std + mean: stored values to pixels.
+template <class T>
+Tensor<T> to_pixels(const Tensor<T>& x, const PixelSpace& ps) {
+    Tensor<T> y(x.shape());
+    const T a = static_cast<T>(ps.std), b = static_cast<T>(ps.mean);
+    const T* px = x.data();
+    T* py = y.data();
+    parallel_for(x.numel(), [&](std::int64_t i) { py[i] = px[i] * a + b; }, 1 << 16);
+    return y;
+}
+/// (p - mean) / std in place: pixels back to stored values.
+template <class T>
+void from_pixels_(const Tensor<T>& p, const PixelSpace& ps) {
+    const T inv = static_cast<T>(1.0 / ps.std), b = static_cast<T>(ps.mean);
+    T* q = p.data();
+    parallel_for(p.numel(), [&](std::int64_t i) { q[i] = (q[i] - b) * inv; }, 1 << 16);
+}
+
+}  // namespace diffautoml::da

@@ -1,0 +1,600 @@
+#pragma once
+// Data augmentation policies (types satisfying DaPolicy):
+//  - PairPolicyDA (DiffAutoML / DHA): a distribution over the K*K ordered op pairs, one pair per
+//    image, magnitudes m ~ U(0, M), updated adversarially from the per-sample training losses;
+//  - DADA (Li et al. 2020): Gumbel-softmax choice of a sub-policy (op pair), relaxed-Bernoulli
+//    apply probabilities and learned magnitudes, all differentiable through the augmented images;
+//  - RandAugment(N, M), StandardAugment (pad-and-random-crop + flip), NoAugment.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../optim/optimizer.hpp"
+#include "../sampling/sampling.hpp"
+#include "augment.hpp"
+
+namespace diffautoml::da {
+
+/// What a policy may use during one training step.
+struct DaContext {
+    Generator* gen = nullptr;      ///< every random draw of the step comes from streams of this generator
+    std::int64_t step = 0;         ///< 0-based training step
+    std::int64_t total_steps = 1;  ///< planned steps (temperature schedules)
+};
+
+/// One row of a learned policy: ops applied in sequence, how likely the row is, and per op the
+/// magnitude (its mean where magnitudes are sampled) and the probability that it is applied.
+struct PolicyEntry {
+    std::vector<Op> ops;
+    double probability = 0;
+    std::vector<double> magnitudes;
+    std::vector<double> apply_probabilities;
+};
+
+/// Contract of a DA policy. Per training step the trainer calls
+///     x_aug = p.augment(images, ctx)   the stored (normalised) batch in, the augmented batch out,
+///                                      in the same space; a constant unless the policy learns
+///                                      through the images (DADA), then connected to its parameters
+///     ... forward, loss, the one backward pass ...
+///     p.update(losses, ctx)            the per-sample training losses (N,) of that batch; updates
+///                                      the policy's parameters and clears their gradients
+/// summary(k) lists the k most likely rows of the policy; searching() says whether it learns.
+template <class P>
+concept DaPolicy = requires(P& p, const P& cp, const Tensor<typename P::value_type>& x, DaContext& ctx) {
+    typename P::value_type;
+    { p.augment(x, ctx) } -> std::same_as<Var<typename P::value_type>>;
+    p.update(x, ctx);
+    { cp.summary(std::size_t{}) } -> std::same_as<std::vector<PolicyEntry>>;
+    { cp.searching() } -> std::same_as<bool>;
+    { P::policy_name } -> std::convertible_to<std::string_view>;
+};
+
+namespace detail {
+
+inline void check_ops(const std::vector<Op>& ops, const char* who) {
+    DAM_CHECK(!ops.empty(), value_error, "{}: the op list is empty; use da::all_ops() or name at least one op", who);
+    for (Op op : ops)
+        DAM_CHECK(static_cast<int>(op) < kOpCount, value_error, "{}: unknown op code {}", who, static_cast<int>(op));
+}
+inline void check_context(const DaContext& ctx, const char* who) {
+    DAM_CHECK(ctx.gen != nullptr, value_error, "{}: the DaContext has no generator", who);
+}
+template <class T>
+void check_losses(const Tensor<T>& losses, std::int64_t n, const char* who) {
+    DAM_CHECK(n > 0, value_error, "{}: update() called before augment()", who);
+    DAM_CHECK(losses.defined() && losses.shape().rank() == 1 && losses.dim(0) == n, shape_error,
+              "{}: update() needs the per-sample losses ({},) of the last augmented batch, got {}", who, n,
+              losses.defined() ? losses.shape() : Shape{});
+    for (std::int64_t i = 0; i < n; ++i)
+        DAM_CHECK(std::isfinite(static_cast<double>(losses[i])), value_error,
+                  "{}: the loss of sample {} is {}; the policy is not updated with non-finite losses (lower the "
+                  "learning rate)",
+                  who, i, static_cast<double>(losses[i]));
+}
+/// Indices of the k largest values, largest first.
+inline std::vector<std::size_t> top_indices(const std::vector<double>& v, std::size_t k) {
+    std::vector<std::size_t> idx(v.size());
+    std::iota(idx.begin(), idx.end(), std::size_t{0});
+    k = std::min(k, v.size());
+    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(),
+                      [&](std::size_t a, std::size_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); });
+    idx.resize(k);
+    return idx;
+}
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+
+struct PairPolicyOptions {
+    std::vector<Op> ops = all_ops();  ///< the K ops; the policy is over the K*K ordered pairs
+    double max_magnitude = 1.0;       ///< M: each op's magnitude is drawn from U(0, M)
+    /// SGD step on the pair logits. L_DA's gradient carries a factor P[pair] (about 1/K^2 at the
+    /// start), so the rate is large compared with those of the weights.
+    double lr = 20.0;
+    AugmentOptions augment{};
+    PixelSpace pixels{};
+};
+
+/// DiffAutoML's DA policy. Each image draws one ordered pair (o1, o2) by the Gumbel-max trick on
+/// log P, P = softmax(pi) (the same as sampling Cat(P)), and gets o2(o1(x; m1); m2) with
+/// m ~ U(0, M) and a random sign for symmetric ops. update() takes one SGD step on
+///     L_DA = mean_i(-stopgrad(l_i) * P[pair_i]),
+/// raising the probability of pairs whose images have a high training loss (ALGORITHMS.md step 4).
+template <class T = float>
+class PairPolicyDA {
+public:
+    using value_type = T;
+    static constexpr std::string_view policy_name = "pair_policy";
+
+    explicit PairPolicyDA(PairPolicyOptions o = {}) : opt_(std::move(o)) {
+        detail::check_ops(opt_.ops, "PairPolicyDA");
+        DAM_CHECK(opt_.max_magnitude >= 0 && opt_.max_magnitude <= 1, value_error,
+                  "PairPolicyDA: max_magnitude {} must be in [0, 1] (a fraction of each op's range)", opt_.max_magnitude);
+        DAM_CHECK(std::isfinite(opt_.lr) && opt_.lr >= 0, value_error, "PairPolicyDA: lr must be finite and >= 0, got {}",
+                  opt_.lr);
+        DAM_CHECK(opt_.pixels.std > 0, value_error, "PairPolicyDA: pixel std must be > 0, got {}", opt_.pixels.std);
+        detail::check_options(opt_.augment, "PairPolicyDA");
+        logits_.assign(static_cast<std::size_t>(pair_count()), 0.0);
+    }
+
+    std::int64_t op_count() const { return static_cast<std::int64_t>(opt_.ops.size()); }
+    std::int64_t pair_count() const { return op_count() * op_count(); }
+    /// The ops of pair k (first applied first).
+    std::pair<Op, Op> pair(std::int64_t k) const {
+        return {opt_.ops[static_cast<std::size_t>(k / op_count())], opt_.ops[static_cast<std::size_t>(k % op_count())]};
+    }
+    /// P = softmax(pi) over the pairs.
+    std::vector<double> probabilities() const { return sampling::softmax_row(logits_); }
+    const std::vector<double>& logits() const { return logits_; }
+    void set_logits(const std::vector<double>& l) {
+        DAM_CHECK(static_cast<std::int64_t>(l.size()) == pair_count(), shape_error,
+                  "PairPolicyDA::set_logits: {} logits for {} pairs", l.size(), pair_count());
+        for (double v : l) DAM_CHECK(std::isfinite(v), value_error, "PairPolicyDA::set_logits: non-finite logit {}", v);
+        logits_ = l;
+    }
+    /// The pair index each image of the last augmented batch drew.
+    const std::vector<std::int64_t>& last_pairs() const { return pairs_; }
+    const PairPolicyOptions& options() const { return opt_; }
+    bool searching() const { return opt_.lr > 0; }
+
+    Var<T> augment(const Tensor<T>& x, DaContext& ctx) {
+        detail::check_context(ctx, "PairPolicyDA::augment");
+        DAM_CHECK(x.shape().rank() == 4 && x.dim(0) > 0, shape_error,
+                  "PairPolicyDA::augment: images must be (N, C, H, W) with N > 0, got {}", x.shape());
+        const std::int64_t N = x.dim(0), K2 = pair_count();
+        const auto noise = ctx.gen->next_stream(), mags = ctx.gen->next_stream(), draws_s = ctx.gen->next_stream();
+        std::vector<double> logp = sampling::softmax_row(logits_);
+        for (auto& p : logp) p = std::log(std::max(p, 1e-300));
+        pairs_.assign(static_cast<std::size_t>(N), 0);
+        std::vector<OpDraw> draws(static_cast<std::size_t>(2 * N));
+        std::vector<double> m(static_cast<std::size_t>(2 * N));
+        for (std::int64_t i = 0; i < N; ++i) {
+            // Gumbel-max: argmax_k (log P_k + g_k) ~ Cat(P); the temperature of the soft relaxation
+            // does not move the argmax, so none is needed to draw the pair.
+            std::int64_t best = 0;
+            double best_v = -std::numeric_limits<double>::infinity();
+            for (std::int64_t k = 0; k < K2; ++k) {
+                const double v = logp[static_cast<std::size_t>(k)] +
+                                 sampling::gumbel_from_uniform(noise.uniform_double(static_cast<std::uint64_t>(i * K2 + k)));
+                if (v > best_v) {
+                    best_v = v;
+                    best = k;
+                }
+            }
+            pairs_[static_cast<std::size_t>(i)] = best;
+            const auto [o1, o2] = pair(best);
+            for (int s = 0; s < 2; ++s) {
+                const auto k = static_cast<std::size_t>(2 * i + s);
+                draws[k] = random_draw(s == 0 ? o1 : o2, draws_s, k);
+                m[k] = opt_.max_magnitude * mags.uniform_double(k);
+            }
+        }
+        Tensor<T> y = augment_images<T>(to_pixels(x, opt_.pixels), draws, m, 2, opt_.augment);
+        from_pixels_(y, opt_.pixels);
+        return Var<T>(y, false);
+    }
+
+    /// dL_DA/dpi_j = mean_i(-l_i P[k_i] (delta(k_i, j) - P_j)), then pi -= lr * dL_DA/dpi.
+    void update(const Tensor<T>& losses, DaContext&) {
+        const auto N = static_cast<std::int64_t>(pairs_.size());
+        detail::check_losses(losses, N, "PairPolicyDA::update");
+        const std::vector<double> grad = gradient(losses);
+        for (std::size_t j = 0; j < logits_.size(); ++j) logits_[j] -= opt_.lr * grad[j];
+        for (double v : logits_)
+            DAM_CHECK(std::isfinite(v), value_error,
+                      "PairPolicyDA::update: the pair logits became non-finite; lower PairPolicyOptions::lr");
+    }
+
+    /// The gradient of L_DA in the logits for the last batch and these losses (exposed for tests).
+    std::vector<double> gradient(const Tensor<T>& losses) const {
+        const auto N = static_cast<std::int64_t>(pairs_.size());
+        detail::check_losses(losses, N, "PairPolicyDA::gradient");
+        const std::vector<double> P = probabilities();
+        std::vector<double> g(P.size(), 0.0);
+        for (std::int64_t i = 0; i < N; ++i) {
+            const auto k = static_cast<std::size_t>(pairs_[static_cast<std::size_t>(i)]);
+            const double c = -static_cast<double>(losses[i]) * P[k] / static_cast<double>(N);
+            for (std::size_t j = 0; j < P.size(); ++j) g[j] -= c * P[j];
+            g[k] += c;
+        }
+        return g;
+    }
+
+    std::vector<PolicyEntry> summary(std::size_t top) const {
+        const auto P = probabilities();
+        std::vector<PolicyEntry> out;
+        for (std::size_t k : detail::top_indices(P, top)) {
+            const auto [o1, o2] = pair(static_cast<std::int64_t>(k));
+            const double mean_m = opt_.max_magnitude / 2;
+            out.push_back({{o1, o2}, P[k], {mean_m, mean_m}, {1.0, 1.0}});
+        }
+        return out;
+    }
+
+private:
+    PairPolicyOptions opt_;
+    std::vector<double> logits_;
+    std::vector<std::int64_t> pairs_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+struct DADAOptions {
+    std::vector<Op> ops = all_ops();  ///< sub-policies are the K*K ordered pairs of these ops
+    double tau = 0.5;                 ///< Gumbel-softmax temperature of the sub-policy choice (DADA: 0.5)
+    double lambda = 0.5;              ///< relaxed-Bernoulli temperature of the apply decisions
+    double lr = 5e-3;                 ///< Adam on every policy parameter (DADA: 0.005)
+    double initial_magnitude = 0.5;
+    double initial_probability = 0.5;
+    /// true: raise the training loss (the DiffAutoML convention for DA, one backward pass);
+    /// false: lower it.
+    bool adversarial = true;
+    MagnitudeGradient magnitude_gradient = MagnitudeGradient::straight_through;  ///< DADA's estimator
+    AugmentOptions augment{};
+    PixelSpace pixels{};
+};
+
+/// DADA: each image draws a sub-policy k with a hard Gumbel-softmax sample w = ST(softmax((pi +
+/// g) / tau)); sub-policy k applies op j with a relaxed-Bernoulli gate b_j = sigmoid((beta_kj +
+/// logistic noise) / lambda) and magnitude m_kj:  a_j = b_j T_j(a_{j-1}; m_kj) + (1 - b_j) a_{j-1},
+/// and the image is w_k a_2 (= a_2 in value). One backward pass through the network gives the
+/// gradients of pi (straight-through), beta (relaxation) and m (straight-through or exact).
+template <class T = float>
+class DADA {
+public:
+    using value_type = T;
+    static constexpr std::string_view policy_name = "dada";
+
+    explicit DADA(DADAOptions o = {}) : opt_(std::move(o)) {
+        detail::check_ops(opt_.ops, "DADA");
+        DAM_CHECK(opt_.tau > 0 && opt_.lambda > 0 && std::isfinite(opt_.tau) && std::isfinite(opt_.lambda), value_error,
+                  "DADA: temperatures tau {} and lambda {} must be finite and > 0", opt_.tau, opt_.lambda);
+        DAM_CHECK(opt_.initial_magnitude >= 0 && opt_.initial_magnitude <= 1, value_error,
+                  "DADA: initial magnitude {} must be in [0, 1]", opt_.initial_magnitude);
+        DAM_CHECK(opt_.initial_probability > 0 && opt_.initial_probability < 1, value_error,
+                  "DADA: initial apply probability {} must be in (0, 1)", opt_.initial_probability);
+        DAM_CHECK(opt_.lr > 0 && std::isfinite(opt_.lr), value_error, "DADA: lr must be > 0, got {}", opt_.lr);
+        DAM_CHECK(opt_.pixels.std > 0, value_error, "DADA: pixel std must be > 0, got {}", opt_.pixels.std);
+        detail::check_options(opt_.augment, "DADA");
+        const std::int64_t K = static_cast<std::int64_t>(opt_.ops.size()), S = K * K;
+        const double p = opt_.initial_probability;
+        pi_ = Var<T>(Tensor<T>::zeros(Shape{S}), true);
+        beta_ = Var<T>(Tensor<T>::full(Shape{S, 2}, static_cast<T>(std::log(p / (1 - p)))), true);
+        mag_ = Var<T>(Tensor<T>::full(Shape{S, 2}, static_cast<T>(opt_.initial_magnitude)), true);
+        adam_ = std::make_unique<optim::Adam<T>>(
+            std::vector<optim::ParamGroup<T, cpu>>{{{pi_, beta_, mag_}, opt_.lr, 0.0, "dada"}},
+            optim::AdamOptions{0.5, 0.999, 1e-8, false});
+    }
+
+    std::int64_t subpolicy_count() const { return pi_.numel(); }
+    std::pair<Op, Op> subpolicy(std::int64_t k) const {
+        const auto K = static_cast<std::int64_t>(opt_.ops.size());
+        return {opt_.ops[static_cast<std::size_t>(k / K)], opt_.ops[static_cast<std::size_t>(k % K)]};
+    }
+    std::vector<double> probabilities() const {
+        std::vector<double> l(static_cast<std::size_t>(pi_.numel()));
+        for (std::int64_t k = 0; k < pi_.numel(); ++k) l[static_cast<std::size_t>(k)] = static_cast<double>(pi_.value()[k]);
+        return sampling::softmax_row(l);
+    }
+    /// The learnable parameters: sub-policy logits (S,), apply logits (S, 2), magnitudes (S, 2).
+    Var<T>& logits() { return pi_; }
+    Var<T>& apply_logits() { return beta_; }
+    Var<T>& magnitudes() { return mag_; }
+    /// The sub-policy each image of the last batch drew.
+    const std::vector<std::int64_t>& last_subpolicies() const { return chosen_; }
+    bool searching() const { return true; }
+    const DADAOptions& options() const { return opt_; }
+
+    Var<T> augment(const Tensor<T>& x, DaContext& ctx) {
+        detail::check_context(ctx, "DADA::augment");
+        DAM_CHECK(x.shape().rank() == 4 && x.dim(0) > 0, shape_error,
+                  "DADA::augment: images must be (N, C, H, W) with N > 0, got {}", x.shape());
+        const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), n = C * H * W, S = subpolicy_count();
+        const auto gumbel = ctx.gen->next_stream(), logistic = ctx.gen->next_stream(), draws_s = ctx.gen->next_stream();
+        auto st = std::make_shared<State>();
+        st->N = N;
+        st->n = n;
+        st->a0 = to_pixels(x, opt_.pixels);
+        st->t1 = Tensor<T>(x.shape());
+        st->a1 = Tensor<T>(x.shape());
+        st->t2 = Tensor<T>(x.shape());
+        Tensor<T> a2(x.shape());
+        chosen_.assign(static_cast<std::size_t>(N), 0);
+        st->soft.assign(static_cast<std::size_t>(N * S), 0.0);
+        st->b.assign(static_cast<std::size_t>(2 * N), 0.0);
+        st->m.assign(static_cast<std::size_t>(2 * N), 0.0);
+        st->draws.resize(static_cast<std::size_t>(2 * N));
+        for (std::int64_t i = 0; i < N; ++i) {
+            // Gumbel-softmax over the sub-policies; the hard sample is its argmax.
+            double* soft = st->soft.data() + i * S;
+            double mx = -std::numeric_limits<double>::infinity();
+            for (std::int64_t k = 0; k < S; ++k) {
+                soft[k] = (static_cast<double>(pi_.value()[k]) +
+                           sampling::gumbel_from_uniform(gumbel.uniform_double(static_cast<std::uint64_t>(i * S + k)))) /
+                          opt_.tau;
+                mx = std::max(mx, soft[k]);
+            }
+            double z = 0;
+            for (std::int64_t k = 0; k < S; ++k) z += (soft[k] = std::exp(soft[k] - mx));
+            for (std::int64_t k = 0; k < S; ++k) soft[k] /= z;
+            const std::int64_t k = std::max_element(soft, soft + S) - soft;
+            chosen_[static_cast<std::size_t>(i)] = k;
+            const auto [o1, o2] = subpolicy(k);
+            for (int j = 0; j < 2; ++j) {
+                const auto q = static_cast<std::size_t>(2 * i + j);
+                const double l = sampling::logistic_from_uniform(logistic.uniform_double(q));
+                st->b[q] = 1.0 / (1.0 + std::exp(-(static_cast<double>(beta_.value()[2 * k + j]) + l) / opt_.lambda));
+                st->m[q] = std::clamp(static_cast<double>(mag_.value()[2 * k + j]), 0.0, 1.0);
+                st->draws[q] = random_draw(j == 0 ? o1 : o2, draws_s, q);
+            }
+        }
+        parallel_for(N, [&](std::int64_t i) {
+            thread_local kernels::Scratch scratch;
+            const T* a0 = st->a0.data() + i * n;
+            T *t1 = st->t1.data() + i * n, *a1 = st->a1.data() + i * n, *t2 = st->t2.data() + i * n, *y = a2.data() + i * n;
+            const double b1 = st->b[static_cast<std::size_t>(2 * i)], b2 = st->b[static_cast<std::size_t>(2 * i + 1)];
+            kernels::forward(st->draws[static_cast<std::size_t>(2 * i)], st->m[static_cast<std::size_t>(2 * i)], a0, t1, C,
+                             H, W, opt_.augment, scratch);
+            for (std::int64_t p = 0; p < n; ++p) a1[p] = static_cast<T>(b1 * t1[p] + (1 - b1) * a0[p]);
+            kernels::forward(st->draws[static_cast<std::size_t>(2 * i + 1)], st->m[static_cast<std::size_t>(2 * i + 1)], a1,
+                             t2, C, H, W, opt_.augment, scratch);
+            for (std::int64_t p = 0; p < n; ++p) y[p] = static_cast<T>(b2 * t2[p] + (1 - b2) * a1[p]);
+        });
+        Tensor<T> out = a2.clone();
+        from_pixels_(out, opt_.pixels);
+        st->a2 = a2;
+        st->chosen = chosen_;
+        return Var<T>::make_result(out, "dada_augment", {pi_, beta_, mag_},
+                                   [st, opt = opt_, pn = pi_.node(), bn = beta_.node(), mn = mag_.node(), S,
+                                    C, H, W](const Tensor<T>& g) { backward(*st, opt, g, pn, bn, mn, S, C, H, W); });
+    }
+
+    /// One Adam step on every parameter (ascent when adversarial), magnitudes clamped to [0, 1];
+    /// the gradients are cleared. The losses are checked but the gradients already hold them.
+    void update(const Tensor<T>& losses, DaContext&) {
+        detail::check_losses(losses, static_cast<std::int64_t>(chosen_.size()), "DADA::update");
+        for (auto* v : {&pi_, &beta_, &mag_}) {
+            if (!v->grad().defined()) continue;
+            T* gp = v->grad().data();
+            for (std::int64_t k = 0; k < v->numel(); ++k) {
+                DAM_CHECK(std::isfinite(static_cast<double>(gp[k])), value_error,
+                          "DADA::update: a policy gradient is non-finite; lower the learning rate or check the loss");
+                if (opt_.adversarial) gp[k] = -gp[k];
+            }
+        }
+        adam_->step();
+        T* m = mag_.value().data();
+        for (std::int64_t k = 0; k < mag_.numel(); ++k) m[k] = std::clamp(m[k], T(0), T(1));
+        for (auto* v : {&pi_, &beta_, &mag_}) v->zero_grad();
+    }
+
+    std::vector<PolicyEntry> summary(std::size_t top) const {
+        const auto P = probabilities();
+        std::vector<PolicyEntry> out;
+        for (std::size_t k : detail::top_indices(P, top)) {
+            const auto [o1, o2] = subpolicy(static_cast<std::int64_t>(k));
+            PolicyEntry e{{o1, o2}, P[k], {}, {}};
+            for (std::size_t j = 0; j < 2; ++j) {
+                e.magnitudes.push_back(static_cast<double>(mag_.value()[static_cast<std::int64_t>(2 * k + j)]));
+                e.apply_probabilities.push_back(
+                    1.0 / (1.0 + std::exp(-static_cast<double>(beta_.value()[static_cast<std::int64_t>(2 * k + j)]))));
+            }
+            out.push_back(std::move(e));
+        }
+        return out;
+    }
+
+private:
+    /// What the backward pass of one augmented batch needs.
+    struct State {
+        std::int64_t N = 0, n = 0;
+        Tensor<T> a0, t1, a1, t2, a2;  ///< pixels: input, op 1 output, after gate 1, op 2 output, result
+        std::vector<double> soft, b, m;
+        std::vector<OpDraw> draws;
+        std::vector<std::int64_t> chosen;
+    };
+
+    /// dL/dw_i = <g_i, a2_i> (pixels) feeds pi through the soft sample; the gates and ops are
+    /// differentiated back from a2 to a0 (the images themselves need no gradient).
+    static void backward(const State& st, const DADAOptions& opt, const Tensor<T>& g, typename Var<T>::NodeT* pn,
+                         typename Var<T>::NodeT* bn, typename Var<T>::NodeT* mn, std::int64_t S, std::int64_t C, std::int64_t H,
+                         std::int64_t W) {
+        const std::int64_t N = st.N, n = st.n;
+        const double to_pix = 1.0 / opt.pixels.std;  // dL/d(pixels) = dL/d(stored) / std
+        std::vector<double> dw(static_cast<std::size_t>(N)), db(static_cast<std::size_t>(2 * N)),
+            dm(static_cast<std::size_t>(2 * N));
+        parallel_for(N, [&](std::int64_t i) {
+            thread_local kernels::Scratch scratch;
+            thread_local std::vector<T> gp, ga1;
+            gp.assign(static_cast<std::size_t>(n), T(0));
+            ga1.assign(static_cast<std::size_t>(n), T(0));
+            const T* gi = g.data() + i * n;
+            const T *a0 = st.a0.data() + i * n, *t1 = st.t1.data() + i * n, *a1 = st.a1.data() + i * n,
+                    *t2 = st.t2.data() + i * n, *a2 = st.a2.data() + i * n;
+            const auto q1 = static_cast<std::size_t>(2 * i), q2 = q1 + 1;
+            double w = 0, g_b2 = 0;
+            for (std::int64_t p = 0; p < n; ++p) {
+                const double gg = static_cast<double>(gi[p]) * to_pix;
+                w += gg * static_cast<double>(a2[p]);
+                g_b2 += gg * (static_cast<double>(t2[p]) - static_cast<double>(a1[p]));
+                gp[static_cast<std::size_t>(p)] = static_cast<T>(st.b[q2] * gg);  // dL/dt2
+                ga1[static_cast<std::size_t>(p)] = static_cast<T>((1 - st.b[q2]) * gg);
+            }
+            dw[static_cast<std::size_t>(i)] = w;
+            db[q2] = g_b2;
+            dm[q2] = kernels::backward(st.draws[q2], st.m[q2], a1, gp.data(), ga1.data(), C, H, W, opt.augment,
+                                       opt.magnitude_gradient, scratch);
+            double g_b1 = 0;
+            for (std::int64_t p = 0; p < n; ++p) {
+                const double gg = static_cast<double>(ga1[static_cast<std::size_t>(p)]);
+                g_b1 += gg * (static_cast<double>(t1[p]) - static_cast<double>(a0[p]));
+                gp[static_cast<std::size_t>(p)] = static_cast<T>(st.b[q1] * gg);  // dL/dt1
+            }
+            db[q1] = g_b1;
+            dm[q1] = kernels::backward(st.draws[q1], st.m[q1], a0, gp.data(), static_cast<T*>(nullptr), C, H, W,
+                                       opt.augment, opt.magnitude_gradient, scratch);
+        });
+        Tensor<T> gpi = Tensor<T>::zeros(Shape{S}), gbeta = Tensor<T>::zeros(Shape{S, 2}), gmag = Tensor<T>::zeros(Shape{S, 2});
+        for (std::int64_t i = 0; i < N; ++i) {
+            const std::int64_t k = st.chosen[static_cast<std::size_t>(i)];
+            const double* soft = st.soft.data() + i * S;
+            // Straight-through: d w_k / d pi_j = soft_k (delta_kj - soft_j) / tau.
+            const double c = dw[static_cast<std::size_t>(i)] * soft[k] / opt.tau;
+            for (std::int64_t j = 0; j < S; ++j) gpi[j] -= static_cast<T>(c * soft[j]);
+            gpi[k] += static_cast<T>(c);
+            for (std::int64_t j = 0; j < 2; ++j) {
+                const auto q = static_cast<std::size_t>(2 * i + j);
+                gbeta[2 * k + j] += static_cast<T>(db[q] * st.b[q] * (1 - st.b[q]) / opt.lambda);
+                gmag[2 * k + j] += static_cast<T>(dm[q]);
+            }
+        }
+        if (pn->requires_grad) pn->accumulate_owned(std::move(gpi));
+        if (bn->requires_grad) bn->accumulate_owned(std::move(gbeta));
+        if (mn->requires_grad) mn->accumulate_owned(std::move(gmag));
+    }
+
+    DADAOptions opt_;
+    Var<T> pi_, beta_, mag_;
+    std::unique_ptr<optim::Adam<T>> adam_;
+    std::vector<std::int64_t> chosen_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+struct RandAugmentOptions {
+    /// RandAugment's 14 ops (Cubuk et al. 2020): no FlipLR, Invert or Cutout.
+    std::vector<Op> ops{Op::identity,  Op::auto_contrast, Op::equalize, Op::rotate,     Op::solarize,
+                        Op::color,     Op::posterize,     Op::contrast, Op::brightness, Op::sharpness,
+                        Op::shear_x,   Op::shear_y,       Op::translate_x, Op::translate_y};
+    int n = 2;           ///< ops per image, drawn uniformly with replacement
+    double m = 9.0;      ///< magnitude on AutoAugment's 0..10 scale (m / 10 of each op's range)
+    AugmentOptions augment{};
+    PixelSpace pixels{};
+};
+
+/// RandAugment(N, M): N uniformly chosen ops per image, each at magnitude M / 10, random sign.
+template <class T = float>
+class RandAugment {
+public:
+    using value_type = T;
+    static constexpr std::string_view policy_name = "randaugment";
+
+    explicit RandAugment(RandAugmentOptions o = {}) : opt_(std::move(o)) {
+        detail::check_ops(opt_.ops, "RandAugment");
+        DAM_CHECK(opt_.n >= 1 && opt_.n <= 16, value_error, "RandAugment: N = {} ops per image must be in [1, 16]", opt_.n);
+        DAM_CHECK(opt_.m >= 0 && opt_.m <= 10, value_error, "RandAugment: M = {} must be in [0, 10]", opt_.m);
+        DAM_CHECK(opt_.pixels.std > 0, value_error, "RandAugment: pixel std must be > 0, got {}", opt_.pixels.std);
+        detail::check_options(opt_.augment, "RandAugment");
+    }
+    bool searching() const { return false; }
+
+    Var<T> augment(const Tensor<T>& x, DaContext& ctx) {
+        detail::check_context(ctx, "RandAugment::augment");
+        DAM_CHECK(x.shape().rank() == 4 && x.dim(0) > 0, shape_error,
+                  "RandAugment::augment: images must be (N, C, H, W) with N > 0, got {}", x.shape());
+        const std::int64_t N = x.dim(0), S = opt_.n, K = static_cast<std::int64_t>(opt_.ops.size());
+        const auto choice = ctx.gen->next_stream(), draws_s = ctx.gen->next_stream();
+        std::vector<OpDraw> draws(static_cast<std::size_t>(N * S));
+        std::vector<double> m(draws.size(), opt_.m / 10.0);
+        for (std::size_t k = 0; k < draws.size(); ++k)
+            draws[k] = random_draw(opt_.ops[choice.word(k) % static_cast<std::uint32_t>(K)], draws_s, k);
+        last_ = draws;
+        Tensor<T> y = augment_images<T>(to_pixels(x, opt_.pixels), draws, m, S, opt_.augment);
+        from_pixels_(y, opt_.pixels);
+        return Var<T>(y, false);
+    }
+    void update(const Tensor<T>&, DaContext&) {}
+    /// The ops of the last batch, N per image.
+    const std::vector<OpDraw>& last_draws() const { return last_; }
+
+    std::vector<PolicyEntry> summary(std::size_t top) const {
+        std::vector<PolicyEntry> out;
+        const double p = 1.0 / static_cast<double>(opt_.ops.size());
+        for (std::size_t k = 0; k < std::min(top, opt_.ops.size()); ++k)
+            out.push_back({{opt_.ops[k]}, p, {opt_.m / 10.0}, {1.0}});
+        return out;
+    }
+
+private:
+    RandAugmentOptions opt_;
+    std::vector<OpDraw> last_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+struct StandardAugmentOptions {
+    std::int64_t pad = 2;   ///< zero-pad this many pixels per side, then crop at a random offset
+    bool flip = true;       ///< random horizontal flip with probability 1/2
+    double fill = 0.0;      ///< pixel value of the padding (black)
+    PixelSpace pixels{};
+};
+
+/// The standard training augmentation: random crop of the padded image (a shift by up to `pad`
+/// pixels each way) and a random horizontal flip. It moves stored values without arithmetic.
+template <class T = float>
+class StandardAugment {
+public:
+    using value_type = T;
+    static constexpr std::string_view policy_name = "standard";
+
+    explicit StandardAugment(StandardAugmentOptions o = {}) : opt_(o) {
+        DAM_CHECK(opt_.pad >= 0, value_error, "StandardAugment: pad must be >= 0, got {}", opt_.pad);
+        DAM_CHECK(opt_.pixels.std > 0 && std::isfinite(opt_.fill), value_error,
+                  "StandardAugment: pixel std {} must be > 0 and the fill {} finite", opt_.pixels.std, opt_.fill);
+    }
+    bool searching() const { return false; }
+
+    /// Image n uses block n of one stream: word 0 bit 0 flips, words 1 and 2 give the shifts.
+    Var<T> augment(const Tensor<T>& x, DaContext& ctx) {
+        detail::check_context(ctx, "StandardAugment::augment");
+        DAM_CHECK(x.shape().rank() == 4 && x.dim(0) > 0, shape_error,
+                  "StandardAugment::augment: images must be (N, C, H, W) with N > 0, got {}", x.shape());
+        const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+        const auto s = ctx.gen->next_stream();
+        const auto span = static_cast<std::uint32_t>(2 * opt_.pad + 1);
+        const T fill = static_cast<T>((opt_.fill - opt_.pixels.mean) / opt_.pixels.std);
+        Tensor<T> y(x.shape());
+        parallel_for(N, [&](std::int64_t n) {
+            const auto r = s.block(static_cast<std::uint64_t>(n));
+            const bool flip = opt_.flip && (r[0] & 1u);
+            const std::int64_t dy = static_cast<std::int64_t>(r[1] % span) - opt_.pad;
+            const std::int64_t dx = static_cast<std::int64_t>(r[2] % span) - opt_.pad;
+            for (std::int64_t c = 0; c < C; ++c) {
+                const T* p = x.data() + (n * C + c) * H * W;
+                T* q = y.data() + (n * C + c) * H * W;
+                for (std::int64_t i = 0; i < H; ++i)
+                    for (std::int64_t j = 0; j < W; ++j) {
+                        const std::int64_t si = i + dy, sj0 = j + dx, sj = flip ? W - 1 - sj0 : sj0;
+                        q[i * W + j] = (si >= 0 && si < H && sj0 >= 0 && sj0 < W) ? p[si * W + sj] : fill;
+                    }
+            }
+        });
+        return Var<T>(y, false);
+    }
+    void update(const Tensor<T>&, DaContext&) {}
+    std::vector<PolicyEntry> summary(std::size_t) const { return {}; }
+
+private:
+    StandardAugmentOptions opt_;
+};
+
+/// No augmentation: the batch as it is.
+template <class T = float>
+class NoAugment {
+public:
+    using value_type = T;
+    static constexpr std::string_view policy_name = "none";
+    bool searching() const { return false; }
+    Var<T> augment(const Tensor<T>& x, DaContext&) { return Var<T>(x, false); }
+    void update(const Tensor<T>&, DaContext&) {}
+    std::vector<PolicyEntry> summary(std::size_t) const { return {}; }
+};
+
+static_assert(DaPolicy<PairPolicyDA<>> && DaPolicy<DADA<>> && DaPolicy<RandAugment<>> && DaPolicy<StandardAugment<>> &&
+              DaPolicy<NoAugment<>>);
+
+}  // namespace diffautoml::da

@@ -1,0 +1,533 @@
+// Data augmentation: every op against hand-computed results, gradients through the gradient
+// checker (image and magnitude) or the straight-through rule, determinism of the per-image
+// randomness, the policies' sampling statistics and update rules, galleries, PNG and errors.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <diffautoml/diffautoml.hpp>
+#include <zlib.h>
+
+#include "test_helpers.hpp"
+
+using namespace dam_test;
+using namespace diffautoml::da;
+
+namespace {
+
+/// One image (1, C, H, W) with the given pixel values.
+Tensor<double> image(std::int64_t C, std::int64_t H, std::int64_t W, std::vector<double> v) {
+    REQUIRE(static_cast<std::int64_t>(v.size()) == C * H * W);
+    Tensor<double> t(Shape{1, C, H, W});
+    std::copy(v.begin(), v.end(), t.data());
+    return t;
+}
+
+/// op(x; m) on one image with the given draw and options.
+std::vector<double> apply1(const Tensor<double>& x, OpDraw d, double m, const AugmentOptions& o = {}) {
+    const Tensor<double> y = augment_images<double>(x, std::vector<OpDraw>{d}, std::vector<double>{m}, 1, o);
+    return std::vector<double>(y.data(), y.data() + y.numel());
+}
+
+void require_close(const std::vector<double>& got, const std::vector<double>& want, double tol = 1e-12) {
+    REQUIRE(got.size() == want.size());
+    for (std::size_t k = 0; k < got.size(); ++k) {
+        INFO("element " << k << ": got " << got[k] << ", want " << want[k]);
+        CHECK(std::abs(got[k] - want[k]) <= tol);
+    }
+}
+
+/// Random pixels in [0.1, 0.9] (away from the clipping bounds).
+Tensor<double> random_pixels(const Shape& s, std::uint64_t seed) {
+    Tensor<double> t(s);
+    Generator g(seed);
+    uniform_(t, g, 0.1, 0.9);
+    return t;
+}
+
+}  // namespace
+
+TEST_CASE("geometric ops against hand-computed warps", "[da]") {
+    AugmentOptions o;
+    o.fill = 0.25;
+    SECTION("Identity and FlipLR") {
+        const auto x = image(1, 2, 3, {1, 2, 3, 4, 5, 6});
+        require_close(apply1(x, {Op::identity}, 0.7, o), {1, 2, 3, 4, 5, 6});
+        require_close(apply1(x, {Op::flip_lr}, 0.7, o), {3, 2, 1, 6, 5, 4});
+    }
+    SECTION("TranslateX and TranslateY by one pixel, with the fill") {
+        o.ranges.translate = 0.25;  // m = 1 moves by a quarter of the 4-pixel side
+        const auto x = image(1, 2, 4, {1, 2, 3, 4, 5, 6, 7, 8});
+        require_close(apply1(x, {Op::translate_x, 1}, 1.0, o), {2, 3, 4, 0.25, 6, 7, 8, 0.25});
+        require_close(apply1(x, {Op::translate_x, -1}, 1.0, o), {0.25, 1, 2, 3, 0.25, 5, 6, 7});
+        o.ranges.translate = 0.5;  // half of the 2-pixel height
+        require_close(apply1(x, {Op::translate_y, -1}, 1.0, o), {0.25, 0.25, 0.25, 0.25, 1, 2, 3, 4});
+    }
+    SECTION("ShearX and ShearY by 0.5 about the centre, bilinear") {
+        o.ranges.shear = 0.5;
+        const auto x = image(1, 2, 2, {1, 2, 3, 4});
+        // Row i reads columns j + 0.5 (i - 0.5): row 0 shifted by -0.25, row 1 by +0.25.
+        require_close(apply1(x, {Op::shear_x, 1}, 1.0, o),
+                      {0.25 * 0.25 + 0.75 * 1, 0.25 * 1 + 0.75 * 2, 0.75 * 3 + 0.25 * 4, 0.75 * 4 + 0.25 * 0.25});
+        require_close(apply1(x, {Op::shear_y, 1}, 1.0, o),
+                      {0.25 * 0.25 + 0.75 * 1, 0.75 * 2 + 0.25 * 4, 0.25 * 1 + 0.75 * 3, 0.75 * 4 + 0.25 * 0.25});
+    }
+    SECTION("Rotate by 90 degrees is counter-clockwise; magnitude 0 is the identity") {
+        o.ranges.rotate_degrees = 90;
+        const auto x = image(1, 3, 3, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+        require_close(apply1(x, {Op::rotate, 1}, 1.0, o), {3, 6, 9, 2, 5, 8, 1, 4, 7}, 1e-12);
+        require_close(apply1(x, {Op::rotate, -1}, 1.0, o), {7, 4, 1, 8, 5, 2, 9, 6, 3}, 1e-12);
+        require_close(apply1(x, {Op::rotate, 1}, 0.0, o), {1, 2, 3, 4, 5, 6, 7, 8, 9});
+    }
+}
+
+TEST_CASE("colour ops against PIL's definitions", "[da]") {
+    AugmentOptions o;
+    SECTION("AutoContrast stretches each channel; a constant channel is kept") {
+        const auto x = image(2, 1, 3, {0.2, 0.4, 0.6, 0.3, 0.3, 0.3});
+        require_close(apply1(x, {Op::auto_contrast}, 0.0, o), {0, 0.5, 1, 0.3, 0.3, 0.3}, 1e-12);
+    }
+    SECTION("Invert") { require_close(apply1(image(1, 1, 2, {0.25, 1}), {Op::invert}, 0.0, o), {0.75, 0}); }
+    SECTION("Equalize follows PIL's lookup table") {
+        // 1024 pixels, 256 each at levels 50, 100, 150, 200: step = (1024 - 256) // 255 = 3, and
+        // lut = 0, 257 // 3 = 85, 513 // 3 = 171, min(255, 769 // 3) = 255.
+        std::vector<double> v(1024);
+        for (std::size_t k = 0; k < v.size(); ++k) v[k] = static_cast<double>(50 * (1 + k % 4)) / 255.0;
+        const auto y = apply1(image(1, 32, 32, v), {Op::equalize}, 0.0, o);
+        const double want[] = {0, 85 / 255.0, 171 / 255.0, 1.0};
+        for (std::size_t k = 0; k < 8; ++k) CHECK(y[k] == Approx(want[k % 4]).margin(1e-12));
+        // Fewer than two used levels: unchanged.
+        require_close(apply1(image(1, 1, 2, {0.4, 0.4}), {Op::equalize}, 0.0, o), {0.4, 0.4}, 1e-12);
+    }
+    SECTION("Solarize inverts levels at or above 256 (1 - m)") {
+        const auto x = image(1, 1, 4, {0, 127 / 255.0, 128 / 255.0, 1});
+        require_close(apply1(x, {Op::solarize}, 0.5, o), {0, 127 / 255.0, 127 / 255.0, 0}, 1e-12);
+        require_close(apply1(x, {Op::solarize}, 0.0, o), {0, 127 / 255.0, 128 / 255.0, 1}, 1e-12);
+    }
+    SECTION("Posterize keeps 8 - round(4 m) bits") {
+        const auto x = image(1, 1, 3, {55 / 255.0, 1.0, 200 / 255.0});
+        require_close(apply1(x, {Op::posterize}, 1.0, o), {48 / 255.0, 240 / 255.0, 192 / 255.0}, 1e-12);
+        require_close(apply1(x, {Op::posterize}, 0.5, o), {52 / 255.0, 252 / 255.0, 200 / 255.0}, 1e-12);
+    }
+    SECTION("Contrast blends with the mean grey, clipped") {
+        const auto x = image(1, 2, 2, {0.2, 0.4, 0.6, 0.8});
+        require_close(apply1(x, {Op::contrast, 1}, 0.5 / 0.9, o), {0.05, 0.35, 0.65, 0.95}, 1e-12);
+        require_close(apply1(x, {Op::contrast, -1}, 1.0, o), {0.47, 0.49, 0.51, 0.53}, 1e-12);
+        require_close(apply1(x, {Op::contrast, 1}, 1.0, o), {0, 0.5 - 1.9 * 0.1, 0.5 + 1.9 * 0.1, 1}, 1e-12);
+    }
+    SECTION("Color blends with the ITU-R 601 grey; one channel is unchanged") {
+        const double grey = 0.299 * 0.5 + 0.587 * 0.2 + 0.114 * 0.1;
+        const auto x = image(3, 1, 1, {0.5, 0.2, 0.1});
+        require_close(apply1(x, {Op::color, -1}, 1.0, o),
+                      {grey + 0.1 * (0.5 - grey), grey + 0.1 * (0.2 - grey), grey + 0.1 * (0.1 - grey)}, 1e-12);
+        require_close(apply1(image(1, 1, 2, {0.3, 0.6}), {Op::color, 1}, 1.0, o), {0.3, 0.6}, 1e-12);
+    }
+    SECTION("Brightness blends with black, clipped") {
+        require_close(apply1(image(1, 1, 2, {0.2, 0.8}), {Op::brightness, 1}, 0.5 / 0.9, o), {0.3, 1.0}, 1e-12);
+        require_close(apply1(image(1, 1, 2, {0.2, 0.8}), {Op::brightness, -1}, 1.0, o), {0.02, 0.08}, 1e-12);
+    }
+    SECTION("Sharpness blends with the 3x3 smoothing; the border is kept") {
+        const std::vector<double> v{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+        const double blurred = (4.5 + 4 * 0.5) / 13.0;
+        auto want = v;
+        want[4] = blurred + 1.9 * (0.5 - blurred);
+        require_close(apply1(image(1, 3, 3, v), {Op::sharpness, 1}, 1.0, o), want, 1e-12);
+        want[4] = blurred + 0.1 * (0.5 - blurred);
+        require_close(apply1(image(1, 3, 3, v), {Op::sharpness, -1}, 1.0, o), want, 1e-12);
+    }
+    SECTION("Cutout fills a square around the drawn centre") {
+        o.ranges.cutout = 0.5;
+        o.fill = 0.0;
+        std::vector<double> v(16, 1.0);
+        auto y = apply1(image(1, 4, 4, v), {Op::cutout, 1, 0.5f, 0.5f}, 1.0, o);
+        for (std::int64_t i = 0; i < 4; ++i)
+            for (std::int64_t j = 0; j < 4; ++j)
+                CHECK(y[static_cast<std::size_t>(i * 4 + j)] == ((i >= 1 && i < 3 && j >= 1 && j < 3) ? 0.0 : 1.0));
+        // At a corner the hole is clipped to the image.
+        y = apply1(image(1, 4, 4, v), {Op::cutout, 1, 0.0f, 0.0f}, 1.0, o);
+        CHECK(std::count(y.begin(), y.end(), 0.0) == 1);
+        CHECK(y[0] == 0.0);
+    }
+}
+
+TEST_CASE("every op passes the gradient checker in the image, and in the magnitude where differentiable", "[da][gradcheck]") {
+    const Shape s{2, 3, 5, 6};
+    for (int k = 0; k < kOpCount; ++k) {
+        const Op op = static_cast<Op>(k);
+        if (op == Op::posterize || op == Op::equalize) continue;  // piecewise constant: straight-through below
+        for (std::int8_t sign : {std::int8_t{1}, std::int8_t{-1}}) {
+            if (sign < 0 && !info(op).symmetric) continue;
+            INFO("op " << op_name(op) << " sign " << int(sign));
+            const std::vector<OpDraw> draws{{op, sign, 0.4f, 0.6f}, {op, sign, 0.9f, 0.1f}};
+            auto x = Var<double>(random_pixels(s, 10 + static_cast<std::uint64_t>(k)), true);
+            auto m = Var<double>(Tensor<double>::from(Shape{2}, {0.37, 0.71}), info(op).magnitude_differentiable);
+            std::vector<Var<double>> inputs{x};
+            if (info(op).magnitude_differentiable) inputs.push_back(m);
+            require_gradcheck(
+                [&](const std::vector<Var<double>>& in) {
+                    return augment(in[0], draws, info(op).magnitude_differentiable ? in[1] : m);
+                },
+                inputs);
+        }
+    }
+}
+
+TEST_CASE("straight-through rule: dL/dm = sum dL/dy where the op is not differentiable in m", "[da]") {
+    const auto x = Var<double>(random_pixels(Shape{1, 2, 4, 4}, 3), true);
+    const auto r = random_pixels(Shape{1, 2, 4, 4}, 4);
+    double sum_r = 0;
+    for (std::int64_t k = 0; k < r.numel(); ++k) sum_r += r[k];
+    auto grads = [&](Op op, MagnitudeGradient mode) {
+        auto m = Var<double>(Tensor<double>::full(Shape{1}, 0.6), true);
+        auto xv = Var<double>(x.value(), true);
+        auto y = augment(xv, std::vector<OpDraw>{{op, 1, 0.3f, 0.3f}}, m, {}, mode);
+        y.backward(r);
+        return std::pair{m.grad()[0], xv.grad()};
+    };
+    for (Op op : {Op::solarize, Op::posterize, Op::cutout}) {
+        INFO(op_name(op));
+        CHECK(grads(op, MagnitudeGradient::exact).first == Approx(sum_r).epsilon(1e-12));
+    }
+    // Ops without a magnitude give it no gradient unless every op is straight-through (DADA).
+    for (Op op : {Op::identity, Op::invert, Op::equalize, Op::auto_contrast}) {
+        INFO(op_name(op));
+        CHECK(grads(op, MagnitudeGradient::exact).first == 0.0);
+        CHECK(grads(op, MagnitudeGradient::straight_through).first == Approx(sum_r).epsilon(1e-12));
+    }
+    CHECK(grads(Op::rotate, MagnitudeGradient::straight_through).first == Approx(sum_r).epsilon(1e-12));
+    CHECK(grads(Op::rotate, MagnitudeGradient::exact).first != Approx(sum_r).epsilon(1e-3));
+    // Posterize and Equalize pass the image gradient straight through.
+    for (Op op : {Op::posterize, Op::equalize}) {
+        const auto gx = grads(op, MagnitudeGradient::exact).second;
+        for (std::int64_t k = 0; k < r.numel(); ++k) CHECK(gx[k] == r[k]);
+    }
+}
+
+TEST_CASE("random draws: symmetric ops take each sign half the time, others never negate", "[da][statistics]") {
+    const PhiloxStream s{5, 9};
+    const std::int64_t n = 20000;
+    std::int64_t neg = 0;
+    for (std::int64_t k = 0; k < n; ++k) neg += random_draw(Op::rotate, s, static_cast<std::uint64_t>(k)).sign < 0;
+    require_frequencies_match({n - neg, neg}, {0.5, 0.5}, n);
+    for (std::int64_t k = 0; k < 1000; ++k) {
+        const auto d = random_draw(Op::cutout, s, static_cast<std::uint64_t>(k));
+        CHECK(d.sign == 1);
+        CHECK((d.u >= 0 && d.u < 1 && d.v >= 0 && d.v < 1));
+    }
+}
+
+TEST_CASE("PairPolicyDA: pairs follow softmax(pi), same seed same batch, thread count irrelevant", "[da][statistics]") {
+    PairPolicyOptions o;
+    o.ops = {Op::identity, Op::invert, Op::flip_lr};
+    o.pixels = {0.3, 0.4};
+    PairPolicyDA<float> p(o);
+    const std::vector<double> logits{1.0, 0.0, -1.0, 0.5, 2.0, 0.0, -0.5, 0.3, 1.2};
+    p.set_logits(logits);
+    const std::int64_t n = 20000;
+    Tensor<float> x(Shape{n, 1, 2, 2});
+    Generator init(1);
+    uniform_(x, init, -0.75, 1.75);
+    Generator gen(42);
+    DaContext ctx{&gen, 0, 1};
+    const auto y = p.augment(x, ctx).value();
+    std::vector<std::int64_t> counts(9, 0);
+    for (auto k : p.last_pairs()) ++counts[static_cast<std::size_t>(k)];
+    require_frequencies_match(counts, sampling::softmax_row(logits), n);
+
+    // Each image is o2(o1(x)): with these ops, an odd number of Inverts inverts the pixels and an
+    // odd number of flips mirrors them (stored = (pixel - 0.3) / 0.4).
+    for (std::int64_t i = 0; i < 200; ++i) {
+        const auto [o1, o2] = p.pair(p.last_pairs()[static_cast<std::size_t>(i)]);
+        const bool inv = (o1 == Op::invert) != (o2 == Op::invert), flip = (o1 == Op::flip_lr) != (o2 == Op::flip_lr);
+        for (std::int64_t a = 0; a < 2; ++a)
+            for (std::int64_t b = 0; b < 2; ++b) {
+                double px = x[i * 4 + a * 2 + (flip ? 1 - b : b)] * 0.4 + 0.3;
+                if (inv) px = 1 - px;
+                CHECK(y[i * 4 + a * 2 + b] == Approx((px - 0.3) / 0.4).margin(1e-5));
+            }
+    }
+
+    Generator again(42);
+    DaContext ctx2{&again, 0, 1};
+    const auto y2 = p.augment(x, ctx2).value();
+    set_num_threads(1);
+    Generator once_more(42);
+    DaContext ctx3{&once_more, 0, 1};
+    const auto y3 = p.augment(x, ctx3).value();
+    set_num_threads(2);
+    Generator other(43);
+    DaContext ctx4{&other, 0, 1};
+    const auto y4 = p.augment(x, ctx4).value();
+    bool differs = false;
+    for (std::int64_t k = 0; k < y.numel(); ++k) {
+        REQUIRE(y2[k] == y[k]);
+        REQUIRE(y3[k] == y[k]);
+        differs |= y4[k] != y[k];
+    }
+    CHECK(differs);
+}
+
+TEST_CASE("PairPolicyDA: the update is the gradient of mean(-l_i P[pair_i]) and raises high-loss pairs", "[da]") {
+    PairPolicyOptions o;
+    o.ops = {Op::identity, Op::rotate, Op::brightness};
+    o.max_magnitude = 0.4;
+    o.lr = 50;
+    PairPolicyDA<double> p(o);
+    p.set_logits({0.3, -0.2, 0.1, 0.0, 0.5, -0.4, 0.2, 0.1, -0.1});
+    Tensor<double> x = random_pixels(Shape{64, 1, 6, 6}, 8);
+    Generator gen(3);
+    DaContext ctx{&gen, 0, 1};
+    p.augment(x, ctx);
+    Tensor<double> losses(Shape{64});
+    for (std::int64_t i = 0; i < 64; ++i) losses[i] = 0.5 + 0.1 * static_cast<double>(i % 7);
+    const auto g = p.gradient(losses);
+    auto l_da = [&](const std::vector<double>& logits) {
+        const auto P = sampling::softmax_row(logits);
+        double s = 0;
+        for (std::int64_t i = 0; i < 64; ++i) s -= losses[i] * P[static_cast<std::size_t>(p.last_pairs()[static_cast<std::size_t>(i)])];
+        return s / 64;
+    };
+    for (std::size_t j = 0; j < g.size(); ++j) {
+        auto lp = p.logits(), lm = p.logits();
+        lp[j] += 1e-6;
+        lm[j] -= 1e-6;
+        CHECK(g[j] == Approx((l_da(lp) - l_da(lm)) / 2e-6).margin(1e-9));
+    }
+    // A loss that is high only for the images that drew pair 4 raises P[4] and lowers the rest.
+    const auto before = p.probabilities();
+    for (std::int64_t i = 0; i < 64; ++i) losses[i] = p.last_pairs()[static_cast<std::size_t>(i)] == 4 ? 3.0 : 0.1;
+    REQUIRE(std::count(p.last_pairs().begin(), p.last_pairs().end(), 4) > 0);
+    p.update(losses, ctx);
+    const auto after = p.probabilities();
+    CHECK(after[4] > before[4]);
+    // Magnitudes stay in [0, M]: Brightness after Identity changes pixels by at most 0.9 * 0.4 relative.
+    for (std::size_t k = 0; k < after.size(); ++k) CHECK(std::isfinite(after[k]));
+}
+
+TEST_CASE("DADA: parameter gradients match finite differences of the augmented batch", "[da][gradcheck]") {
+    DADAOptions o;
+    o.ops = {Op::rotate, Op::brightness, Op::shear_x};
+    o.magnitude_gradient = MagnitudeGradient::exact;
+    o.pixels = {0.3, 0.5};
+    o.initial_magnitude = 0.4;
+    DADA<double> d(o);
+    // Distinct parameter values so that every element matters.
+    for (std::int64_t k = 0; k < d.apply_logits().numel(); ++k) {
+        d.apply_logits().value()[k] = 0.1 * static_cast<double>(k % 5) - 0.2;
+        d.magnitudes().value()[k] = 0.3 + 0.05 * static_cast<double>(k % 7);
+    }
+    const Tensor<double> x = random_pixels(Shape{12, 1, 5, 5}, 2);
+    const Tensor<double> r = random_pixels(Shape{12, 1, 5, 5}, 6);
+    auto loss = [&]() {
+        Generator gen(11);
+        DaContext ctx{&gen, 0, 1};
+        const auto y = d.augment(x, ctx);
+        double s = 0;
+        for (std::int64_t k = 0; k < y.numel(); ++k) s += r[k] * y.value()[k];
+        return std::pair{s, y};
+    };
+    auto [l0, y] = loss();
+    y.backward(r);
+    const Tensor<double> g_beta = d.apply_logits().grad().clone(), g_mag = d.magnitudes().grad().clone();
+    REQUIRE(g_beta.defined());
+    REQUIRE(d.logits().grad().defined());
+    int used = 0;
+    for (auto* p : {&d.apply_logits(), &d.magnitudes()}) {
+        const Tensor<double>& g = p == &d.apply_logits() ? g_beta : g_mag;
+        for (std::int64_t k = 0; k < p->numel(); ++k) {
+            const double v = p->value()[k];
+            p->value()[k] = v + 1e-6;
+            const double lp = loss().first;
+            p->value()[k] = v - 1e-6;
+            const double lm = loss().first;
+            p->value()[k] = v;
+            const double num = (lp - lm) / 2e-6;
+            INFO("parameter element " << k << " analytic " << g[k] << " numeric " << num);
+            CHECK(g[k] == Approx(num).margin(1e-6).epsilon(1e-5));
+            used += g[k] != 0;
+        }
+    }
+    CHECK(used > 4);  // the sampled sub-policies received gradients
+}
+
+TEST_CASE("DADA: the adversarial update raises the sub-policies that raise the loss", "[da]") {
+    // Loss = sum of pixels; the images are dark, so sub-policies with one Invert raise it most,
+    // and applying Invert more often raises it too.
+    DADAOptions o;
+    o.ops = {Op::identity, Op::invert};
+    o.lr = 0.05;
+    DADA<double> d(o);
+    const Tensor<double> x = random_pixels(Shape{32, 1, 4, 4}, 1);
+    for (std::int64_t k = 0; k < x.numel(); ++k) x[k] *= 0.3;
+    auto inverting = [&] {
+        const auto P = d.probabilities();
+        return P[1] + P[2];  // (Identity, Invert) and (Invert, Identity)
+    };
+    const double before = inverting();
+    Generator gen(4);
+    for (int step = 0; step < 40; ++step) {
+        DaContext ctx{&gen, step, 40};
+        auto y = d.augment(x, ctx);
+        ops::sum(y).backward();
+        d.update(Tensor<double>::full(Shape{32}, 1.0), ctx);
+    }
+    CHECK(inverting() > before + 0.1);
+    const double p_invert = 1.0 / (1.0 + std::exp(-d.apply_logits().value()[3]));  // op 2 of (Identity, Invert)
+    CHECK(p_invert > 0.55);
+}
+
+TEST_CASE("RandAugment draws N uniform ops at magnitude M / 10; NoAugment is the identity", "[da][statistics]") {
+    RandAugmentOptions o;
+    o.n = 2;
+    o.m = 5;
+    RandAugment<float> ra(o);
+    const std::int64_t n = 7000;
+    Tensor<float> x(Shape{n, 1, 3, 3});
+    x.fill(0.5f);
+    Generator gen(1);
+    DaContext ctx{&gen, 0, 1};
+    ra.augment(x, ctx);
+    REQUIRE(static_cast<std::int64_t>(ra.last_draws().size()) == 2 * n);
+    std::vector<std::int64_t> counts(o.ops.size(), 0);
+    for (const auto& d : ra.last_draws())
+        ++counts[static_cast<std::size_t>(std::find(o.ops.begin(), o.ops.end(), d.op) - o.ops.begin())];
+    require_frequencies_match(counts, std::vector<double>(o.ops.size(), 1.0 / static_cast<double>(o.ops.size())), 2 * n);
+    const auto s = ra.summary(3);
+    REQUIRE(s.size() == 3);
+    CHECK(s[0].magnitudes[0] == 0.5);
+
+    NoAugment<float> none;
+    const auto y = none.augment(x, ctx).value();
+    for (std::int64_t k = 0; k < x.numel(); ++k) CHECK(y[k] == x[k]);
+}
+
+TEST_CASE("StandardAugment: each image is its shift by at most pad pixels, maybe mirrored", "[da]") {
+    StandardAugmentOptions o;
+    o.pixels = {0.5, 0.25};
+    StandardAugment<float> sa(o);
+    Tensor<float> x(Shape{40, 1, 5, 5});
+    Generator init(2);
+    uniform_(x, init, 0.1, 0.9);
+    Generator gen(9);
+    DaContext ctx{&gen, 0, 1};
+    const auto y = sa.augment(x, ctx).value();
+    const float fill = (0.0f - 0.5f) / 0.25f;
+    std::int64_t flipped = 0;
+    for (std::int64_t n = 0; n < 40; ++n) {
+        int matches = 0;
+        for (int f = 0; f < 2; ++f)
+            for (std::int64_t dy = -2; dy <= 2; ++dy)
+                for (std::int64_t dx = -2; dx <= 2; ++dx) {
+                    bool ok = true;
+                    for (std::int64_t i = 0; i < 5 && ok; ++i)
+                        for (std::int64_t j = 0; j < 5 && ok; ++j) {
+                            const std::int64_t si = i + dy, sj = j + dx;
+                            const float want = (si >= 0 && si < 5 && sj >= 0 && sj < 5)
+                                                   ? x[n * 25 + si * 5 + (f ? 4 - sj : sj)]
+                                                   : fill;
+                            ok = y[n * 25 + i * 5 + j] == want;
+                        }
+                    if (ok) {
+                        ++matches;
+                        flipped += f;
+                    }
+                }
+        CHECK(matches == 1);
+    }
+    CHECK(flipped > 5);
+    CHECK(flipped < 35);
+}
+
+TEST_CASE("PNG encoding, base64 and galleries", "[da][io]") {
+    const std::vector<std::uint8_t> px{0, 64, 128, 192, 255, 7};
+    const auto png = encode_png(3, 2, 1, px);
+    REQUIRE(png.size() > 8 + 25 + 12 + 12);
+    CHECK(std::equal(png.begin(), png.begin() + 8, std::vector<std::uint8_t>{0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'}.begin()));
+    auto be32 = [&](std::size_t at) {
+        return (std::uint32_t(png[at]) << 24) | (std::uint32_t(png[at + 1]) << 16) | (std::uint32_t(png[at + 2]) << 8) |
+               png[at + 3];
+    };
+    CHECK(be32(8) == 13);
+    CHECK(std::string(png.begin() + 12, png.begin() + 16) == "IHDR");
+    CHECK(be32(16) == 3);
+    CHECK(be32(20) == 2);
+    CHECK(be32(8 + 8 + 13) == crc32_of(png.data() + 12, 17));
+    const std::size_t idat = 8 + 25;
+    CHECK(std::string(png.begin() + static_cast<std::ptrdiff_t>(idat) + 4, png.begin() + static_cast<std::ptrdiff_t>(idat) + 8) == "IDAT");
+    std::vector<std::uint8_t> raw(8);
+    uLongf raw_n = raw.size();
+    REQUIRE(::uncompress(raw.data(), &raw_n, png.data() + idat + 8, be32(idat)) == Z_OK);
+    CHECK(raw == std::vector<std::uint8_t>{0, 0, 64, 128, 0, 192, 255, 7});
+    CHECK(base64({'M', 'a', 'n'}) == "TWFu");
+    CHECK(base64({'M', 'a'}) == "TWE=");
+    CHECK(base64({'M'}) == "TQ==");
+    require_throws_with<value_error>([] { encode_png(2, 2, 2, std::vector<std::uint8_t>(8)); }, {"channels"});
+    require_throws_with<shape_error>([] { encode_png(2, 2, 1, std::vector<std::uint8_t>(3)); }, {"needs 4 bytes"});
+
+    Tensor<float> imgs(Shape{2, 1, 4, 4});
+    Generator g(1);
+    uniform_(imgs, g, 0.0, 1.0);
+    const auto gal = op_gallery(imgs, {Op::identity, Op::invert}, 0.5);
+    CHECK(gal.rows == 3);
+    for (std::int64_t k = 0; k < 32; ++k) {
+        CHECK(gal.cells[32 + k] == imgs[k]);
+        CHECK(gal.cells[64 + k] == Approx(1 - imgs[k]));
+    }
+    const Picture pic = render(gal, 2, 1);
+    CHECK(pic.width == 2 * 8 + 3);
+    CHECK(pic.height == 3 * 8 + 4);
+    const std::string svg = gallery_svg(gal, 2, "ops");
+    CHECK(svg.find("data:image/png;base64,") != std::string::npos);
+    CHECK(svg.find(">Invert<") != std::string::npos);
+    require_throws_with<value_error>([&] { write_gallery("/tmp/x.jpg", gal); }, {".svg or .png"});
+
+    PairPolicyOptions po;
+    po.ops = {Op::identity, Op::rotate};
+    PairPolicyDA<float> p(po);
+    p.set_logits({0.0, 2.0, 0.0, 0.0});
+    const std::string table = policy_table(p.summary(2));
+    CHECK(table.find("| 1 | ") != std::string::npos);
+    CHECK(table.find("Identity (-, 1.00) | Rotate (0.50, 1.00)") != std::string::npos);
+    Generator pg(3);
+    const auto pgal = policy_gallery(p, imgs, 2, pg);
+    CHECK(pgal.rows == 3);
+    CHECK(pgal.row_labels[1] == "pair_policy #1");
+}
+
+TEST_CASE("augmentation errors name the problem", "[da][errors]") {
+    const Tensor<float> x(Shape{2, 1, 3, 3});
+    x.fill(0.5f);
+    const std::vector<OpDraw> two{{Op::rotate}, {Op::rotate}};
+    require_throws_with<shape_error>([&] { augment_images<float>(Tensor<float>(Shape{2, 9}), two, std::vector<double>{0.1, 0.1}, 1); },
+                                     {"(N, C, H, W)"});
+    require_throws_with<shape_error>([&] { augment_images<float>(x, two, std::vector<double>{0.1, 0.1}, 2); },
+                                     {"need 4 draws, got 2"});
+    require_throws_with<value_error>([&] { augment_images<float>(x, two, std::vector<double>{0.1, 1.5}, 1); },
+                                     {"magnitude 1.5 of draw 1", "outside [0, 1]"});
+    require_throws_with<value_error>([&] { augment_images<float>(x, two, std::vector<double>{NAN, 0.1}, 1); },
+                                     {"magnitude nan"});
+    require_throws_with<value_error>(
+        [&] { augment_images<float>(x, std::vector<OpDraw>{{Op::rotate, 0}, {Op::rotate}}, std::vector<double>{0.1, 0.1}, 1); },
+        {"sign 0"});
+    AugmentOptions bad;
+    bad.fill = NAN;
+    require_throws_with<value_error>([&] { augment_images<float>(x, two, std::vector<double>{0.1, 0.1}, 1, bad); },
+                                     {"fill value must be finite"});
+    require_throws_with<value_error>([] { op_from_name("Blur"); }, {"'Blur' does not exist", "Rotate"});
+    CHECK(op_from_name("Sharpness") == Op::sharpness);
+
+    PairPolicyDA<float> p;
+    Generator gen(1);
+    DaContext ctx{&gen, 0, 1};
+    require_throws_with<value_error>([&] { p.update(Tensor<float>(Shape{2}), ctx); }, {"before augment"});
+    p.augment(x, ctx);
+    require_throws_with<shape_error>([&] { p.update(Tensor<float>(Shape{3}), ctx); }, {"losses (2,)"});
+    require_throws_with<value_error>([&] { p.update(Tensor<float>::full(Shape{2}, NAN), ctx); }, {"loss of sample 0 is nan"});
+    DaContext no_gen;
+    require_throws_with<value_error>([&] { p.augment(x, no_gen); }, {"no generator"});
+    require_throws_with<value_error>([] { PairPolicyDA<float>(PairPolicyOptions{.max_magnitude = 2.0}); }, {"max_magnitude 2"});
+    require_throws_with<value_error>([] { PairPolicyDA<float>(PairPolicyOptions{.ops = {}}); }, {"op list is empty"});
+    require_throws_with<value_error>([] { RandAugment<float>(RandAugmentOptions{.n = 0}); }, {"N = 0"});
+    require_throws_with<value_error>([] { DADA<float>(DADAOptions{.tau = 0.0}); }, {"temperatures"});
+}
