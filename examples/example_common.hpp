@@ -10,27 +10,13 @@ namespace dam_examples {
 
 using namespace diffautoml;
 
-/// Random horizontal flip and a random shift of up to 2 pixels (zero fill: the normalised
-/// background is not zero, so the fill is the normalised black level).
-inline void flip_and_shift(Tensor<float>& x, const PhiloxStream& s, float fill) {
-    const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-    parallel_for(N, [&](std::int64_t n) {
-        const auto r = s.block(static_cast<std::uint64_t>(n));
-        const bool flip = r[0] & 1;
-        const std::int64_t dy = static_cast<std::int64_t>(r[1] % 5) - 2, dx = static_cast<std::int64_t>(r[2] % 5) - 2;
-        std::vector<float> tmp(static_cast<std::size_t>(H * W));
-        for (std::int64_t c = 0; c < C; ++c) {
-            float* p = x.data() + (n * C + c) * H * W;
-            for (std::int64_t i = 0; i < H; ++i)
-                for (std::int64_t j = 0; j < W; ++j) {
-                    const std::int64_t si = i + dy, sj0 = j + dx;
-                    const std::int64_t sj = flip ? W - 1 - sj0 : sj0;
-                    tmp[static_cast<std::size_t>(i * W + j)] =
-                        (si >= 0 && si < H && sj0 >= 0 && sj0 < W) ? p[si * W + sj] : fill;
-                }
-            std::copy(tmp.begin(), tmp.end(), p);
-        }
-    });
+/// The standard augmentation of a stored Fashion-MNIST batch, in place: random horizontal flip
+/// and a shift of up to 2 pixels with black fill (da::StandardAugment; one stream of `gen`).
+inline void standard_augment(Tensor<float>& x, Generator& gen) {
+    static const da::StandardAugmentOptions options{.pixels = {data::fashion_mnist_mean, data::fashion_mnist_std}};
+    da::StandardAugment<float> standard(options);
+    da::DaContext ctx{&gen, 0, 1};
+    x = standard.augment(x, ctx).value();
 }
 
 /// Number of rows of `logits` (N, K) whose argmax equals the label.

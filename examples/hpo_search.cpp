@@ -70,7 +70,6 @@ double train(const Args& a, Policy& policy, nn::Module<float>& net, const data::
              hpo::ValidationSet& val, const data::Dataset& test, Generator& gen) {
     data::BatchLoader loader(train_set, a.batch, true, a.seed + 1, true);
     const std::int64_t steps_per_epoch = loader.batches_per_epoch();
-    const float black = static_cast<float>((0.0 - data::fashion_mnist_mean) / data::fashion_mnist_std);
     hpo::HpoContext<float> ctx;
     ctx.validation = &val;
     ctx.validation_batch = a.val_batch;
@@ -89,7 +88,7 @@ double train(const Args& a, Policy& policy, nn::Module<float>& net, const data::
         std::int64_t correct = 0, seen = 0;
         for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
             auto b = loader.next();
-            dam_examples::flip_and_shift(b.images, gen.next_stream(), black);
+            dam_examples::standard_augment(b.images, gen);
             ctx.step = step;
             auto logits = net.forward(Var<float>(b.images));
             auto loss = policy.training_loss(logits, b.labels);

@@ -106,7 +106,6 @@ int run(const Args& a, const data::Dataset& train, const data::Dataset& val, con
     std::int64_t val_epoch = 0;
     const std::int64_t steps_per_epoch = loader.batches_per_epoch();
     const optim::WarmupCosine schedule{a.lr, a.epochs * steps_per_epoch, steps_per_epoch / 2, 0.0, 0.1};
-    const float black = static_cast<float>((0.0 - data::fashion_mnist_mean) / data::fashion_mnist_std);
     auto weights = net->parameters();
 
     data::Batch batch;
@@ -130,7 +129,7 @@ int run(const Args& a, const data::Dataset& train, const data::Dataset& val, con
         std::int64_t correct = 0, seen = 0;
         for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
             batch = loader.next();
-            dam_examples::flip_and_shift(batch.images, gen.next_stream(), black);
+            dam_examples::standard_augment(batch.images, gen);
             ctx.step = step;
             ctx.weight_lr = schedule(step);
             opt.set_lr(ctx.weight_lr);

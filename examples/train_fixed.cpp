@@ -11,7 +11,6 @@
 
 using namespace diffautoml;
 using dam_examples::evaluate;
-using dam_examples::flip_and_shift;
 
 namespace {
 
@@ -76,7 +75,6 @@ int main(int argc, char** argv) try {
     data::BatchLoader loader(train, a.batch, true, a.seed + 1, true);
     const std::int64_t steps_per_epoch = loader.batches_per_epoch();
     const optim::WarmupCosine schedule{a.lr, a.epochs * steps_per_epoch, steps_per_epoch / 2, 0.0, 0.1};
-    const float black = static_cast<float>((0.0 - 0.2860) / 0.3530);
 
     std::int64_t step = 0;
     double test_acc = 0;
@@ -87,7 +85,7 @@ int main(int argc, char** argv) try {
         std::int64_t correct = 0, seen = 0;
         for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
             auto b = loader.next();
-            if (a.augment) flip_and_shift(b.images, gen.next_stream(), black);
+            if (a.augment) dam_examples::standard_augment(b.images, gen);
             opt.set_lr(schedule(step));
             opt.zero_grad();
             auto logits = net->forward(Var<float>(b.images));

@@ -1,0 +1,209 @@
+// Data augmentation policies at equal budget: the reference network `small` trained on
+// Fashion-MNIST (or any IDX dataset) with PairPolicyDA (DiffAutoML's adversarial pair policy),
+// StandardAugment (random 2-pixel shifts and flips) and NoAugment by default; DADA and RandAugment
+// on request. Every run uses the same initial weights, batches, schedule and number of steps.
+// Prints one line per policy, `policy=NAME test_accuracy=0.XXXX`, the learned policy as a table,
+// and writes galleries (SVG) of every op and of each policy's augmented samples to --out.
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <diffautoml/diffautoml.hpp>
+
+#include "example_common.hpp"
+
+using namespace diffautoml;
+
+namespace {
+
+struct Args {
+    int epochs = 5, batch = 128, threads = 2;
+    double lr = 0.1, weight_decay = 5e-4, da_lr = -1, max_magnitude = 1.0;
+    std::int64_t subset = 0;
+    std::uint64_t seed = 0;
+    std::vector<std::string> policies{"pair", "standard", "none"};
+    std::string data = DAM_FASHION_DIR, out = "da_search_out", ops;
+};
+
+std::vector<std::string> split(const std::string& s) {
+    std::vector<std::string> v;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');)
+        if (!item.empty()) v.push_back(item);
+    return v;
+}
+
+void usage() {
+    fmt::print(
+        "da_search: DA policies at equal budget on Fashion-MNIST with the reference network `small`.\n"
+        "  --policies LIST (pair,standard,none; also dada, randaugment)\n"
+        "  --epochs N (5)  --batch B (128)  --lr X (0.1)  --wd X (5e-4)\n"
+        "  --da-lr X (policy learning rate: pair 20, dada 5e-3)  --max-magnitude M (1.0, pair policy: m ~ U(0, M))\n"
+        "  --ops A,B,... (ops of pair/dada, default all 17, e.g. Identity,FlipLR,Rotate)\n"
+        "  --subset N (train on the first N images; 0 = all)  --seed S (0)  --threads T (2)\n"
+        "  --data DIR  --out DIR (da_search_out: galleries and the learned policy)\n");
+}
+
+Args parse(int argc, char** argv) {
+    Args a;
+    for (int i = 1; i < argc; ++i) {
+        const std::string k = argv[i];
+        auto val = [&]() -> std::string {
+            DAM_CHECK(i + 1 < argc, value_error, "da_search: {} needs a value (see --help)", k);
+            return argv[++i];
+        };
+        if (k == "--epochs") a.epochs = std::stoi(val());
+        else if (k == "--batch") a.batch = std::stoi(val());
+        else if (k == "--lr") a.lr = std::stod(val());
+        else if (k == "--wd") a.weight_decay = std::stod(val());
+        else if (k == "--da-lr") a.da_lr = std::stod(val());
+        else if (k == "--max-magnitude") a.max_magnitude = std::stod(val());
+        else if (k == "--ops") a.ops = val();
+        else if (k == "--policies") a.policies = split(val());
+        else if (k == "--subset") a.subset = std::stoll(val());
+        else if (k == "--seed") a.seed = std::stoull(val());
+        else if (k == "--threads") a.threads = std::stoi(val());
+        else if (k == "--data") a.data = val();
+        else if (k == "--out") a.out = val();
+        else if (k == "--help" || k == "-h") {
+            usage();
+            std::exit(0);
+        } else {
+            throw value_error(fmt::format("da_search: unknown option '{}' (see --help)", k));
+        }
+    }
+    DAM_CHECK(a.epochs >= 1 && a.batch >= 1, value_error, "da_search: --epochs and --batch must be >= 1");
+    for (const auto& p : a.policies)
+        DAM_CHECK(p == "pair" || p == "standard" || p == "none" || p == "dada" || p == "randaugment", value_error,
+                  "da_search: unknown policy '{}' (pair, standard, none, dada, randaugment)", p);
+    return a;
+}
+
+/// Trains `small` with policy p for the budget and returns the test accuracy.
+template <da::DaPolicy P>
+double train_with(P& policy, const data::Dataset& train, const data::Dataset& test, const Args& a) {
+    Generator gen(a.seed);
+    auto net = nn::small_net<float>(gen, train.image_shape()[0], train.classes);
+    Generator da_gen(a.seed + 7);
+    optim::SGD<float> opt(optim::decay_groups(net->named_parameters(), a.lr, a.weight_decay), {0.9, true, 0.0});
+    data::BatchLoader loader(train, a.batch, true, a.seed + 1, true);
+    const std::int64_t steps_per_epoch = loader.batches_per_epoch(), total = a.epochs * steps_per_epoch;
+    const optim::WarmupCosine schedule{a.lr, total, steps_per_epoch / 2, 0.0, 0.1};
+    std::int64_t step = 0;
+    double test_acc = 0;
+    for (int epoch = 0; epoch < a.epochs; ++epoch) {
+        loader.start_epoch(epoch);
+        ProgressBar bar(steps_per_epoch, fmt::format("{:>11} {:2}/{}", P::policy_name, epoch + 1, a.epochs));
+        double loss_sum = 0;
+        std::int64_t correct = 0, seen = 0;
+        for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
+            auto b = loader.next();
+            da::DaContext ctx{&da_gen, step, total};
+            auto x = policy.augment(b.images, ctx);
+            opt.set_lr(schedule(step));
+            opt.zero_grad();
+            auto logits = net->forward(x);
+            auto per_sample = ops::cross_entropy(logits, b.labels, {0.0, ops::Reduction::none});
+            auto loss = ops::mean(per_sample);
+            loss.backward();
+            opt.step();
+            const float l = loss.value().item();
+            DAM_CHECK(std::isfinite(l), value_error,
+                      "da_search: the loss became {} at step {} with policy {}; lower --lr or --da-lr", l, step,
+                      P::policy_name);
+            policy.update(per_sample.value(), ctx);
+            loss_sum += l * static_cast<double>(b.labels.numel());
+            correct += dam_examples::count_correct(logits.value(), b.labels);
+            seen += b.labels.numel();
+            bar.update(s + 1, seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+        }
+        bar.finish(seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+        test_acc = dam_examples::evaluate(*net, test);
+        fmt::print("policy={} epoch={} train_loss={:.4f} train_accuracy={:.4f} test_accuracy={:.4f} seconds={:.1f}\n",
+                   P::policy_name, epoch + 1, loss_sum / seen, static_cast<double>(correct) / seen, test_acc,
+                   bar.elapsed_seconds());
+        if (policy.searching()) fmt::print("{}", da::policy_table(policy.summary(8)));
+        std::fflush(stdout);
+    }
+    return test_acc;
+}
+
+/// Writes the gallery of `policy` on the first 10 training images and its learned table.
+template <da::DaPolicy P>
+void write_outputs(P& policy, const data::Dataset& train, const Args& a, const da::PixelSpace& ps) {
+    Generator g(a.seed + 99);
+    const Tensor<float> sample = train.images.slice_batch(0, std::min<std::int64_t>(10, train.size())).clone();
+    const std::string name(P::policy_name);
+    da::write_gallery(a.out + "/policy_" + name + ".svg", da::policy_gallery(policy, sample, 6, g, ps), 3,
+                      fmt::format("{}: six augmentations of the same images", name));
+    if (policy.searching())
+        write_text_atomic(a.out + "/policy_" + name + ".md",
+                          fmt::format("# Learned {} policy (top 20)\n\n{}", name, da::policy_table(policy.summary(20))));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    const Args a = parse(argc, argv);
+    set_num_threads(a.threads);
+    data::Dataset train = data::load_fashion_mnist(a.data, true);
+    const data::Dataset test = data::load_fashion_mnist(a.data, false);
+    if (a.subset > 0 && a.subset < train.size()) {
+        std::vector<std::int64_t> idx(static_cast<std::size_t>(a.subset));
+        std::iota(idx.begin(), idx.end(), std::int64_t{0});
+        train = data::subset(train, idx);
+    }
+    std::filesystem::create_directories(a.out);
+    const da::PixelSpace ps{data::fashion_mnist_mean, data::fashion_mnist_std};
+    std::vector<da::Op> ops = da::all_ops();
+    if (!a.ops.empty()) {
+        ops.clear();
+        for (const auto& n : split(a.ops)) ops.push_back(da::op_from_name(n));
+    }
+    fmt::print("da_search: {} train / {} test images, {} epochs per policy, batch {}, lr {}, policies {}, {} ops\n",
+               train.size(), test.size(), a.epochs, a.batch, a.lr, fmt::join(a.policies, ","), ops.size());
+
+    // Every op at magnitude 0.7 on the first 8 training images, to look at.
+    const Tensor<float> first = da::to_pixels(train.images.slice_batch(0, std::min<std::int64_t>(8, train.size())), ps);
+    da::AugmentOptions aug;
+    aug.fill = 0.0;  // Fashion-MNIST's background is black
+    da::write_gallery(a.out + "/ops.svg", da::op_gallery(first, da::all_ops(), 0.7, aug), 3,
+                      "every op at magnitude 0.7 (positive sign)");
+
+    std::vector<std::pair<std::string, double>> results;
+    for (const auto& name : a.policies) {
+        double acc = 0;
+        if (name == "pair") {
+            da::PairPolicyOptions o{.ops = ops, .max_magnitude = a.max_magnitude, .augment = aug, .pixels = ps};
+            if (a.da_lr >= 0) o.lr = a.da_lr;
+            da::PairPolicyDA<float> p(o);
+            acc = train_with(p, train, test, a);
+            write_outputs(p, train, a, ps);
+        } else if (name == "dada") {
+            da::DADAOptions o{.ops = ops, .augment = aug, .pixels = ps};
+            if (a.da_lr > 0) o.lr = a.da_lr;
+            da::DADA<float> p(o);
+            acc = train_with(p, train, test, a);
+            write_outputs(p, train, a, ps);
+        } else if (name == "randaugment") {
+            da::RandAugment<float> p(da::RandAugmentOptions{.augment = aug, .pixels = ps});
+            acc = train_with(p, train, test, a);
+            write_outputs(p, train, a, ps);
+        } else if (name == "standard") {
+            da::StandardAugment<float> p(da::StandardAugmentOptions{.pixels = ps});
+            acc = train_with(p, train, test, a);
+            write_outputs(p, train, a, ps);
+        } else {
+            da::NoAugment<float> p;
+            acc = train_with(p, train, test, a);
+        }
+        results.emplace_back(name, acc);
+    }
+    fmt::print("galleries and learned policies are in {}/\n", a.out);
+    for (const auto& [name, acc] : results) fmt::print("policy={} test_accuracy={:.4f}\n", name, acc);
+    return 0;
+} catch (const std::exception& e) {
+    fmt::print(stderr, "da_search: error: {}\n", e.what());
+    return 1;
+}
