@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Quick start, part 1: installs what is missing, builds, and runs the main job.
-# Until the joint search lands, the main job is train_fixed: the reference network `small`
-# trained on Fashion-MNIST. Extra arguments go to the job (try --help).
+# Quick start, part 1: installs what is missing, builds, and runs the main job: the joint search
+# of augmentation policy, architecture and hyperparameters on Fashion-MNIST (diffautoml-search).
+# Extra arguments go to the job (try --help; --resume continues an interrupted run).
 set -euo pipefail
 cd "$(dirname "$0")"
 ./scripts/install_deps.sh
 ./scripts/build.sh
-exec ./build/examples/train_fixed "$@"
+exec ./build/examples/diffautoml-search "$@"

@@ -514,6 +514,13 @@ TEST_CASE("augmentation errors name the problem", "[da][errors]") {
     bad.fill = NAN;
     require_throws_with<value_error>([&] { augment_images<float>(x, two, std::vector<double>{0.1, 0.1}, 1, bad); },
                                      {"fill value must be finite"});
+    // NaN pixels must never index outside the 8-bit tables of Equalize and Posterize (they map to level 0).
+    Tensor<float> nan_img(Shape{1, 2, 3, 3});
+    nan_img.fill(NAN);
+    for (Op op : {Op::equalize, Op::posterize}) {
+        const auto y = augment_images<float>(nan_img, std::vector<OpDraw>{{op}}, std::vector<double>{0.5}, 1);
+        for (std::int64_t k = 0; k < y.numel(); ++k) CHECK(y[k] == 0.0f);
+    }
     require_throws_with<value_error>([] { op_from_name("Blur"); }, {"'Blur' does not exist", "Rotate"});
     CHECK(op_from_name("Sharpness") == Op::sharpness);
 

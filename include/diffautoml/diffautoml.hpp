@@ -15,3 +15,4 @@
 #include "optim/optimizer.hpp"
 #include "optim/schedule.hpp"
 #include "sampling/sampling.hpp"
+#include "search.hpp"

@@ -129,10 +129,10 @@ namespace kernels {
 
 DAM_HOST_DEVICE inline double clip01(double v) { return v < 0 ? 0 : (v > 1 ? 1 : v); }
 DAM_HOST_DEVICE inline bool inside01(double v) { return v >= 0 && v <= 1; }
-/// The 8-bit level of a pixel value.
+/// The 8-bit level of a pixel value (NaN maps to 0 so that it can never index out of a table).
 DAM_HOST_DEVICE inline int level8(double x) {
     const double v = std::floor(x * 255.0 + 0.5);
-    return v < 0 ? 0 : (v > 255 ? 255 : static_cast<int>(v));
+    return v > 0 ? (v > 255 ? 255 : static_cast<int>(v)) : 0;
 }
 /// ITU-R 601 luma weights (PIL's "L" conversion); one channel is its own grey, other channel
 /// counts average.

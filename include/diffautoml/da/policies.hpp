@@ -140,6 +140,8 @@ public:
     const std::vector<std::int64_t>& last_pairs() const { return pairs_; }
     const PairPolicyOptions& options() const { return opt_; }
     bool searching() const { return opt_.lr > 0; }
+    void save_state(ByteWriter& w) const { put_doubles(w, logits_); }
+    void load_state(ByteReader& r) { get_doubles(r, logits_, "PairPolicyDA state"); }
 
     Var<T> augment(const Tensor<T>& x, DaContext& ctx) {
         detail::check_context(ctx, "PairPolicyDA::augment");
@@ -288,6 +290,17 @@ public:
     const std::vector<std::int64_t>& last_subpolicies() const { return chosen_; }
     bool searching() const { return true; }
     const DADAOptions& options() const { return opt_; }
+    void save_state(ByteWriter& w) const {
+        for (const auto* v : {&pi_, &beta_, &mag_}) put_tensor(w, v->value());
+        adam_->save_state(w);
+    }
+    void load_state(ByteReader& r) {
+        for (auto* v : {&pi_, &beta_, &mag_}) {
+            Tensor<T> t = v->value();
+            get_tensor(r, t, "DADA state");
+        }
+        adam_->load_state(r);
+    }
 
     Var<T> augment(const Tensor<T>& x, DaContext& ctx) {
         detail::check_context(ctx, "DADA::augment");
@@ -508,6 +521,8 @@ public:
         return Var<T>(y, false);
     }
     void update(const Tensor<T>&, DaContext&) {}
+    void save_state(ByteWriter&) const {}
+    void load_state(ByteReader&) {}
     /// The ops of the last batch, N per image.
     const std::vector<OpDraw>& last_draws() const { return last_; }
 
@@ -576,6 +591,8 @@ public:
         return Var<T>(y, false);
     }
     void update(const Tensor<T>&, DaContext&) {}
+    void save_state(ByteWriter&) const {}
+    void load_state(ByteReader&) {}
     std::vector<PolicyEntry> summary(std::size_t) const { return {}; }
 
 private:
@@ -591,6 +608,8 @@ public:
     bool searching() const { return false; }
     Var<T> augment(const Tensor<T>& x, DaContext&) { return Var<T>(x, false); }
     void update(const Tensor<T>&, DaContext&) {}
+    void save_state(ByteWriter&) const {}
+    void load_state(ByteReader&) {}
     std::vector<PolicyEntry> summary(std::size_t) const { return {}; }
 };
 

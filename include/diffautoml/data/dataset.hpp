@@ -162,6 +162,17 @@ public:
         order_ = shuffle_ ? permutation(d_->size(), PhiloxStream{seed_, static_cast<std::uint64_t>(epoch) + 1})
                           : permutation_identity();
         pos_ = 0;
+        epoch_ = epoch;
+    }
+    /// The epoch started last and the number of samples of it handed out so far.
+    std::int64_t epoch() const { return epoch_; }
+    std::int64_t position() const { return pos_; }
+    /// Continues `epoch` after `position` samples (resuming from a checkpoint).
+    void seek(std::int64_t epoch, std::int64_t position) {
+        DAM_CHECK(position >= 0 && position <= d_->size(), value_error, "BatchLoader::seek: position {} outside [0, {}]",
+                  position, d_->size());
+        start_epoch(epoch);
+        pos_ = position;
     }
     std::int64_t batches_per_epoch() const {
         return drop_last_ ? d_->size() / batch_ : (d_->size() + batch_ - 1) / batch_;
@@ -197,7 +208,7 @@ private:
     std::uint64_t seed_;
     bool drop_last_;
     std::vector<std::int64_t> order_;
-    std::int64_t pos_ = 0;
+    std::int64_t pos_ = 0, epoch_ = 0;
 };
 
 }  // namespace diffautoml::data

@@ -47,6 +47,24 @@ public:
         return loader_->next();
     }
     std::int64_t passes() const { return epoch_; }
+    /// Where the batches are, for checkpoints.
+    void save_state(ByteWriter& w) const {
+        w.put<std::int64_t>(epoch_);
+        w.put<std::int64_t>(loader_ ? loader_batch_ : 0);
+        w.put<std::int64_t>(loader_ ? loader_->epoch() : 0);
+        w.put<std::int64_t>(loader_ ? loader_->position() : 0);
+    }
+    void load_state(ByteReader& r) {
+        epoch_ = r.get<std::int64_t>();
+        loader_batch_ = r.get<std::int64_t>();
+        const auto e = r.get<std::int64_t>(), pos = r.get<std::int64_t>();
+        loader_.reset();
+        if (loader_batch_ > 0) {
+            DAM_CHECK(loader_batch_ <= data_->size(), format_error, "ValidationSet: corrupt state (batch {})", loader_batch_);
+            loader_ = std::make_unique<data::BatchLoader>(*data_, loader_batch_, true, seed_, true);
+            loader_->seek(e, pos);
+        }
+    }
 
 private:
     ValidationSet(data::Dataset d, std::uint64_t seed)
@@ -103,6 +121,20 @@ struct Hyperparameter {
         value = log_scale ? std::exp(std::log(value) - step) : value - step;
         value = std::clamp(value, lo, hi);
         return value;
+    }
+    void save_state(ByteWriter& w) const {
+        w.put(value);
+        w.put(m);
+        w.put(v);
+        w.put(t);
+    }
+    void load_state(ByteReader& r) {
+        value = r.get<double>();
+        m = r.get<double>();
+        v = r.get<double>();
+        t = r.get<std::int64_t>();
+        DAM_CHECK(std::isfinite(value) && lo <= value && value <= hi, format_error,
+                  "hyperparameter '{}': the checkpoint holds {} outside [{}, {}]", name, value, lo, hi);
     }
 };
 
@@ -174,9 +206,25 @@ public:
             }
         return h;
     }
+    /// Releases every gradient (PyTorch's set_to_none): a parameter that the next backward pass
+    /// does not reach, such as a candidate the supernet did not sample, then gets no update, no
+    /// decay and no momentum step, and the state of a run is exactly what a checkpoint holds.
     void zero_grad() {
         for (auto& g : groups_)
-            for (auto& p : g) p.zero_grad();
+            for (auto& p : g) p.grad() = Tensor<T, cpu>();
+    }
+    /// Momentum buffers and the last rates, for checkpoints.
+    void save_state(ByteWriter& w) const {
+        for (const auto& g : buffers_)
+            for (const auto& b : g) put_tensor(w, b);
+        put_doubles(w, lr_);
+    }
+    void load_state(ByteReader& r) {
+        for (auto& g : buffers_)
+            for (auto& b : g) get_tensor(r, b, "HyperSGD state");
+        std::vector<double> lr;
+        get_doubles(r, lr, "HyperSGD state");
+        lr_ = lr;
     }
 
 private:
@@ -333,6 +381,16 @@ public:
     std::pair<double, double> last_hypergradients() const { return last_; }
     Hyperparameter& lr() { return lr_; }
     Hyperparameter& weight_decay() { return wd_; }
+    void save_state(ByteWriter& w) const {
+        this->sgd_->save_state(w);
+        lr_.save_state(w);
+        wd_.save_state(w);
+    }
+    void load_state(ByteReader& r) {
+        this->sgd_->load_state(r);
+        lr_.load_state(r);
+        wd_.load_state(r);
+    }
 
 private:
     Hyperparameter lr_, wd_;
@@ -420,6 +478,20 @@ public:
     double last_smoothing_hypergradient() const { return last_smoothing_; }
     const std::vector<std::vector<Tensor<T, cpu>>>& smoothing_direction() const { return dir_; }
 
+public:
+    void save_state(ByteWriter& w) const {
+        this->sgd_->save_state(w);
+        for (const auto& h : lrs_) h.save_state(w);
+        for (const auto& h : wds_) h.save_state(w);
+        eps_.save_state(w);
+    }
+    void load_state(ByteReader& r) {
+        this->sgd_->load_state(r);
+        for (auto& h : lrs_) h.load_state(r);
+        for (auto& h : wds_) h.load_state(r);
+        eps_.load_state(r);
+    }
+
 private:
     std::vector<Hyperparameter> lrs_, wds_;
     Hyperparameter eps_;
@@ -475,6 +547,18 @@ public:
     std::vector<std::pair<std::string, double>> values() const { return {{"lr", lr_.value}}; }
     double last_hypergradient() const { return last_h_; }
     HyperSGD<T>& sgd() { return *sgd_; }
+    void save_state(ByteWriter& w) const {
+        sgd_->save_state(w);
+        lr_.save_state(w);
+        w.put<std::uint8_t>(started_ ? 1 : 0);
+        w.put(last_h_);
+    }
+    void load_state(ByteReader& r) {
+        sgd_->load_state(r);
+        lr_.load_state(r);
+        started_ = r.get<std::uint8_t>() != 0;
+        last_h_ = r.get<double>();
+    }
 
 private:
     BaydinOptions opt_;
@@ -514,6 +598,14 @@ public:
     }
     std::vector<std::pair<std::string, double>> values() const {
         return {{"lr", current_}, {"weight_decay", wds_.empty() ? 0.0 : *std::max_element(wds_.begin(), wds_.end())}};
+    }
+    void save_state(ByteWriter& w) const {
+        sgd_->save_state(w);
+        w.put(current_);
+    }
+    void load_state(ByteReader& r) {
+        sgd_->load_state(r);
+        current_ = r.get<double>();
     }
 
 private:

@@ -90,6 +90,20 @@ public:
     std::vector<Var<T, D>>& alphas() { return alphas_; }
     const std::vector<Var<T, D>>& alphas() const { return alphas_; }
     Supernet<T, D>& net() { return *net_; }
+    /// Logits, optimiser state and fixed decisions, for checkpoints.
+    void save_state(ByteWriter& w) const {
+        for (const auto& a : alphas_) put_tensor(w, a.value());
+        adam_->save_state(w);
+        put_ints(w, fixed_);
+    }
+    void load_state(ByteReader& r) {
+        for (auto& a : alphas_) {
+            Tensor<T, D> v = a.value();  // shares the storage: read in place
+            get_tensor(r, v, "NAS policy state");
+        }
+        adam_->load_state(r);
+        get_ints(r, fixed_, "NAS policy state");
+    }
 
 protected:
     static std::vector<double> row(const Var<T, D>& a) {
@@ -421,6 +435,12 @@ public:
     }
     std::vector<std::int64_t> derived() const { return arch_; }
     bool searching() const { return false; }
+    void save_state(ByteWriter& w) const { put_ints(w, arch_); }
+    void load_state(ByteReader& r) {
+        std::vector<std::int64_t> a;
+        get_ints(r, a, "FixedArch state");
+        DAM_CHECK(a == arch_, format_error, "FixedArch: the checkpoint's architecture differs from this run's");
+    }
 
 private:
     Supernet<T, D>* net_;

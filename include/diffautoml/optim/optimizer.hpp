@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../autograd/variable.hpp"
+#include "../core/state.hpp"
 
 namespace diffautoml::optim {
 
@@ -100,6 +101,15 @@ public:
     /// The momentum buffer of parameter `pi` of group `gi` (undefined before the first step).
     const Tensor<T, cpu>& momentum_buffer(std::size_t gi, std::size_t pi) const { return buffers_[gi][pi]; }
     const SGDOptions& options() const { return opt_; }
+    /// Momentum buffers, for checkpoints.
+    void save_state(ByteWriter& w) const {
+        for (const auto& g : buffers_)
+            for (const auto& b : g) put_tensor(w, b);
+    }
+    void load_state(ByteReader& r) {
+        for (auto& g : buffers_)
+            for (auto& b : g) get_tensor(r, b, "SGD state");
+    }
 
 private:
     SGDOptions opt_;
@@ -155,6 +165,23 @@ public:
         }
     }
     std::int64_t steps() const { return t_; }
+    /// Step count and moments, for checkpoints.
+    void save_state(ByteWriter& w) const {
+        w.put<std::int64_t>(t_);
+        for (const auto& g : state_)
+            for (const auto& [m, v] : g) {
+                put_tensor(w, m);
+                put_tensor(w, v);
+            }
+    }
+    void load_state(ByteReader& r) {
+        t_ = r.get<std::int64_t>();
+        for (auto& g : state_)
+            for (auto& [m, v] : g) {
+                get_tensor(r, m, "Adam state");
+                get_tensor(r, v, "Adam state");
+            }
+    }
 
 private:
     AdamOptions opt_;

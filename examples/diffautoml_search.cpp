@@ -1,0 +1,68 @@
+// diffautoml-search: the main job. One training run searches the augmentation policy
+// (PairPolicyDA), the architecture (DSNAS on the ShuffleNetV2 space) and the learning rate and
+// weight decay (one-step hypergradients) together on Fashion-MNIST (or any IDX dataset); the
+// weights it trains are the final model. Leaves log.jsonl, model.bin + architecture.json,
+// result.json and report.html in --out; checkpoints every few minutes and on Ctrl-C, and
+// --resume continues from the last checkpoint. Last line: `test_accuracy=0.XXXX`.
+#include "joint_common.hpp"
+
+using namespace diffautoml;
+
+namespace {
+
+void usage() {
+    fmt::print("diffautoml-search: joint search of DA policy, architecture and hyperparameters.\n{}"
+               "  output:  --out DIR (diffautoml_out)  --resume (continue from DIR/checkpoint.bin)  --help\n",
+               dam_joint::kCommonHelp);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    for (int i = 1; i < argc; ++i)
+        if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+            usage();
+            return 0;
+        }
+    auto a = dam_joint::parse(argc, argv, "diffautoml-search");
+    DAM_CHECK(a.extra.empty(), value_error, "diffautoml-search: unknown option '{}' (see --help)", a.extra.front());
+    set_num_threads(a.threads);
+    auto [train, test] = dam_joint::load(a);
+    dam_joint::install_stop_handlers();
+    return dam_joint::dispatch(a, [&]<template <class> class DA, class NAS, template <class> class HPO>() {
+        using Space = typename NAS::space_type;
+        search::JointSearch<DA, NAS, HPO> js(train, test, a.joint, {}, Space::default_options());
+        fmt::print("diffautoml-search: {} train / {} validation / {} test images, space {}, DA {}, NAS {}, HPO {}, "
+                   "{} epochs{}, batch {}, seed {}, {} threads, output in {}/\n",
+                   train.size() - a.joint.validation, a.joint.validation, test.size(), Space::name, DA<float>::policy_name,
+                   NAS::policy_name, HPO<float>::policy_name, a.joint.epochs,
+                   a.joint.minutes > 0 ? fmt::format(" (at most {} minutes)", a.joint.minutes) : "", a.joint.batch,
+                   a.joint.seed, a.threads, a.joint.out_dir);
+        if (a.resume) {
+            DAM_CHECK(js.resume(), io_error,
+                      "diffautoml-search: --resume: there is no checkpoint in {}/ (a finished run removes it)",
+                      a.joint.out_dir);
+            fmt::print("resumed from {} at step {} of {}\n", js.checkpoint_path(), js.step(), js.total_steps());
+        } else if (std::filesystem::exists(js.checkpoint_path())) {
+            throw value_error(fmt::format("diffautoml-search: {} holds an interrupted run; pass --resume to continue it, "
+                                          "or choose another --out (or delete the checkpoint) to start over",
+                                          js.checkpoint_path()));
+        }
+        try {
+            const auto r = js.run();
+            fmt::print("derived architecture: {}\n", fmt::join(r.architecture_names, ", "));
+            fmt::print("hyperparameters: {}\n", r.hyperparameters.dump());
+            fmt::print("wrote {0}/model.bin, {0}/architecture.json, {0}/result.json, {0}/log.jsonl, {0}/report.html\n",
+                       a.joint.out_dir);
+            fmt::print("wall_seconds={:.0f}\n", r.wall_seconds);
+            fmt::print("test_accuracy={:.4f}\n", r.test_accuracy);
+            return 0;
+        } catch (const search::interrupted& e) {
+            fmt::print(stderr, "diffautoml-search: {}\n", e.what());
+            return 130;
+        }
+    });
+} catch (const std::exception& e) {
+    fmt::print(stderr, "diffautoml-search: error: {}\n", e.what());
+    return 1;
+}

@@ -1,0 +1,675 @@
+#pragma once
+// The joint search: JointSearch<DA, NAS, HPO> runs ALGORITHMS.md's iteration
+//   1. sample augmentations (DA)            2. sample an architecture (NAS prepare)
+//   3. forward, per-sample losses            4. one backward pass
+//   5. DA update, alpha update, weight update (the HPO policy's differentiable SGD step)
+//   6. hypergradient step on a clean validation batch
+// then, once every layer is fixed (or the search share of the budget is spent), keeps training
+// the derived architecture with the same weights while DA and HPO stay active; finally batch-norm
+// statistics are recomputed on the derived path and the test set is evaluated. State is
+// checkpointed atomically every few minutes and on request (SIGINT/SIGTERM in the binary), and a
+// run resumes from its checkpoint to the same result as an uninterrupted one.
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/progress.hpp"
+#include "../core/state.hpp"
+#include "../da.hpp"
+#include "../hpo.hpp"
+#include "../nas.hpp"
+#include "../nn/serialize.hpp"
+#include "report.hpp"
+
+namespace diffautoml::search {
+
+/// The loss became NaN or Inf; nothing was updated with it and the last checkpoint is intact.
+class divergence_error : public value_error {
+public:
+    using value_error::value_error;
+};
+
+/// A stop was requested (e.g. SIGINT); the state was checkpointed first.
+class interrupted : public error {
+public:
+    using error::error;
+};
+
+/// Something a policy type lacks, named at compile time.
+template <class P>
+concept Checkpointable = requires(P& p, const P& cp, ByteWriter& w, ByteReader& r) {
+    cp.save_state(w);
+    p.load_state(r);
+};
+
+struct JointOptions {
+    std::int64_t epochs = 30;
+    double minutes = 0;                  ///< wall-clock budget of training (0: none); fixes the step count after 30 steps
+    std::int64_t batch = 128;
+    double lr = 0.1;                     ///< initial learning rate (the HPO policy may learn it)
+    double weight_decay = 5e-4;          ///< initial weight decay
+    double momentum = 0.9;
+    double warmup_epochs = 0.5;          ///< linear warm-up factor on the learning rate
+    double search_fraction = 0.5;        ///< the NAS phase ends at this share of the steps at the latest
+    std::int64_t validation = 5000;      ///< training images held out for HPO and per-epoch validation
+    std::int64_t validation_batch = 128;
+    std::int64_t recalibration_batches = 40;  ///< batches of 256 clean training images for the final BN statistics
+    std::uint64_t seed = 0;
+    std::string out_dir;                 ///< checkpoint, log.jsonl, model.bin, ... ("" writes nothing)
+    double checkpoint_minutes = 5;
+    std::int64_t stop_after_steps = -1;  ///< tests: checkpoint and stop (as on SIGINT) after this many steps
+    bool progress = true;
+    da::PixelSpace pixels{};             ///< how the dataset is normalised (for the DA policy)
+    da::AugmentOptions augment{};        ///< magnitude ranges and fill value of the DA ops (fill: pixel value)
+    std::vector<std::int64_t> fixed_architecture{};  ///< for nas::FixedArch (empty: choice 0 everywhere)
+    double alpha_lr = 3e-2;              ///< DSNAS architecture learning rate (nas_search's measured choice)
+    double nas_warmup_epochs = 0.25;     ///< DSNAS: uniform sampling before alpha moves
+    /// PairPolicyDA's M (m ~ U(0, M)): half the AutoAugment ranges by default, because at M = 1
+    /// the pair policy trailed standard augmentation on Fashion-MNIST (docs/results.md, da_search).
+    double da_max_magnitude = 0.5;
+    double da_lr = 20.0;                 ///< PairPolicyDA's SGD rate on the pair logits
+    std::int64_t hpo_every = 4;          ///< hypergradient step every k weight steps (each costs a validation forward + backward)
+};
+
+/// The outcome of a finished run.
+struct JointResult {
+    double test_accuracy = 0;
+    double wall_seconds = 0;
+    double search_seconds = 0;           ///< time until the architecture was fixed
+    std::int64_t steps = 0;
+    std::vector<std::int64_t> architecture;
+    std::vector<std::string> architecture_names;
+    nlohmann::json hyperparameters;
+    nlohmann::json da_policy;
+    std::shared_ptr<nas::Supernet<float>> model;  ///< the derived network with the trained weights
+};
+
+/// Set by a signal handler (see install_stop_handlers); JointSearch checkpoints and stops.
+inline std::atomic<bool>& stop_flag() {
+    static std::atomic<bool> flag{false};
+    return flag;
+}
+
+namespace detail {
+template <class>
+inline constexpr bool dependent_false = false;
+}  // namespace detail
+
+/// The default construction of each library policy inside a joint search (JointSearch uses these
+/// where Factories leaves a factory empty). Other policies need a factory.
+template <class P>
+std::unique_ptr<P> default_da(const JointOptions& o) {
+    using T = typename P::value_type;
+    if constexpr (std::is_same_v<P, da::PairPolicyDA<T>>) {
+        da::PairPolicyOptions po;
+        po.max_magnitude = o.da_max_magnitude;
+        po.lr = o.da_lr;
+        po.pixels = o.pixels;
+        po.augment = o.augment;
+        return std::make_unique<P>(po);
+    } else if constexpr (std::is_same_v<P, da::DADA<T>>) {
+        da::DADAOptions d;
+        d.pixels = o.pixels;
+        d.augment = o.augment;
+        return std::make_unique<P>(d);
+    } else if constexpr (std::is_same_v<P, da::RandAugment<T>>) {
+        da::RandAugmentOptions r;
+        r.pixels = o.pixels;
+        r.augment = o.augment;
+        return std::make_unique<P>(r);
+    } else if constexpr (std::is_same_v<P, da::StandardAugment<T>>) {
+        da::StandardAugmentOptions st;
+        st.pixels = o.pixels;
+        st.fill = o.augment.fill;
+        return std::make_unique<P>(st);
+    } else if constexpr (std::is_default_constructible_v<P>) {
+        return std::make_unique<P>();
+    } else {
+        static_assert(detail::dependent_false<P>, "JointSearch: no default factory for this DA policy; set Factories::da");
+    }
+}
+
+template <class P>
+std::unique_ptr<P> default_nas(nas::Supernet<typename P::value_type>& net, const JointOptions& o, std::int64_t steps_per_epoch) {
+    using Space = typename P::space_type;
+    using T = typename P::value_type;
+    if constexpr (std::is_same_v<P, nas::DSNAS<Space, T>>) {
+        nas::DSNASOptions d;
+        d.lr = o.alpha_lr;
+        d.warmup_steps = static_cast<std::int64_t>(o.nas_warmup_epochs * static_cast<double>(steps_per_epoch));
+        return std::make_unique<P>(net, d);
+    } else if constexpr (std::is_same_v<P, nas::FixedArch<Space, T>>) {
+        auto arch = o.fixed_architecture;
+        if (arch.empty()) arch.assign(net.num_decisions(), 0);
+        return std::make_unique<P>(net, arch);
+    } else if constexpr (std::is_constructible_v<P, nas::Supernet<T>&>) {
+        return std::make_unique<P>(net);
+    } else {
+        static_assert(detail::dependent_false<P>, "JointSearch: no default factory for this NAS policy; set Factories::nas");
+    }
+}
+
+template <class P>
+std::unique_ptr<P> default_hpo(const std::vector<optim::ParamGroup<typename P::value_type>>& groups, const JointOptions& o,
+                               std::function<double(std::int64_t)> lr_factor) {
+    using T = typename P::value_type;
+    if constexpr (std::is_same_v<P, hpo::HypergradLrWd<T>> || std::is_same_v<P, hpo::HypergradMulti<T>>) {
+        hpo::HypergradOptions h;
+        h.momentum = o.momentum;
+        h.every = o.hpo_every;
+        h.lr_factor = std::move(lr_factor);
+        return std::make_unique<P>(groups, h);
+    } else if constexpr (std::is_same_v<P, hpo::FixedSchedule<T>>) {
+        const double lr = o.lr;
+        return std::make_unique<P>(groups, [lr, f = std::move(lr_factor)](std::int64_t s) { return lr * f(s); },
+                                   o.momentum);
+    } else if constexpr (std::is_same_v<P, hpo::BaydinHD<T>>) {
+        hpo::BaydinOptions b;
+        b.momentum = o.momentum;
+        return std::make_unique<P>(groups, b);
+    } else {
+        static_assert(detail::dependent_false<P>, "JointSearch: no default factory for this HPO policy; set Factories::hpo");
+    }
+}
+
+namespace detail {
+template <class P>
+nlohmann::json values_json(const P& hpo) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : hpo.values()) j[k] = v;
+    return j;
+}
+inline nlohmann::json policy_json(const std::vector<da::PolicyEntry>& rows) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& e : rows) {
+        nlohmann::json ops = nlohmann::json::array();
+        for (da::Op o : e.ops) ops.push_back(std::string(da::op_name(o)));
+        a.push_back({{"ops", ops},
+                     {"probability", e.probability},
+                     {"magnitudes", e.magnitudes},
+                     {"apply_probabilities", e.apply_probabilities}});
+    }
+    return a;
+}
+}  // namespace detail
+
+/// DA<T> and HPO<T> are policy templates (e.g. da::PairPolicyDA, hpo::HypergradLrWd), NAS a NAS
+/// policy type with its search space (e.g. nas::DSNAS<nas::ShuffleSpace>); T = float.
+template <template <class> class DA, class NAS, template <class> class HPO>
+class JointSearch {
+public:
+    using T = typename NAS::value_type;
+    using Space = typename NAS::space_type;
+    using DaPolicy = DA<T>;
+    using HpoPolicy = HPO<T>;
+    static_assert(std::is_same_v<T, float>, "JointSearch: the joint search trains float networks (NAS::value_type)");
+    static_assert(da::DaPolicy<DaPolicy>,
+                  "JointSearch: the DA policy does not satisfy da::DaPolicy (augment(images, ctx) -> Var, "
+                  "update(losses, ctx), summary(k), searching(), policy_name); see docs/da.md");
+    static_assert(nas::NasPolicy<NAS>,
+                  "JointSearch: the NAS policy does not satisfy nas::NasPolicy (prepare, update, probabilities, "
+                  "derived, searching, policy_name); see docs/nas.md");
+    static_assert(hpo::HpoPolicy<HpoPolicy>,
+                  "JointSearch: the HPO policy does not satisfy hpo::HpoPolicy (training_loss, backward, step, values, "
+                  "policy_name); see docs/hpo.md");
+    static_assert(Checkpointable<DaPolicy> && Checkpointable<NAS> && Checkpointable<HpoPolicy>,
+                  "JointSearch: every policy needs save_state(ByteWriter&) const and load_state(ByteReader&) so that "
+                  "a run can be checkpointed and resumed");
+
+    /// How the policies are made once the network exists (defaults: each policy's default options).
+    struct Factories {
+        std::function<std::unique_ptr<DaPolicy>(const JointOptions&)> da;
+        std::function<std::unique_ptr<NAS>(nas::Supernet<T>&, const JointOptions&, std::int64_t steps_per_epoch)> nas;
+        std::function<std::unique_ptr<HpoPolicy>(const std::vector<optim::ParamGroup<T>>&, const JointOptions&,
+                                                 std::function<double(std::int64_t)> lr_factor)>
+            hpo;
+    };
+
+    /// `train` must be a training set (the validation slice is held out of it); `test` is only
+    /// evaluated at the end.
+    JointSearch(const data::Dataset& train, const data::Dataset& test, JointOptions o, Factories f = {},
+                typename Space::Options space = Space::default_options())
+        : opt_(std::move(o)), test_(&test), gen_(opt_.seed) {
+        DAM_CHECK(opt_.epochs >= 1 && opt_.batch >= 1, value_error, "JointSearch: epochs {} and batch {} must be >= 1",
+                  opt_.epochs, opt_.batch);
+        DAM_CHECK(opt_.search_fraction > 0 && opt_.search_fraction <= 1, value_error,
+                  "JointSearch: search_fraction {} must be in (0, 1]", opt_.search_fraction);
+        DAM_CHECK(opt_.minutes >= 0 && opt_.checkpoint_minutes > 0, value_error,
+                  "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.minutes,
+                  opt_.checkpoint_minutes);
+        DAM_CHECK(train.size() > opt_.validation + opt_.batch, value_error,
+                  "JointSearch: {} training images are too few for a validation slice of {} and batches of {}",
+                  train.size(), opt_.validation, opt_.batch);
+        auto [rest, val] = hpo::hold_out(train, opt_.validation, opt_.seed ^ 0x5a17u);
+        train_ = std::make_shared<data::Dataset>(std::move(rest));
+        val_ = std::make_unique<hpo::ValidationSet>(std::move(val));
+        space.classes = train.classes;
+        space.in_channels = train.image_shape()[0];
+        space.image = train.image_shape()[1];
+        space_ = space;
+        net_ = Space::template build<T>(space, gen_);
+        loader_ = std::make_unique<data::BatchLoader>(*train_, opt_.batch, true, opt_.seed + 1, true);
+        steps_per_epoch_ = loader_->batches_per_epoch();
+        total_steps_ = opt_.epochs * steps_per_epoch_;
+        da_ = f.da ? f.da(opt_) : default_da<DaPolicy>(opt_);
+        nas_ = f.nas ? f.nas(*net_, opt_, steps_per_epoch_) : default_nas<NAS>(*net_, opt_, steps_per_epoch_);
+        auto groups = optim::decay_groups(net_->named_parameters(), opt_.lr, opt_.weight_decay);
+        auto factor = [this](std::int64_t step) { return lr_factor(step); };
+        hpo_ = f.hpo ? f.hpo(groups, opt_, factor) : default_hpo<HpoPolicy>(groups, opt_, factor);
+        loader_->start_epoch(0);
+        weights_ = net_->parameters();
+    }
+
+    JointSearch(const JointSearch&) = delete;  // the HPO policy calls back into this object
+    JointSearch& operator=(const JointSearch&) = delete;
+
+    /// Warm-up then cosine decay of the learning rate (a factor on the HPO policy's value).
+    double lr_factor(std::int64_t step) const {
+        const double warm = opt_.warmup_epochs * static_cast<double>(steps_per_epoch_);
+        if (warm > 0 && static_cast<double>(step) < warm) return (static_cast<double>(step) + 1) / warm;
+        const double t = std::min(1.0, static_cast<double>(step) / static_cast<double>(std::max<std::int64_t>(1, total_steps_)));
+        return 0.5 * (1 + std::cos(3.14159265358979323846 * t));
+    }
+
+    /// Per-epoch records (also written to out_dir/log.jsonl).
+    const std::vector<nlohmann::json>& log() const { return log_; }
+    nas::Supernet<T>& net() { return *net_; }
+    DaPolicy& da_policy() { return *da_; }
+    NAS& nas_policy() { return *nas_; }
+    HpoPolicy& hpo_policy() { return *hpo_; }
+    std::int64_t step() const { return step_; }
+    std::int64_t total_steps() const { return total_steps_; }
+    std::int64_t steps_per_epoch() const { return steps_per_epoch_; }
+
+    /// A description of the configuration; a checkpoint resumes only into the same one.
+    nlohmann::json config_json() const {
+        return {{"space", Space::name},
+                {"space_options", space_.to_json()},
+                {"da", std::string(DaPolicy::policy_name)},
+                {"nas", std::string(NAS::policy_name)},
+                {"hpo", std::string(HpoPolicy::policy_name)},
+                {"epochs", opt_.epochs},
+                {"minutes", opt_.minutes},
+                {"batch", opt_.batch},
+                {"lr", opt_.lr},
+                {"weight_decay", opt_.weight_decay},
+                {"momentum", opt_.momentum},
+                {"warmup_epochs", opt_.warmup_epochs},
+                {"search_fraction", opt_.search_fraction},
+                {"hpo_every", opt_.hpo_every},
+                {"da_max_magnitude", opt_.da_max_magnitude},
+                {"da_lr", opt_.da_lr},
+                {"validation", opt_.validation},
+                {"seed", opt_.seed},
+                {"train_images", train_->size()}};
+    }
+
+    std::string checkpoint_path() const { return opt_.out_dir + "/checkpoint.bin"; }
+
+    /// Loads out_dir/checkpoint.bin; false when there is none.
+    bool resume() {
+        const std::string path = checkpoint_path();
+        if (opt_.out_dir.empty() || !std::filesystem::exists(path)) return false;
+        load_checkpoint(path);
+        return true;
+    }
+
+    /// Runs (or continues) the search to the end: training, derive, BN recalibration, test.
+    JointResult run() {
+        const auto start = std::chrono::steady_clock::now();
+        const double offset = elapsed_before_;
+        auto elapsed = [&] { return offset + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+        auto last_ckpt = std::chrono::steady_clock::now();
+        if (!opt_.out_dir.empty()) std::filesystem::create_directories(opt_.out_dir);
+        nas::NasContext<T> nctx;
+        nctx.gen = &gen_;
+        nctx.weights = net_->parameters();
+        hpo::HpoContext<T> hctx;
+        hctx.validation = val_.get();
+        hctx.validation_batch = opt_.validation_batch;
+        hctx.forward = [&](const Tensor<float>& x) { return net_->forward(Var<T>(x)); };
+        data::Batch batch;
+        nctx.train_loss = [&] { return ops::cross_entropy(net_->forward(Var<T>(batch.images)), batch.labels); };
+        nctx.val_loss = [&] {
+            auto vb = val_->next(opt_.validation_batch);
+            return ops::cross_entropy(net_->forward(Var<T>(vb.images)), vb.labels);
+        };
+
+        std::unique_ptr<ProgressBar> bar;
+        while (step_ < total_steps_) {
+            const std::int64_t epoch = step_ / steps_per_epoch_, in_epoch = step_ % steps_per_epoch_;
+            if (in_epoch == 0 && loader_->position() != 0) loader_->start_epoch(epoch);
+            if (!bar && opt_.progress) {
+                const std::int64_t epoch_steps = std::min(steps_per_epoch_, total_steps_ - epoch * steps_per_epoch_);
+                bar = std::make_unique<ProgressBar>(epoch_steps, fmt::format("epoch {:2}/{}", epoch + 1, epochs_planned()));
+            }
+            batch = loader_->next();
+            train_step(batch, nctx, hctx);
+            ++step_;
+            if (opt_.minutes > 0 && step_ == 30 && !budget_fixed_) fix_budget(elapsed());
+            if (bar)
+                bar->update(step_ - epoch * steps_per_epoch_, acc_seen_,
+                            fmt::format("loss {:.4f} acc {:.4f}", acc_loss_ / static_cast<double>(acc_seen_),
+                                        static_cast<double>(acc_correct_) / static_cast<double>(acc_seen_)));
+            if (step_ % steps_per_epoch_ == 0 || step_ == total_steps_) {
+                if (bar) bar->finish(acc_seen_, "");
+                bar.reset();
+                end_epoch(elapsed());
+            }
+            const bool stop = stop_flag().load() || (opt_.stop_after_steps >= 0 && step_ >= opt_.stop_after_steps);
+            const bool due = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >
+                             opt_.checkpoint_minutes * 60;
+            if ((stop || due) && !opt_.out_dir.empty() && step_ < total_steps_) {
+                elapsed_before_ = elapsed();
+                save_checkpoint(checkpoint_path());
+                last_ckpt = std::chrono::steady_clock::now();
+            }
+            if (stop && step_ < total_steps_)
+                throw interrupted(fmt::format("the search stopped at step {} of {}{}", step_, total_steps_,
+                                              opt_.out_dir.empty() ? ""
+                                                                   : fmt::format("; resume with --resume (checkpoint {})",
+                                                                                 checkpoint_path())));
+        }
+        return finish(elapsed());
+    }
+
+    // ---- checkpoints ---------------------------------------------------------------------------
+
+    static constexpr char kMagic[8] = {'D', 'A', 'M', 'C', 'K', 'P', 'T', '1'};
+
+    void save_checkpoint(const std::string& path) const {
+        ByteWriter body;
+        body.put_string(config_json().dump());
+        const auto model = nn::serialize_model(*net_);
+        body.put<std::uint64_t>(model.size());
+        body.put_bytes(model.data(), model.size());
+        da_->save_state(body);
+        nas_->save_state(body);
+        hpo_->save_state(body);
+        val_->save_state(body);
+        put_generator(body, gen_);
+        for (std::int64_t v : {step_, total_steps_, loader_->epoch(), loader_->position(), acc_seen_, acc_correct_,
+                               static_cast<std::int64_t>(derived_), static_cast<std::int64_t>(budget_fixed_)})
+            body.put<std::int64_t>(v);
+        body.put(acc_loss_);
+        body.put(elapsed_before_);
+        body.put(search_seconds_);
+        put_ints(body, arch_);
+        body.put<std::uint64_t>(log_.size());
+        for (const auto& r : log_) body.put_string(r.dump());
+        ByteWriter file;
+        file.put_bytes(kMagic, 8);
+        file.put<std::uint64_t>(body.bytes.size());
+        file.put<std::uint32_t>(crc32_of(body.bytes.data(), body.bytes.size()));
+        file.put_bytes(body.bytes.data(), body.bytes.size());
+        write_file_atomic(path, file.bytes);
+    }
+
+    void load_checkpoint(const std::string& path) {
+        const std::string what = "checkpoint '" + path + "'";
+        const auto bytes = read_file(path);
+        DAM_CHECK(bytes.size() >= 20 && std::equal(kMagic, kMagic + 8, bytes.begin()), format_error,
+                  "{}: not a diffautoml checkpoint (bad magic); delete it or point --out elsewhere", what);
+        ByteReader head(bytes.data() + 8, bytes.size() - 8, what);
+        const auto n = head.get<std::uint64_t>();
+        const auto crc = head.get<std::uint32_t>();
+        DAM_CHECK(n == head.remaining(), format_error, "{}: {} bytes of state expected, {} present; the file is truncated",
+                  what, n, head.remaining());
+        const std::uint8_t* p = bytes.data() + 20;
+        DAM_CHECK(crc32_of(p, n) == crc, format_error,
+                  "{}: checksum mismatch, the file is corrupt; delete it to start over (or restore a copy)", what);
+        ByteReader r(p, n, what);
+        const auto saved = nlohmann::json::parse(r.get_string(), nullptr, false);
+        DAM_CHECK(!saved.is_discarded() && saved == config_json(), format_error,
+                  "{}: it was written by a different configuration ({}); this run is {}. Use the same options or "
+                  "another --out",
+                  what, saved.is_discarded() ? std::string("unreadable") : saved.dump(), config_json().dump());
+        const auto msize = r.get<std::uint64_t>();
+        const auto* m = r.get_bytes(msize);
+        nn::deserialize_model(*net_, std::vector<std::uint8_t>(m, m + msize), what);
+        da_->load_state(r);
+        nas_->load_state(r);
+        hpo_->load_state(r);
+        val_->load_state(r);
+        get_generator(r, gen_, what);
+        step_ = r.get<std::int64_t>();
+        total_steps_ = r.get<std::int64_t>();
+        const auto e = r.get<std::int64_t>(), pos = r.get<std::int64_t>();
+        loader_->seek(e, pos);
+        acc_seen_ = r.get<std::int64_t>();
+        acc_correct_ = r.get<std::int64_t>();
+        derived_ = r.get<std::int64_t>() != 0;
+        budget_fixed_ = r.get<std::int64_t>() != 0;
+        acc_loss_ = r.get<double>();
+        elapsed_before_ = r.get<double>();
+        search_seconds_ = r.get<double>();
+        arch_.clear();
+        get_ints(r, arch_, what);
+        if (derived_) net_->set_architecture(arch_);
+        log_.clear();
+        const auto records = r.get<std::uint64_t>();
+        for (std::uint64_t k = 0; k < records; ++k) log_.push_back(nlohmann::json::parse(r.get_string()));
+        DAM_CHECK(r.remaining() == 0, format_error, "{}: {} unexpected bytes at the end", what, r.remaining());
+    }
+
+private:
+    std::int64_t epochs_planned() const { return (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_; }
+
+    /// With a time budget: the number of steps that fit, from the speed of the first 30 steps,
+    /// leaving 8% of the time for validation passes and the final evaluation.
+    void fix_budget(double seconds_so_far) {
+        budget_fixed_ = true;
+        const double per_step = seconds_so_far / static_cast<double>(step_);
+        const auto fit = static_cast<std::int64_t>(opt_.minutes * 60 * 0.92 / per_step);
+        total_steps_ = std::clamp(fit, step_ + 1, total_steps_);
+    }
+
+    void train_step(const data::Batch& batch, nas::NasContext<T>& nctx, hpo::HpoContext<T>& hctx) {
+        da::DaContext dctx{&gen_, step_, total_steps_};
+        nctx.step = step_;
+        nctx.total_steps = std::max<std::int64_t>(1, static_cast<std::int64_t>(opt_.search_fraction * static_cast<double>(total_steps_)));
+        nctx.weight_lr = hpo_->values().front().second;
+        hctx.step = step_;
+        auto x = da_->augment(batch.images, dctx);                               // 1
+        if (!derived_) nas_->prepare(nctx);                                       // 2
+        auto logits = net_->forward(x);                                           // 3
+        auto loss = hpo_->training_loss(logits, batch.labels);
+        const float l = loss.value().item();
+        if (!std::isfinite(l)) diverged(fmt::format("the training loss became {}", l));
+        Tensor<T> per_sample;
+        {
+            NoGradGuard no_grad;
+            per_sample = ops::cross_entropy(Var<T>(logits.value()), batch.labels, {0.0, ops::Reduction::none}).value();
+        }
+        hpo_->backward(loss, logits, batch.labels);                               // 4
+        // NaN inputs can give a finite loss (ReLU maps NaN to 0) but non-finite gradients: check
+        // them too, before anything is updated.
+        for (const auto& p : weights_)
+            if (p.grad().defined() && !all_finite(p.grad())) diverged("the weight gradients became non-finite");
+        da_->update(per_sample, dctx);                                            // 5: pi
+        if (!derived_) nas_->update(nctx);                                        //    alpha
+        hpo_->step(hctx);                                                         //    w, then 6: eta, lambda
+        acc_loss_ += static_cast<double>(l) * static_cast<double>(batch.labels.numel());
+        acc_correct_ += correct(logits.value(), batch.labels);
+        acc_seen_ += batch.labels.numel();
+        if (!derived_ && (!nas_->searching() || step_ + 1 >= nctx.total_steps)) {
+            arch_ = nas_->derived();
+            net_->set_architecture(arch_);
+            derived_ = true;
+        }
+    }
+
+    [[noreturn]] void diverged(const std::string& what) const {
+        throw divergence_error(fmt::format(
+            "JointSearch: {} at step {} (epoch {}); nothing was updated with it{}. Try a lower --lr, a narrower "
+            "learning-rate range for HPO or a smaller DA magnitude, and check the data for NaN",
+            what, step_, step_ / steps_per_epoch_ + 1,
+            opt_.out_dir.empty() ? "" : "; the last checkpoint is intact and --resume continues from it"));
+    }
+    static bool all_finite(const Tensor<T>& t) {
+        const T* p = t.data();
+        bool ok = true;
+        for (std::int64_t i = 0; i < t.numel(); ++i) ok &= std::isfinite(p[i]);
+        return ok;
+    }
+
+    static std::int64_t correct(const Tensor<T>& z, const Tensor<std::int32_t>& labels) {
+        std::int64_t c = 0;
+        for (std::int64_t i = 0; i < z.dim(0); ++i) {
+            std::int64_t best = 0;
+            for (std::int64_t k = 1; k < z.dim(1); ++k)
+                if (z[i * z.dim(1) + k] > z[i * z.dim(1) + best]) best = k;
+            c += best == labels[i];
+        }
+        return c;
+    }
+
+    /// Loss and accuracy of `net` on `d` in evaluation mode.
+    static std::pair<double, double> evaluate(nn::Module<T>& net, const data::Dataset& d) {
+        NoGradGuard no_grad;
+        net.eval();
+        data::BatchLoader loader(d, 1000, false, 0);
+        std::int64_t c = 0;
+        double loss = 0;
+        while (loader.has_next()) {
+            auto b = loader.next();
+            const auto z = net.forward(Var<T>(b.images));
+            c += correct(z.value(), b.labels);
+            loss += static_cast<double>(ops::cross_entropy(z, b.labels, {0.0, ops::Reduction::sum}).value().item());
+        }
+        net.train();
+        return {loss / static_cast<double>(d.size()), static_cast<double>(c) / static_cast<double>(d.size())};
+    }
+
+    void end_epoch(double seconds) {
+        if (derived_ && search_seconds_ == 0) search_seconds_ = seconds;
+        const auto arch = derived_ ? arch_ : nas_->derived();
+        if (!derived_) net_->set_architecture(arch);
+        const auto [val_loss, val_acc] = evaluate(*net_, val_->data());
+        nlohmann::json probs = nlohmann::json::object();
+        const auto p = nas_->probabilities();
+        for (std::size_t d = 0; d < p.size(); ++d) probs[net_->decisions()[d].name] = p[d];
+        nlohmann::json rec = {{"epoch", step_ / steps_per_epoch_ + (step_ % steps_per_epoch_ ? 1 : 0)},
+                              {"step", step_},
+                              {"phase", derived_ ? "train" : "search"},
+                              {"train_loss", acc_loss_ / static_cast<double>(std::max<std::int64_t>(1, acc_seen_))},
+                              {"train_accuracy", static_cast<double>(acc_correct_) / static_cast<double>(std::max<std::int64_t>(1, acc_seen_))},
+                              {"val_loss", val_loss},
+                              {"val_accuracy", val_acc},
+                              {"tau", nullptr},
+                              {"lr_factor", lr_factor(step_)},
+                              {"architecture_probabilities", probs},
+                              {"derived", net_->choice_names(arch)},
+                              {"da_top", detail::policy_json(da_->summary(10))},
+                              {"hyperparameters", detail::values_json(*hpo_)},
+                              {"wall_seconds", seconds}};
+        if constexpr (requires { nas_->temperature(); }) rec["tau"] = nas_->temperature();
+        if constexpr (requires { da_->probabilities(); }) rec["da_probabilities"] = da_->probabilities();
+        if constexpr (requires { da_->options().ops; }) {
+            std::vector<std::string> names;
+            for (da::Op op : da_->options().ops) names.emplace_back(da::op_name(op));
+            rec["da_op_names"] = names;
+        }
+        log_.push_back(rec);
+        acc_loss_ = 0;
+        acc_seen_ = acc_correct_ = 0;
+        if (opt_.progress)
+            fmt::print("epoch {} {} train_loss={:.4f} train_accuracy={:.4f} val_loss={:.4f} val_accuracy={:.4f} {} "
+                       "seconds={:.0f}\n",
+                       rec["epoch"].template get<std::int64_t>(), rec["phase"].template get<std::string>(),
+                       rec["train_loss"].template get<double>(), rec["train_accuracy"].template get<double>(), val_loss,
+                       val_acc, fmt::join(net_->choice_names(arch), ","), seconds);
+        write_log();
+        write_report({});
+    }
+
+    /// report.html from the records so far and, at the end, the result.
+    void write_report(const nlohmann::json& result) const {
+        if (opt_.out_dir.empty()) return;
+        nlohmann::json r = result;
+        if (r.is_null()) r = {{"config", config_json()}};
+        write_text(opt_.out_dir + "/report.html", html_report(log_, r));
+    }
+
+    void write_log() const {
+        if (opt_.out_dir.empty()) return;
+        std::string s;
+        for (const auto& r : log_) s += r.dump() + "\n";
+        write_file_atomic(opt_.out_dir + "/log.jsonl", std::vector<std::uint8_t>(s.begin(), s.end()));
+    }
+
+    JointResult finish(double seconds) {
+        if (!derived_) {
+            arch_ = nas_->derived();
+            derived_ = true;
+        }
+        auto derived = nas::derive<Space>(*net_, arch_);
+        data::BatchLoader calib(*train_, 256, true, opt_.seed + 3, true);
+        calib.start_epoch(0);
+        nn::recalibrate_batch_norm(*derived, std::min(opt_.recalibration_batches, calib.batches_per_epoch()),
+                                   [&] { return calib.next().images; });
+        JointResult res;
+        res.test_accuracy = evaluate(*derived, *test_).second;
+        res.wall_seconds = seconds;
+        res.search_seconds = search_seconds_ > 0 ? search_seconds_ : seconds;
+        res.steps = step_;
+        res.architecture = arch_;
+        res.architecture_names = net_->choice_names(arch_);
+        res.hyperparameters = detail::values_json(*hpo_);
+        res.da_policy = detail::policy_json(da_->summary(10));
+        res.model = derived;
+        if (!opt_.out_dir.empty()) {
+            const nlohmann::json extra = {{"config", config_json()},
+                                          {"hyperparameters", res.hyperparameters},
+                                          {"da_policy", res.da_policy},
+                                          {"pixels", {{"mean", opt_.pixels.mean}, {"std", opt_.pixels.std}}}};
+            nas::save_derived(opt_.out_dir + "/model.bin", *derived, extra);
+            write_text(opt_.out_dir + "/architecture.json", nas::architecture_json(*net_, arch_).dump(2) + "\n");
+            const nlohmann::json result = {{"test_accuracy", res.test_accuracy},
+                                           {"wall_seconds", res.wall_seconds},
+                                           {"search_seconds", res.search_seconds},
+                                           {"search_cost_cpu_minutes", res.wall_seconds * num_threads() / 60.0},
+                                           {"steps", res.steps},
+                                           {"architecture", res.architecture_names},
+                                           {"macs", net_->path_macs(arch_)},
+                                           {"hyperparameters", res.hyperparameters},
+                                           {"da_policy", res.da_policy},
+                                           {"config", config_json()}};
+            write_text(opt_.out_dir + "/result.json", result.dump(2) + "\n");
+            write_report(result);
+            std::filesystem::remove(checkpoint_path());
+        }
+        return res;
+    }
+
+    static void write_text(const std::string& path, const std::string& s) {
+        write_file_atomic(path, std::vector<std::uint8_t>(s.begin(), s.end()));
+    }
+
+    JointOptions opt_;
+    const data::Dataset* test_;
+    Generator gen_;
+    typename Space::Options space_;
+    std::shared_ptr<data::Dataset> train_;
+    std::unique_ptr<hpo::ValidationSet> val_;
+    std::shared_ptr<nas::Supernet<T>> net_;
+    std::unique_ptr<data::BatchLoader> loader_;
+    std::int64_t steps_per_epoch_ = 0, total_steps_ = 0, step_ = 0;
+    std::unique_ptr<DaPolicy> da_;
+    std::unique_ptr<NAS> nas_;
+    std::unique_ptr<HpoPolicy> hpo_;
+    std::vector<Var<T>> weights_;
+    std::vector<std::int64_t> arch_;
+    bool derived_ = false, budget_fixed_ = false;
+    double acc_loss_ = 0, elapsed_before_ = 0, search_seconds_ = 0;
+    std::int64_t acc_seen_ = 0, acc_correct_ = 0;
+    std::vector<nlohmann::json> log_;
+};
+
+}  // namespace diffautoml::search

@@ -1,0 +1,279 @@
+// The joint search on a tiny synthetic task: one end-to-end run leaves the log, model, result
+// and report; a run interrupted mid-epoch and resumed from its checkpoint reaches exactly the
+// result of an uninterrupted one; divergence and corrupt checkpoints are clear errors.
+#include <filesystem>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+#include <diffautoml/diffautoml.hpp>
+
+#include "test_helpers.hpp"
+
+using namespace dam_test;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// 3 classes of 12x12 images: a bright bar (horizontal, vertical, diagonal) at a random offset on
+/// noise, normalised like a dataset would be.
+data::Dataset bars(std::int64_t n, std::uint64_t seed, data::Split split) {
+    data::Dataset d;
+    d.images = Tensor<float>(Shape{n, 1, 12, 12});
+    d.classes = 3;
+    d.split = split;
+    const PhiloxStream s{seed, 0};
+    for (std::int64_t i = 0; i < n; ++i) {
+        const auto r = s.block(static_cast<std::uint64_t>(i));
+        const int label = static_cast<int>(r[0] % 3), off = static_cast<int>(r[1] % 6) + 3;
+        d.labels.push_back(label);
+        for (int y = 0; y < 12; ++y)
+            for (int x = 0; x < 12; ++x) {
+                const bool on = label == 0 ? (y == off || y == off + 1) : label == 1 ? (x == off || x == off + 1) : std::abs(x - y) <= 1;
+                const float noise = 0.2f * s.uniform(static_cast<std::uint64_t>(n) * 4 + static_cast<std::uint64_t>(i * 144 + y * 12 + x));
+                d.images[i * 144 + y * 12 + x] = ((on ? 0.8f : 0.0f) + noise - 0.3f) / 0.35f;
+            }
+    }
+    return d;
+}
+
+nas::ShuffleSpace::Options tiny_space() {
+    nas::ShuffleSpace::Options o = nas::ShuffleSpace::default_options();
+    o.stem = 8;
+    o.stages = {{8, 1, 1}, {16, 1, 2}};
+    o.head = 16;
+    return o;
+}
+
+search::JointOptions tiny_options(const std::string& out) {
+    search::JointOptions o;
+    o.epochs = 2;
+    o.batch = 16;
+    o.validation = 64;
+    o.validation_batch = 32;
+    o.recalibration_batches = 4;
+    o.lr = 0.05;
+    o.out_dir = out;
+    o.progress = false;
+    o.pixels = {0.3, 0.35};
+    o.augment.fill = 0.0;
+    o.search_fraction = 0.6;
+    return o;
+}
+
+using Joint = search::JointSearch<da::PairPolicyDA, nas::DSNAS<nas::ShuffleSpace>, hpo::HypergradLrWd>;
+
+std::string fresh_dir(const std::string& name) {
+    const auto p = fs::temp_directory_path() / ("dam_search_" + name);
+    fs::remove_all(p);
+    return p.string();
+}
+
+std::vector<std::uint8_t> read_bytes(const std::string& p) { return read_file(p); }
+
+}  // namespace
+
+TEST_CASE("joint search end to end: log, model, result, and a model file that reproduces the accuracy", "[search]") {
+    const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
+    const std::string out = fresh_dir("e2e");
+    Joint js(train, test, tiny_options(out), {}, tiny_space());
+    REQUIRE(js.steps_per_epoch() == (400 - 64) / 16);
+    const auto res = js.run();
+    INFO("test accuracy " << res.test_accuracy);
+    CHECK(res.test_accuracy > 0.6);  // chance is 1/3
+    CHECK(res.steps == 2 * js.steps_per_epoch());
+    REQUIRE(js.log().size() == 2);
+    for (const auto& r : js.log())
+        for (const char* k : {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "architecture_probabilities",
+                              "da_top", "hyperparameters", "wall_seconds", "derived", "phase", "tau"})
+            CHECK(r.contains(k));
+    CHECK(js.log()[0]["phase"] == "search");
+    CHECK(js.log()[1]["phase"] == "train");  // the search share (60% = 25 of 42 steps) ended during epoch 2
+    CHECK(js.log()[1]["da_top"].size() == 10);
+    CHECK(js.log()[1]["hyperparameters"].contains("lr"));
+
+    std::ifstream log(out + "/log.jsonl");
+    std::string line;
+    int lines = 0;
+    while (std::getline(log, line)) {
+        CHECK(nlohmann::json::parse(line)["epoch"] == lines + 1);
+        ++lines;
+    }
+    CHECK(lines == 2);
+    const auto result = nlohmann::json::parse(std::ifstream(out + "/result.json"));
+    CHECK(result["test_accuracy"].get<double>() == res.test_accuracy);
+    CHECK(result["architecture"] == res.architecture_names);
+    CHECK(nlohmann::json::parse(std::ifstream(out + "/architecture.json")).contains("layers"));
+    CHECK_FALSE(fs::exists(out + "/checkpoint.bin"));  // a finished run leaves no checkpoint
+
+    // The report is one self-contained page with the curves, heat maps and tables.
+    std::ifstream rin(out + "/report.html");
+    const std::string html((std::istreambuf_iterator<char>(rin)), std::istreambuf_iterator<char>());
+    for (const char* part : {"<!DOCTYPE html>", "Accuracy", "Loss", "Hyperparameters (log scale)",
+                             "Architecture probabilities per layer and epoch", "DA pair probabilities",
+                             "Most likely augmentation pairs", "<polyline", "stage1.layer1"})
+        CHECK(html.find(part) != std::string::npos);
+    CHECK(html.find(fmt::format("{:.4f}", res.test_accuracy)) != std::string::npos);
+    CHECK(html.find("<script") == std::string::npos);
+    // No external resources: every URL is the SVG namespace.
+    for (auto at = html.find("http"); at != std::string::npos; at = html.find("http", at + 1))
+        CHECK(html.compare(at, 26, "http://www.w3.org/2000/svg") == 0);
+
+    // model.bin rebuilds the derived network: the same predictions, so the same accuracy.
+    auto loaded = nas::load_derived<float>(out + "/model.bin");
+    NoGradGuard no_grad;
+    loaded.net->eval();
+    res.model->eval();
+    const auto a = loaded.net->forward(Var<float>(test.images)).value();
+    const auto b = res.model->forward(Var<float>(test.images)).value();
+    for (std::int64_t k = 0; k < a.numel(); ++k) REQUIRE(a[k] == b[k]);
+}
+
+TEST_CASE("joint search: a resumed run equals an uninterrupted one", "[search]") {
+    const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
+    const std::string a_dir = fresh_dir("resume_a"), b_dir = fresh_dir("resume_b");
+    Joint a(train, test, tiny_options(a_dir), {}, tiny_space());
+    const auto ra = a.run();
+
+    auto ob = tiny_options(b_dir);
+    ob.stop_after_steps = 13;  // mid-epoch 1, during the search phase
+    {
+        Joint b(train, test, ob, {}, tiny_space());
+        require_throws_with<search::interrupted>([&] { b.run(); }, {"stopped at step 13", "--resume"});
+    }
+    REQUIRE(fs::exists(b_dir + "/checkpoint.bin"));
+    ob.stop_after_steps = 27;  // again, in epoch 2 (after the search phase ended)
+    {
+        Joint b(train, test, ob, {}, tiny_space());
+        REQUIRE(b.resume());
+        CHECK(b.step() == 13);
+        require_throws_with<search::interrupted>([&] { b.run(); }, {"stopped at step 27"});
+    }
+    ob.stop_after_steps = -1;
+    Joint b(train, test, ob, {}, tiny_space());
+    REQUIRE(b.resume());
+    const auto rb = b.run();
+    CHECK(rb.test_accuracy == ra.test_accuracy);
+    CHECK(rb.architecture == ra.architecture);
+    CHECK(rb.hyperparameters == ra.hyperparameters);
+    CHECK(rb.da_policy == ra.da_policy);
+    CHECK(nn::serialize_model(*rb.model) == nn::serialize_model(*ra.model));
+    REQUIRE(a.log().size() == b.log().size());
+    for (std::size_t e = 0; e < a.log().size(); ++e) {
+        auto x = a.log()[e], y = b.log()[e];
+        x.erase("wall_seconds");
+        y.erase("wall_seconds");
+        CHECK(x == y);
+    }
+}
+
+TEST_CASE("joint search: divergence stops with a message and keeps the checkpoint; bad checkpoints are errors", "[search][errors]") {
+    const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
+    const std::string dir = fresh_dir("errors");
+    auto o = tiny_options(dir);
+    o.stop_after_steps = 3;
+    {
+        Joint j(train, test, o, {}, tiny_space());
+        CHECK_THROWS_AS(j.run(), search::interrupted);
+    }
+    const auto before = read_bytes(dir + "/checkpoint.bin");
+
+    auto poisoned = train;
+    poisoned.images = train.images.clone();
+    poisoned.images.fill(std::numeric_limits<float>::quiet_NaN());
+    o.stop_after_steps = -1;
+    {
+        Joint j(poisoned, test, o, {}, tiny_space());
+        REQUIRE(j.resume());
+        require_throws_with<search::divergence_error>([&] { j.run(); }, {"weight gradients became non-finite at step 3",
+                                                                         "last checkpoint is intact"});
+    }
+    CHECK(read_bytes(dir + "/checkpoint.bin") == before);
+
+    // Another configuration may not resume this checkpoint.
+    auto other = o;
+    other.seed = 5;
+    {
+        Joint j(train, test, other, {}, tiny_space());
+        require_throws_with<format_error>([&] { j.resume(); }, {"different configuration"});
+    }
+    // A flipped byte fails the checksum; a foreign file has no magic.
+    auto corrupt = before;
+    corrupt[corrupt.size() / 2] ^= 0x40;
+    write_file_atomic(dir + "/checkpoint.bin", corrupt);
+    {
+        Joint j(train, test, o, {}, tiny_space());
+        require_throws_with<format_error>([&] { j.resume(); }, {"checksum mismatch"});
+    }
+    write_file_atomic(dir + "/checkpoint.bin", std::vector<std::uint8_t>(64, 7));
+    {
+        Joint j(train, test, o, {}, tiny_space());
+        require_throws_with<format_error>([&] { j.resume(); }, {"not a diffautoml checkpoint"});
+    }
+    require_throws_with<value_error>([&] { Joint(train, test, [&] { auto x = o; x.validation = 390; return x; }(), {}, tiny_space()); },
+                                     {"too few"});
+}
+
+TEST_CASE("report charts: line chart and heat map SVG", "[search]") {
+    const std::string chart = search::svg_line_chart("lr", "epoch", {{"lr", {{1, 0.1}, {2, 0.05}, {3, 0.01}}}}, true);
+    CHECK(chart.find("<polyline") != std::string::npos);
+    CHECK(chart.find(">lr<") != std::string::npos);
+    CHECK(search::svg_line_chart("empty", "x", {}).find("no data") != std::string::npos);
+    const std::string heat = search::svg_heatmap("h", {"a<b", "c"}, {"1", "2"}, {{0.0, 1.0}, {0.5, 0.25}});
+    CHECK(heat.find("a&lt;b") != std::string::npos);
+    CHECK(heat.find("rgb(55,55,155)") != std::string::npos);  // value 1: the darkest shade
+    CHECK(heat.find("rgb(255,255,255)") != std::string::npos);
+}
+
+namespace {
+// The policy of docs/search.md's tutorial, verbatim: it must plug in and run.
+template <class T = float>
+class BrightnessOnly {
+public:
+    using value_type = T;
+    static constexpr std::string_view policy_name = "brightness_only";
+
+    Var<T> augment(const Tensor<T>& x, da::DaContext& ctx) {
+        const auto s = ctx.gen->next_stream();
+        std::vector<da::OpDraw> draws;
+        for (std::int64_t i = 0; i < x.dim(0); ++i) draws.push_back(da::random_draw(da::Op::brightness, s, i));
+        std::vector<double> m(draws.size(), magnitude_);
+        auto y = da::augment_images<T>(da::to_pixels(x, pixels_), draws, m, 1);
+        da::from_pixels_(y, pixels_);
+        return Var<T>(y, false);
+    }
+    void update(const Tensor<T>& losses, da::DaContext&) {
+        double mean = 0;
+        for (std::int64_t i = 0; i < losses.numel(); ++i) mean += losses[i];
+        mean /= static_cast<double>(losses.numel());
+        magnitude_ = std::clamp(magnitude_ + (mean > 0.5 ? -0.001 : 0.001), 0.0, 1.0);  // adapt to the loss
+    }
+    std::vector<da::PolicyEntry> summary(std::size_t) const { return {{{da::Op::brightness}, 1.0, {magnitude_}, {1.0}}}; }
+    bool searching() const { return true; }
+    void save_state(ByteWriter& w) const { w.put(magnitude_); }
+    void load_state(ByteReader& r) { magnitude_ = r.get<double>(); }
+
+    da::PixelSpace pixels_{};
+    double magnitude_ = 0.3;
+};
+}  // namespace
+
+TEST_CASE("the tutorial's own DA policy plugs into the joint search with a fixed architecture", "[search]") {
+    const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
+    auto o = tiny_options("");
+    o.epochs = 1;
+    search::JointSearch<BrightnessOnly, nas::FixedArch<nas::ShuffleSpace>, hpo::FixedSchedule>::Factories f;
+    f.da = [](const search::JointOptions& opt) {
+        auto p = std::make_unique<BrightnessOnly<float>>();
+        p->pixels_ = opt.pixels;
+        return p;
+    };
+    search::JointSearch<BrightnessOnly, nas::FixedArch<nas::ShuffleSpace>, hpo::FixedSchedule> js(train, test, o, f,
+                                                                                                  tiny_space());
+    const auto r = js.run();
+    CHECK(r.architecture == std::vector<std::int64_t>{0, 0});  // FixedArch's default: choice 0 everywhere
+    CHECK(r.test_accuracy > 0.34);
+    REQUIRE(js.log().size() == 1);
+    CHECK(js.log()[0]["phase"] == "train");  // nothing to search
+    CHECK(js.da_policy().magnitude_ != 0.3);  // update() ran
+    CHECK(r.da_policy[0]["ops"][0] == "Brightness");
+}
