@@ -361,6 +361,7 @@ public:
                 if (bar) bar->finish(acc_seen_, "");
                 bar.reset();
                 end_epoch(elapsed());
+                if (opt_.minutes > 0 && step_ < total_steps_) fix_budget(elapsed());
             }
             const bool stop = stop_flag().load() || (opt_.stop_after_steps >= 0 && step_ >= opt_.stop_after_steps);
             const bool due = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >
@@ -461,12 +462,15 @@ public:
 private:
     std::int64_t epochs_planned() const { return (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_; }
 
-    /// With a time budget: the number of steps that fit, from the speed of the first 30 steps,
-    /// leaving 8% of the time for validation passes and the final evaluation.
+    /// With a time budget: the number of steps that fit, from the average time per step so far
+    /// (epoch-end validation included once an epoch has passed), keeping 3% of the budget and 60 s
+    /// for the final recalibration and test pass. Called after 30 steps and again after each
+    /// epoch; the count only ever shrinks, so the schedule changes little after the first epoch.
     void fix_budget(double seconds_so_far) {
         budget_fixed_ = true;
         const double per_step = seconds_so_far / static_cast<double>(step_);
-        const auto fit = static_cast<std::int64_t>(opt_.minutes * 60 * 0.92 / per_step);
+        const double left = opt_.minutes * 60 * 0.97 - 60 - seconds_so_far;
+        const auto fit = step_ + static_cast<std::int64_t>(std::max(0.0, left) / per_step);
         total_steps_ = std::clamp(fit, step_ + 1, total_steps_);
     }
 
