@@ -21,14 +21,7 @@ inline void standard_augment(Tensor<float>& x, Generator& gen) {
 
 /// Number of rows of `logits` (N, K) whose argmax equals the label.
 inline std::int64_t count_correct(const Tensor<float>& z, const Tensor<std::int32_t>& labels) {
-    std::int64_t correct = 0;
-    for (std::int64_t i = 0; i < z.dim(0); ++i) {
-        std::int64_t best = 0;
-        for (std::int64_t k = 1; k < z.dim(1); ++k)
-            if (z[i * z.dim(1) + k] > z[i * z.dim(1) + best]) best = k;
-        correct += best == labels[i];
-    }
-    return correct;
+    return ops::count_correct(z, labels);
 }
 
 /// Accuracy of `net` on `d` in evaluation mode (the network is put back into training mode).

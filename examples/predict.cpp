@@ -47,13 +47,7 @@ int main(int argc, char** argv) try {
     while (loader.has_next()) {
         const auto b = loader.next();
         const auto z = loaded.net->forward(Var<float>(b.images)).value();
-        DAM_CHECK(z.dim(1) > 0, shape_error, "predict: the model produced no classes");
-        for (std::int64_t i = 0; i < z.dim(0); ++i) {
-            std::int64_t best = 0;
-            for (std::int64_t k = 1; k < z.dim(1); ++k)
-                if (z[i * z.dim(1) + k] > z[i * z.dim(1) + best]) best = k;
-            correct += best == b.labels[i];
-        }
+        correct += ops::count_correct(z, b.labels);
     }
     fmt::print("model={} images={} architecture={}\n", model, d.size(),
                loaded.description.contains("layers") ? loaded.description["layers"].size() : 0);

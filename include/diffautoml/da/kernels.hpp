@@ -286,6 +286,18 @@ inline Hole cutout_hole(double m, const OpDraw& d, std::int64_t H, std::int64_t 
     return {std::max<std::int64_t>(0, y0), std::min(H, y0 + side), std::max<std::int64_t>(0, x0), std::min(W, x0 + side)};
 }
 
+/// The mean of the grey image over all pixels (Contrast's blend target).
+template <class T>
+double mean_grey(const T* x, std::int64_t C, std::int64_t P) {
+    double mean = 0;
+    for (std::int64_t c = 0; c < C; ++c) {
+        double sc = 0;
+        for (std::int64_t p = 0; p < P; ++p) sc += static_cast<double>(x[c * P + p]);
+        mean += grey_weight(c, C) * sc;
+    }
+    return mean / static_cast<double>(P);
+}
+
 /// Scratch memory of one worker (reused across images).
 struct Scratch {
     std::vector<double> a, b;
@@ -362,13 +374,7 @@ void forward(const OpDraw& d, double m, const T* x, T* y, std::int64_t C, std::i
         }
         case Op::contrast: {
             const double f = enhance_factor(m, d.sign, r);
-            double mean = 0;
-            for (std::int64_t c = 0; c < C; ++c) {
-                double sc = 0;
-                for (std::int64_t p = 0; p < P; ++p) sc += static_cast<double>(x[c * P + p]);
-                mean += grey_weight(c, C) * sc;
-            }
-            mean /= static_cast<double>(P);
+            const double mean = mean_grey(x, C, P);
             for (std::int64_t k = 0; k < n; ++k) y[k] = static_cast<T>(clip01(mean + f * (static_cast<double>(x[k]) - mean)));
             return;
         }
@@ -489,13 +495,7 @@ double backward(const OpDraw& d, double m, const T* x, const T* gy, T* gx, std::
             break;
         case Op::contrast: {
             const double f = enhance_factor(m, d.sign, r);
-            double mean = 0;
-            for (std::int64_t c = 0; c < C; ++c) {
-                double sc = 0;
-                for (std::int64_t p = 0; p < P; ++p) sc += static_cast<double>(x[c * P + p]);
-                mean += grey_weight(c, C) * sc;
-            }
-            mean /= static_cast<double>(P);
+            const double mean = mean_grey(x, C, P);
             double s_in = 0;  // sum of dL/dy over unclipped outputs
             for (std::int64_t k = 0; k < n; ++k) {
                 const double v = static_cast<double>(x[k]);

@@ -68,4 +68,20 @@ Var<T, D> cross_entropy(const Var<T, D>& logits, const Tensor<std::int32_t, D>& 
     return mean(per_sample);
 }
 
+/// Number of rows of logits (N, K) whose argmax (first on ties) equals the label.
+template <class T>
+std::int64_t count_correct(const Tensor<T, cpu>& logits, const Tensor<std::int32_t, cpu>& labels) {
+    DAM_CHECK(logits.rank() == 2 && labels.rank() == 1 && labels.dim(0) == logits.dim(0), shape_error,
+              "count_correct: logits (N, K) and labels (N) needed, got {} and {}", logits.shape(), labels.shape());
+    const std::int64_t K = logits.dim(1);
+    std::int64_t correct = 0;
+    for (std::int64_t i = 0; i < logits.dim(0); ++i) {
+        std::int64_t best = 0;
+        for (std::int64_t k = 1; k < K; ++k)
+            if (logits[i * K + k] > logits[i * K + best]) best = k;
+        correct += best == labels[i];
+    }
+    return correct;
+}
+
 }  // namespace diffautoml::ops

@@ -524,14 +524,7 @@ private:
     }
 
     static std::int64_t correct(const Tensor<T>& z, const Tensor<std::int32_t>& labels) {
-        std::int64_t c = 0;
-        for (std::int64_t i = 0; i < z.dim(0); ++i) {
-            std::int64_t best = 0;
-            for (std::int64_t k = 1; k < z.dim(1); ++k)
-                if (z[i * z.dim(1) + k] > z[i * z.dim(1) + best]) best = k;
-            c += best == labels[i];
-        }
-        return c;
+        return ops::count_correct(z, labels);
     }
 
     /// Loss and accuracy of `net` on `d` in evaluation mode.
