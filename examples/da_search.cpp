@@ -5,11 +5,12 @@
 // Prints one line per policy, `policy=NAME test_accuracy=0.XXXX`, the learned policy as a table,
 // and writes galleries (SVG) of every op and of each policy's augmented samples to --out.
 #include <filesystem>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <diffautoml/diffautoml.hpp>
+
+#include "cli.hpp"
 
 #include "example_common.hpp"
 
@@ -26,14 +27,6 @@ struct Args {
     std::string data = DAM_FASHION_DIR, out = "da_search_out", ops;
 };
 
-std::vector<std::string> split(const std::string& s) {
-    std::vector<std::string> v;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');)
-        if (!item.empty()) v.push_back(item);
-    return v;
-}
-
 void usage() {
     fmt::print(
         "da_search: DA policies at equal budget on Fashion-MNIST with the reference network `small`.\n"
@@ -47,32 +40,22 @@ void usage() {
 
 Args parse(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto val = [&]() -> std::string {
-            DAM_CHECK(i + 1 < argc, value_error, "da_search: {} needs a value (see --help)", k);
-            return argv[++i];
-        };
-        if (k == "--epochs") a.epochs = std::stoi(val());
-        else if (k == "--batch") a.batch = std::stoi(val());
-        else if (k == "--lr") a.lr = std::stod(val());
-        else if (k == "--wd") a.weight_decay = std::stod(val());
-        else if (k == "--da-lr") a.da_lr = std::stod(val());
-        else if (k == "--max-magnitude") a.max_magnitude = std::stod(val());
-        else if (k == "--ops") a.ops = val();
-        else if (k == "--policies") a.policies = split(val());
-        else if (k == "--subset") a.subset = std::stoll(val());
-        else if (k == "--seed") a.seed = std::stoull(val());
-        else if (k == "--threads") a.threads = std::stoi(val());
-        else if (k == "--data") a.data = val();
-        else if (k == "--out") a.out = val();
-        else if (k == "--help" || k == "-h") {
-            usage();
-            std::exit(0);
-        } else {
-            throw value_error(fmt::format("da_search: unknown option '{}' (see --help)", k));
-        }
-    }
+    dam_cli::Parser cli("da_search", usage);
+    cli
+        .option("--epochs", a.epochs)
+        .option("--batch", a.batch)
+        .option("--lr", a.lr)
+        .option("--wd", a.weight_decay)
+        .option("--da-lr", a.da_lr)
+        .option("--max-magnitude", a.max_magnitude)
+        .option("--ops", a.ops)
+        .custom("--policies", [&](const std::string& v) { a.policies = cli.read_list<std::string>("--policies", v); })
+        .option("--subset", a.subset)
+        .option("--seed", a.seed)
+        .option("--threads", a.threads)
+        .option("--data", a.data)
+        .option("--out", a.out);
+    cli.parse(argc, argv);
     DAM_CHECK(a.epochs >= 1 && a.batch >= 1, value_error, "da_search: --epochs and --batch must be >= 1");
     for (const auto& p : a.policies)
         DAM_CHECK(p == "pair" || p == "standard" || p == "none" || p == "dada" || p == "randaugment", value_error,
@@ -159,7 +142,7 @@ int main(int argc, char** argv) try {
     std::vector<da::Op> ops = da::all_ops();
     if (!a.ops.empty()) {
         ops.clear();
-        for (const auto& n : split(a.ops)) ops.push_back(da::op_from_name(n));
+        for (const auto& n : dam_cli::split(a.ops)) ops.push_back(da::op_from_name(n));
     }
     fmt::print("da_search: {} train / {} test images, {} epochs per policy, batch {}, lr {}, policies {}, {} ops\n",
                train.size(), test.size(), a.epochs, a.batch, a.lr, fmt::join(a.policies, ","), ops.size());

@@ -49,7 +49,7 @@ int main(int argc, char** argv) try {
     for (int i = 1; i < argc; ++i) {
         if (std::string(argv[i]) == "--configs" && i + 1 < argc) {
             rows.clear();
-            for (const auto& s : dam_joint::split_list(argv[++i])) rows.push_back(std::stoi(s));
+            rows = dam_cli::Parser("diffautoml-ablation", [] {}).read_list<int>("--configs", argv[++i]);
         } else {
             rest.push_back(argv[i]);
         }

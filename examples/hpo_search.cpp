@@ -8,6 +8,8 @@
 
 #include <diffautoml/diffautoml.hpp>
 
+#include "cli.hpp"
+
 #include "example_common.hpp"
 
 using namespace diffautoml;
@@ -33,31 +35,21 @@ void usage() {
 
 Args parse(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto val = [&]() -> std::string {
-            DAM_CHECK(i + 1 < argc, value_error, "hpo_search: {} needs a value (see --help)", k);
-            return argv[++i];
-        };
-        if (k == "--epochs") a.epochs = std::stoi(val());
-        else if (k == "--batch") a.batch = std::stoi(val());
-        else if (k == "--lr") a.lr = std::stod(val());
-        else if (k == "--wd") a.weight_decay = std::stod(val());
-        else if (k == "--hyper-lr") a.hyper_lr = std::stod(val());
-        else if (k == "--every") a.every = std::stoi(val());
-        else if (k == "--val") a.val = std::stoll(val());
-        else if (k == "--val-batch") a.val_batch = std::stoi(val());
-        else if (k == "--policy") a.policies = val();
-        else if (k == "--seed") a.seed = std::stoull(val());
-        else if (k == "--threads") a.threads = std::stoi(val());
-        else if (k == "--data") a.data = val();
-        else if (k == "--help" || k == "-h") {
-            usage();
-            std::exit(0);
-        } else {
-            throw value_error(fmt::format("hpo_search: unknown option '{}' (see --help)", k));
-        }
-    }
+    dam_cli::Parser cli("hpo_search", usage);
+    cli
+        .option("--epochs", a.epochs)
+        .option("--batch", a.batch)
+        .option("--lr", a.lr)
+        .option("--wd", a.weight_decay)
+        .option("--hyper-lr", a.hyper_lr)
+        .option("--every", a.every)
+        .option("--val", a.val)
+        .option("--val-batch", a.val_batch)
+        .option("--policy", a.policies)
+        .option("--seed", a.seed)
+        .option("--threads", a.threads)
+        .option("--data", a.data);
+    cli.parse(argc, argv);
     DAM_CHECK(a.epochs >= 1 && a.batch >= 2 && a.threads >= 1 && a.lr > 0 && a.weight_decay > 0 && a.val >= a.val_batch,
               value_error, "hpo_search: epochs, threads >= 1, batch >= 2, lr and wd > 0, val >= val-batch");
     DAM_CHECK(a.policies == "hypergrad" || a.policies == "fixed" || a.policies == "both", value_error,

@@ -8,6 +8,8 @@
 
 #include <diffautoml/diffautoml.hpp>
 
+#include "cli.hpp"
+
 namespace dam_joint {
 
 using namespace diffautoml;
@@ -18,23 +20,13 @@ struct Args {
     std::string train_images, train_labels, test_images, test_labels;
     int classes = 0, threads = 2;
     std::string space = "shuffle", da = "pair", nas = "dsnas", hpo = "hypergrad";
+    std::string da_ops;                          ///< "" picks grey for Fashion-MNIST, all otherwise
     bool resume = false;
     std::vector<std::uint64_t> seeds{0, 1, 2};  ///< ablation only
     std::vector<std::string> extra;             ///< options a binary handles itself
 };
 
-inline std::vector<std::string> split_list(const std::string& s) {
-    std::vector<std::string> v;
-    std::size_t start = 0;
-    while (start <= s.size()) {
-        const auto end = s.find(',', start);
-        const std::string item = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
-        if (!item.empty()) v.push_back(item);
-        if (end == std::string::npos) break;
-        start = end + 1;
-    }
-    return v;
-}
+inline std::vector<std::string> split_list(const std::string& s) { return dam_cli::split(s); }
 
 inline const char* kCommonHelp =
     "  data:    --data DIR (Fashion-MNIST's four .gz IDX files; default the Debian path)\n"
@@ -42,9 +34,12 @@ inline const char* kCommonHelp =
     "  budget:  --epochs N (30)  --minutes M (55; 0 = no limit; the step count is fixed after 30 timed steps)\n"
     "  search:  --space shuffle|mobilenetv2 (shuffle)  --da pair|standard|none (pair)  --nas dsnas|fixed (dsnas)\n"
     "           --da-max-magnitude M (0.5: pair policy magnitudes ~ U(0, M))  --da-lr X (20)\n"
+    "           --da-max-ratio R (10: no pair more than R times as likely as another; 0 = no clamp)\n"
+    "           --da-entropy B (0: weight of KL(P || uniform) in the pair policy's loss)\n"
+    "           --da-ops grey|all|Op,Op,... (grey for Fashion-MNIST: no Invert/Solarize/Color; all for other data)\n"
     "           --hpo hypergrad|fixed (hypergrad)  --arch i,j,... (for --nas fixed)\n"
     "  training: --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --alpha-lr X (3e-2)  --search-fraction X (0.5)\n"
-    "           --validation N (5000 training images held out for HPO)  --hpo-every K (4: hypergradient step every K steps)\n"
+    "           --validation N (5000 training images held out for HPO)  --wd-max X (2e-3)  --hpo-every K (4: hypergradient step every K steps)\n"
     "  run:     --seed S (0)  --threads T (2)  --checkpoint-minutes M (5)  --quiet\n";
 
 /// Parses the options shared by the binaries; unknown ones are left in Args::extra.
@@ -52,56 +47,42 @@ inline Args parse(int argc, char** argv, const char* who) {
     Args a;
     a.joint.out_dir = "diffautoml_out";
     a.joint.minutes = 55;  // the main job's budget: done within an hour on 2 cores
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto val = [&]() -> std::string {
-            DAM_CHECK(i + 1 < argc, value_error, "{}: {} needs a value (see --help)", who, k);
-            return argv[++i];
-        };
-        auto num = [&](const std::string& v) {
-            try {
-                std::size_t used = 0;
-                const double d = std::stod(v, &used);
-                DAM_CHECK(used == v.size(), value_error, "");
-                return d;
-            } catch (const std::exception&) {
-                throw value_error(fmt::format("{}: {} expects a number, got '{}'", who, k, v));
-            }
-        };
-        if (k == "--data") a.data = val();
-        else if (k == "--train-images") a.train_images = val();
-        else if (k == "--train-labels") a.train_labels = val();
-        else if (k == "--test-images") a.test_images = val();
-        else if (k == "--test-labels") a.test_labels = val();
-        else if (k == "--classes") a.classes = static_cast<int>(num(val()));
-        else if (k == "--epochs") a.joint.epochs = static_cast<std::int64_t>(num(val()));
-        else if (k == "--minutes") a.joint.minutes = num(val());
-        else if (k == "--batch") a.joint.batch = static_cast<std::int64_t>(num(val()));
-        else if (k == "--lr") a.joint.lr = num(val());
-        else if (k == "--wd") a.joint.weight_decay = num(val());
-        else if (k == "--alpha-lr") a.joint.alpha_lr = num(val());
-        else if (k == "--search-fraction") a.joint.search_fraction = num(val());
-        else if (k == "--validation") a.joint.validation = static_cast<std::int64_t>(num(val()));
-        else if (k == "--hpo-every") a.joint.hpo_every = static_cast<std::int64_t>(num(val()));
-        else if (k == "--da-max-magnitude") a.joint.da_max_magnitude = num(val());
-        else if (k == "--da-lr") a.joint.da_lr = num(val());
-        else if (k == "--checkpoint-minutes") a.joint.checkpoint_minutes = num(val());
-        else if (k == "--seed") a.joint.seed = static_cast<std::uint64_t>(num(val()));
-        else if (k == "--threads") a.threads = static_cast<int>(num(val()));
-        else if (k == "--out") a.joint.out_dir = val();
-        else if (k == "--space") a.space = val();
-        else if (k == "--da") a.da = val();
-        else if (k == "--nas") a.nas = val();
-        else if (k == "--hpo") a.hpo = val();
-        else if (k == "--arch")
-            for (const auto& s : split_list(val())) a.joint.fixed_architecture.push_back(static_cast<std::int64_t>(num(s)));
-        else if (k == "--resume") a.resume = true;
-        else if (k == "--quiet") a.joint.progress = false;
-        else if (k == "--seeds") {
-            a.seeds.clear();
-            for (const auto& s : split_list(val())) a.seeds.push_back(static_cast<std::uint64_t>(num(s)));
-        } else a.extra.push_back(k);
-    }
+    dam_cli::Parser cli(who, [] {});  // each binary prints its own --help before calling parse
+    auto& j = a.joint;
+    cli.option("--data", a.data)
+        .option("--train-images", a.train_images)
+        .option("--train-labels", a.train_labels)
+        .option("--test-images", a.test_images)
+        .option("--test-labels", a.test_labels)
+        .option("--classes", a.classes)
+        .option("--epochs", j.epochs)
+        .option("--minutes", j.minutes)
+        .option("--batch", j.batch)
+        .option("--lr", j.lr)
+        .option("--wd", j.weight_decay)
+        .option("--alpha-lr", j.alpha_lr)
+        .option("--search-fraction", j.search_fraction)
+        .option("--validation", j.validation)
+        .option("--hpo-every", j.hpo_every)
+        .option("--da-max-magnitude", j.da_max_magnitude)
+        .option("--da-lr", j.da_lr)
+        .option("--da-max-ratio", j.da_max_ratio)
+        .option("--da-entropy", j.da_entropy)
+        .option("--da-ops", a.da_ops)
+        .option("--wd-max", j.wd_max)
+        .option("--checkpoint-minutes", j.checkpoint_minutes)
+        .option("--seed", j.seed)
+        .option("--threads", a.threads)
+        .option("--out", j.out_dir)
+        .option("--space", a.space)
+        .option("--da", a.da)
+        .option("--nas", a.nas)
+        .option("--hpo", a.hpo)
+        .custom("--arch", [&](const std::string& v) { j.fixed_architecture = cli.read_list<std::int64_t>("--arch", v); })
+        .custom("--seeds", [&](const std::string& v) { a.seeds = cli.read_list<std::uint64_t>("--seeds", v); })
+        .flag("--resume", a.resume)
+        .flag("--quiet", j.progress, false);
+    cli.parse(argc, argv, &a.extra);
     DAM_CHECK(a.space == "shuffle" || a.space == "mobilenetv2", value_error,
               "{}: --space must be shuffle or mobilenetv2, got '{}'", who, a.space);
     DAM_CHECK(a.da == "pair" || a.da == "standard" || a.da == "none", value_error,
@@ -114,10 +95,21 @@ inline Args parse(int argc, char** argv, const char* who) {
     return a;
 }
 
+/// The ops of --da-ops: grey, all, or a comma-separated list of op names.
+inline std::vector<da::Op> ops_from(const std::string& s) {
+    if (s == "all") return da::all_ops();
+    if (s == "grey") return da::grey_ops();
+    std::vector<da::Op> v;
+    for (const auto& name : split_list(s)) v.push_back(da::op_from_name(name));
+    DAM_CHECK(!v.empty(), value_error, "--da-ops: expected grey, all or a list of op names, got '{}'", s);
+    return v;
+}
+
 /// The training and test sets: Fashion-MNIST from --data, or any IDX files (normalised with the
 /// training set's pixel statistics). Sets the pixel space and the fill value of the DA ops.
 inline std::pair<data::Dataset, data::Dataset> load(Args& a) {
     const bool custom = !a.train_images.empty() || !a.train_labels.empty() || !a.test_images.empty() || !a.test_labels.empty();
+    a.joint.da_ops = ops_from(a.da_ops.empty() ? (custom ? "all" : "grey") : a.da_ops);
     if (!custom) {
         a.joint.pixels = {data::fashion_mnist_mean, data::fashion_mnist_std};
         a.joint.augment.fill = 0.0;  // black background

@@ -5,10 +5,11 @@
 // the test accuracy of the derived network with the weights trained during the search (after
 // batch-norm recalibration on the derived path). Last line: `test_accuracy=0.XXXX`.
 #include <cstdlib>
-#include <sstream>
 #include <string>
 
 #include <diffautoml/diffautoml.hpp>
+
+#include "cli.hpp"
 
 #include "example_common.hpp"
 
@@ -37,35 +38,25 @@ void usage() {
 
 Args parse(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto val = [&]() -> std::string {
-            DAM_CHECK(i + 1 < argc, value_error, "nas_search: {} needs a value (see --help)", k);
-            return argv[++i];
-        };
-        if (k == "--epochs") a.epochs = std::stoi(val());
-        else if (k == "--batch") a.batch = std::stoi(val());
-        else if (k == "--lr") a.lr = std::stod(val());
-        else if (k == "--wd") a.weight_decay = std::stod(val());
-        else if (k == "--alpha-lr") a.alpha_lr = std::stod(val());
-        else if (k == "--warmup-epochs") a.warmup_epochs = std::stod(val());
-        else if (k == "--fix-threshold") a.fix_threshold = std::stod(val());
-        else if (k == "--flops-penalty") a.flops_penalty = std::stod(val());
-        else if (k == "--val") a.val = std::stoll(val());
-        else if (k == "--policy") a.policy = val();
-        else if (k == "--space") a.space = val();
-        else if (k == "--arch") a.arch = val();
-        else if (k == "--seed") a.seed = std::stoull(val());
-        else if (k == "--threads") a.threads = std::stoi(val());
-        else if (k == "--data") a.data = val();
-        else if (k == "--save") a.save = val();
-        else if (k == "--help" || k == "-h") {
-            usage();
-            std::exit(0);
-        } else {
-            throw value_error(fmt::format("nas_search: unknown option '{}' (see --help)", k));
-        }
-    }
+    dam_cli::Parser cli("nas_search", usage);
+    cli
+        .option("--epochs", a.epochs)
+        .option("--batch", a.batch)
+        .option("--lr", a.lr)
+        .option("--wd", a.weight_decay)
+        .option("--alpha-lr", a.alpha_lr)
+        .option("--warmup-epochs", a.warmup_epochs)
+        .option("--fix-threshold", a.fix_threshold)
+        .option("--flops-penalty", a.flops_penalty)
+        .option("--val", a.val)
+        .option("--policy", a.policy)
+        .option("--space", a.space)
+        .option("--arch", a.arch)
+        .option("--seed", a.seed)
+        .option("--threads", a.threads)
+        .option("--data", a.data)
+        .option("--save", a.save);
+    cli.parse(argc, argv);
     DAM_CHECK(a.epochs >= 1 && a.batch >= 2 && a.threads >= 1 && a.lr > 0 && a.val >= 0, value_error,
               "nas_search: epochs and threads must be >= 1, batch >= 2, lr > 0 and val >= 0");
     DAM_CHECK(a.policy == "dsnas" || a.policy == "darts" || a.policy == "gdas" || a.policy == "fixed", value_error,
@@ -77,10 +68,7 @@ Args parse(int argc, char** argv) {
 }
 
 std::vector<std::int64_t> parse_arch(const std::string& s, std::size_t n) {
-    std::vector<std::int64_t> arch;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) arch.push_back(std::stoll(item));
+    auto arch = dam_cli::Parser("nas_search", [] {}).read_list<std::int64_t>("--arch", s);
     if (arch.empty()) arch.assign(n, 0);
     return arch;
 }

@@ -3,6 +3,8 @@
 // the pixel normalisation it was trained with, so one call loads everything.
 #include <diffautoml/diffautoml.hpp>
 
+#include "cli.hpp"
+
 using namespace diffautoml;
 
 int main(int argc, char** argv) try {
@@ -10,24 +12,12 @@ int main(int argc, char** argv) try {
     std::string images = std::string(DAM_FASHION_DIR) + "/t10k-images-idx3-ubyte.gz";
     std::string labels = std::string(DAM_FASHION_DIR) + "/t10k-labels-idx1-ubyte.gz";
     int threads = 2;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto val = [&]() -> std::string {
-            DAM_CHECK(i + 1 < argc, value_error, "predict: {} needs a value (see --help)", k);
-            return argv[++i];
-        };
-        if (k == "--model") model = val();
-        else if (k == "--images") images = val();
-        else if (k == "--labels") labels = val();
-        else if (k == "--threads") threads = std::stoi(val());
-        else if (k == "--help" || k == "-h") {
-            fmt::print("predict [--model FILE (diffautoml_out/model.bin)] [--images IDX] [--labels IDX] [--threads T]\n"
-                       "  defaults to the Fashion-MNIST test set; prints accuracy=0.XXXX\n");
-            return 0;
-        } else {
-            throw value_error(fmt::format("predict: unknown option '{}' (see --help)", k));
-        }
-    }
+    dam_cli::Parser cli("predict", [] {
+        fmt::print("predict [--model FILE (diffautoml_out/model.bin)] [--images IDX] [--labels IDX] [--threads T]\n"
+                   "  defaults to the Fashion-MNIST test set; prints accuracy=0.XXXX\n");
+    });
+    cli.option("--model", model).option("--images", images).option("--labels", labels).option("--threads", threads);
+    cli.parse(argc, argv);
     set_num_threads(threads);
     auto loaded = nas::load_derived<float>(model);
     double mean = data::fashion_mnist_mean, sd = data::fashion_mnist_std;

@@ -7,6 +7,8 @@
 
 #include <diffautoml/diffautoml.hpp>
 
+#include "cli.hpp"
+
 #include "example_common.hpp"
 
 using namespace diffautoml;
@@ -31,29 +33,19 @@ void usage() {
 
 Args parse(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto val = [&]() -> std::string {
-            DAM_CHECK(i + 1 < argc, value_error, "train_fixed: {} needs a value (see --help)", k);
-            return argv[++i];
-        };
-        if (k == "--epochs") a.epochs = std::stoi(val());
-        else if (k == "--batch") a.batch = std::stoi(val());
-        else if (k == "--lr") a.lr = std::stod(val());
-        else if (k == "--wd") a.weight_decay = std::stod(val());
-        else if (k == "--smoothing") a.label_smoothing = std::stod(val());
-        else if (k == "--seed") a.seed = std::stoull(val());
-        else if (k == "--threads") a.threads = std::stoi(val());
-        else if (k == "--no-augment") a.augment = false;
-        else if (k == "--data") a.data = val();
-        else if (k == "--save") a.save = val();
-        else if (k == "--help" || k == "-h") {
-            usage();
-            std::exit(0);
-        } else {
-            throw value_error(fmt::format("train_fixed: unknown option '{}' (see --help)", k));
-        }
-    }
+    dam_cli::Parser cli("train_fixed", usage);
+    cli
+        .option("--epochs", a.epochs)
+        .option("--batch", a.batch)
+        .option("--lr", a.lr)
+        .option("--wd", a.weight_decay)
+        .option("--smoothing", a.label_smoothing)
+        .option("--seed", a.seed)
+        .option("--threads", a.threads)
+        .flag("--no-augment", a.augment, false)
+        .option("--data", a.data)
+        .option("--save", a.save);
+    cli.parse(argc, argv);
     DAM_CHECK(a.epochs >= 1 && a.batch >= 2 && a.threads >= 1 && a.lr > 0, value_error,
               "train_fixed: epochs, threads must be >= 1, batch >= 2 and lr > 0");
     return a;

@@ -305,6 +305,79 @@ TEST_CASE("PairPolicyDA: the update is the gradient of mean(-l_i P[pair_i]) and 
     for (std::size_t k = 0; k < after.size(); ++k) CHECK(std::isfinite(after[k]));
 }
 
+TEST_CASE("PairPolicyDA: the entropy term is in the gradient; it and the ratio clamp stop the collapse", "[da]") {
+    PairPolicyOptions o;
+    o.ops = {Op::identity, Op::rotate, Op::brightness};
+    o.lr = 50;
+    Tensor<double> x = random_pixels(Shape{64, 1, 6, 6}, 8);
+    SECTION("gradient of mean(-l_i P[pair_i]) + beta KL(P || uniform)") {
+        o.entropy_weight = 0.3;
+        PairPolicyDA<double> p(o);
+        p.set_logits({0.3, -0.2, 0.1, 0.0, 0.5, -0.4, 0.2, 0.1, -0.1});
+        Generator gen(3);
+        DaContext ctx{&gen, 0, 1};
+        p.augment(x, ctx);
+        Tensor<double> losses(Shape{64});
+        for (std::int64_t i = 0; i < 64; ++i) losses[i] = 0.5 + 0.1 * static_cast<double>(i % 7);
+        auto l_da = [&](const std::vector<double>& logits) {
+            const auto P = sampling::softmax_row(logits);
+            double s = 0, kl = std::log(9.0);
+            for (std::int64_t i = 0; i < 64; ++i)
+                s -= losses[i] * P[static_cast<std::size_t>(p.last_pairs()[static_cast<std::size_t>(i)])];
+            for (double q : P) kl += q * std::log(q);
+            return s / 64 + 0.3 * kl;
+        };
+        const auto g = p.gradient(losses);
+        for (std::size_t j = 0; j < g.size(); ++j) {
+            auto lp = p.logits(), lm = p.logits();
+            lp[j] += 1e-6;
+            lm[j] -= 1e-6;
+            CHECK(g[j] == Approx((l_da(lp) - l_da(lm)) / 2e-6).margin(1e-9));
+        }
+    }
+    SECTION("a pair whose images always have the highest loss") {
+        // 400 steps in which the images of pair 4 have loss 2 and all others 0.5.
+        auto train = [&](PairPolicyOptions po) {
+            PairPolicyDA<double> p(po);
+            Generator gen(5);
+            for (std::int64_t step = 0; step < 400; ++step) {
+                DaContext ctx{&gen, step, 400};
+                p.augment(x, ctx);
+                Tensor<double> losses(Shape{64});
+                for (std::int64_t i = 0; i < 64; ++i) losses[i] = p.last_pairs()[static_cast<std::size_t>(i)] == 4 ? 2.0 : 0.5;
+                p.update(losses, ctx);
+            }
+            return p.probabilities();
+        };
+        const auto plain = train(o);
+        INFO("as ALGORITHMS.md states the update, P[4] = " << plain[4]);
+        CHECK(plain[4] > 0.95);  // rich-get-richer: collapse onto the pair
+        PairPolicyOptions clamped = o;
+        clamped.max_ratio = 4;
+        const auto c = train(clamped);
+        const double hi = *std::max_element(c.begin(), c.end()), lo = *std::min_element(c.begin(), c.end());
+        CHECK(hi / lo <= 4 * (1 + 1e-12));
+        CHECK(c[4] == Approx(4.0 / 12.0).epsilon(1e-9));  // at the clamp: 4 / (8 * 1 + 4)
+        PairPolicyOptions entropy = o;
+        // The entropy term only helps above a threshold (here beta = 0.3 still collapses in the
+        // expected dynamics: the L_DA pull grows like P, the entropy pull like log P; docs/da.md).
+        entropy.entropy_weight = 0.5;
+        const auto e = train(entropy);
+        INFO("with beta = 0.5, P[4] = " << e[4]);
+        CHECK(e[4] > 1.0 / 9.0);  // still moves toward the hard pair
+        CHECK(e[4] < 0.5);
+        for (std::size_t k = 0; k < e.size(); ++k)
+            if (k != 4) CHECK(e[k] < e[4]);
+    }
+    SECTION("grey_ops keeps a dark background") {
+        const auto g = grey_ops();
+        CHECK(g.size() == all_ops().size() - 3);
+        for (Op bad : {Op::invert, Op::solarize, Op::color}) CHECK(std::find(g.begin(), g.end(), bad) == g.end());
+    }
+    require_throws_with<value_error>([] { PairPolicyDA<float>(PairPolicyOptions{.entropy_weight = -1.0}); }, {"entropy_weight"});
+    require_throws_with<value_error>([] { PairPolicyDA<float>(PairPolicyOptions{.max_ratio = 0.5}); }, {"max_ratio", ">= 1"});
+}
+
 TEST_CASE("DADA: parameter gradients match finite differences of the augmented batch", "[da][gradcheck]") {
     DADAOptions o;
     o.ops = {Op::rotate, Op::brightness, Op::shear_x};

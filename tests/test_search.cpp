@@ -217,11 +217,22 @@ TEST_CASE("report charts: line chart and heat map SVG", "[search]") {
     const std::string chart = search::svg_line_chart("lr", "epoch", {{"lr", {{1, 0.1}, {2, 0.05}, {3, 0.01}}}}, true);
     CHECK(chart.find("<polyline") != std::string::npos);
     CHECK(chart.find(">lr<") != std::string::npos);
+    CHECK(chart.find(">0.05<") != std::string::npos);  // log ticks at 1, 2, 5 x 10^k
+    CHECK(chart.find(">0.02<") != std::string::npos);
+    CHECK(chart.find(">0.03162<") == std::string::npos);
     CHECK(search::svg_line_chart("empty", "x", {}).find("no data") != std::string::npos);
     const std::string heat = search::svg_heatmap("h", {"a<b", "c"}, {"1", "2"}, {{0.0, 1.0}, {0.5, 0.25}});
     CHECK(heat.find("a&lt;b") != std::string::npos);
     CHECK(heat.find("rgb(55,55,155)") != std::string::npos);  // value 1: the darkest shade
     CHECK(heat.find("rgb(255,255,255)") != std::string::npos);
+    CHECK(heat.find("rotate(") == std::string::npos);  // short column labels stay level
+    // Long row labels move the cells right so that the labels fit; long column labels are slanted.
+    const std::string wide = search::svg_heatmap("h", {"stage2.layer1 #0 (shuffle_xception)"}, {"TranslateY", "Rotate"},
+                                                 {{0.1, 0.2}}, 16, 16);
+    const auto x = wide.find("<rect x=\"");
+    REQUIRE(x != std::string::npos);
+    CHECK(std::stoi(wide.substr(x + 9)) >= static_cast<int>(6.5 * 35));
+    CHECK(wide.find("rotate(-60") != std::string::npos);
 }
 
 namespace {

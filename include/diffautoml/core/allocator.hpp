@@ -22,13 +22,14 @@ struct AllocatorStats {
     std::size_t peak_bytes_in_use = 0;
 };
 
-template <Device D>
-class CachingAllocator;
-
-template <>
-class CachingAllocator<cpu> {
+/// Free lists keyed by size over a source of raw memory. Source provides `alignment`,
+/// `allocate(bytes)` (nullptr on failure), `free(p)` and `[[noreturn]] fail(bytes)` (the error
+/// when memory stays short after the cache was given back). The CPU and CUDA allocators are this
+/// over aligned_alloc and cudaMalloc.
+template <class Source>
+class BasicCachingAllocator {
 public:
-    static constexpr std::size_t alignment = 64;
+    static constexpr std::size_t alignment = Source::alignment;
 
     void* allocate(std::size_t bytes) {
         const std::size_t size = round_up(bytes);
@@ -42,12 +43,12 @@ public:
             note_in_use(size);
             return p;
         }
-        void* p = std::aligned_alloc(alignment, size);
+        void* p = Source::allocate(size);
         if (!p) {
             release_locked();  // give cached memory back and retry once
-            p = std::aligned_alloc(alignment, size);
+            p = Source::allocate(size);
         }
-        if (!p) throw std::bad_alloc();
+        if (!p) Source::fail(size);
         ++stats_.system_allocations;
         note_in_use(size);
         return p;
@@ -63,7 +64,7 @@ public:
             free_[size].push_back(p);
         } catch (...) {
             stats_.bytes_cached -= size;
-            std::free(p);
+            Source::free(p);
         }
     }
 
@@ -94,7 +95,7 @@ private:
     }
     void release_locked() {
         for (auto& [size, list] : free_)
-            for (void* p : list) std::free(p);
+            for (void* p : list) Source::free(p);
         free_.clear();
         stats_.bytes_cached = 0;
     }
@@ -103,6 +104,20 @@ private:
     std::unordered_map<std::size_t, std::vector<void*>> free_;
     AllocatorStats stats_;
 };
+
+/// Host memory, 64-byte aligned (a cache line; AVX-512 loads).
+struct HostMemory {
+    static constexpr std::size_t alignment = 64;
+    static void* allocate(std::size_t bytes) { return std::aligned_alloc(alignment, bytes); }
+    static void free(void* p) { std::free(p); }
+    [[noreturn]] static void fail(std::size_t) { throw std::bad_alloc(); }
+};
+
+template <Device D>
+class CachingAllocator;
+
+template <>
+class CachingAllocator<cpu> : public BasicCachingAllocator<HostMemory> {};
 
 /// The process-wide allocator of a device. Never destroyed, so tensors with static storage
 /// duration can still give their memory back at exit.

@@ -45,10 +45,26 @@ public:
 
 }  // namespace diffautoml
 
+namespace diffautoml::detail {
+/// fmt::format with the format string checked at run time.
+template <class... A>
+std::string format_runtime(fmt::string_view f, const A&... args) {
+    return fmt::vformat(f, fmt::make_format_args(args...));
+}
+}  // namespace diffautoml::detail
+
+/// Formats an error message. nvcc's front end cannot evaluate fmt's compile-time format-string
+/// checks (consteval), so code compiled by nvcc checks the format string at run time instead.
+#if defined(__CUDACC__)
+#define DAM_FORMAT(...) ::diffautoml::detail::format_runtime(__VA_ARGS__)
+#else
+#define DAM_FORMAT(...) fmt::format(__VA_ARGS__)
+#endif
+
 /// Always-on precondition check: throws `Exc` with an fmt-formatted message.
-#define DAM_CHECK(cond, Exc, ...)                          \
-    do {                                                   \
-        if (!(cond)) throw Exc(fmt::format(__VA_ARGS__));  \
+#define DAM_CHECK(cond, Exc, ...)                         \
+    do {                                                  \
+        if (!(cond)) throw Exc(DAM_FORMAT(__VA_ARGS__));  \
     } while (0)
 
 /// Debug-only assertion for hot loops.

@@ -95,6 +95,14 @@ struct PairPolicyOptions {
     /// SGD step on the pair logits. L_DA's gradient carries a factor P[pair] (about 1/K^2 at the
     /// start), so the rate is large compared with those of the weights.
     double lr = 20.0;
+    /// beta of an added beta * KL(P || uniform) = beta * (log K^2 - H(P)) term in L_DA (0: the
+    /// update exactly as ALGORITHMS.md states it). It pulls P toward uniform with a force that
+    /// grows like log P_j, against L_DA's pull that grows like P_j (docs/da.md).
+    double entropy_weight = 0.0;
+    /// If > 0, the logits are clamped to [-c, c], c = log(max_ratio) / 2 after every update, so
+    /// that no pair is more than max_ratio times as likely as another: the adversarial update is
+    /// rich-get-richer and otherwise can put nearly all images on one pair (0: no clamp).
+    double max_ratio = 0.0;
     AugmentOptions augment{};
     PixelSpace pixels{};
 };
@@ -117,6 +125,10 @@ public:
         DAM_CHECK(std::isfinite(opt_.lr) && opt_.lr >= 0, value_error, "PairPolicyDA: lr must be finite and >= 0, got {}",
                   opt_.lr);
         DAM_CHECK(opt_.pixels.std > 0, value_error, "PairPolicyDA: pixel std must be > 0, got {}", opt_.pixels.std);
+        DAM_CHECK(std::isfinite(opt_.entropy_weight) && opt_.entropy_weight >= 0, value_error,
+                  "PairPolicyDA: entropy_weight must be finite and >= 0, got {}", opt_.entropy_weight);
+        DAM_CHECK(opt_.max_ratio == 0 || (std::isfinite(opt_.max_ratio) && opt_.max_ratio >= 1), value_error,
+                  "PairPolicyDA: max_ratio must be 0 (no clamp) or a finite ratio >= 1, got {}", opt_.max_ratio);
         detail::check_options(opt_.augment, "PairPolicyDA");
         logits_.assign(static_cast<std::size_t>(pair_count()), 0.0);
     }
@@ -180,7 +192,8 @@ public:
         return Var<T>(y, false);
     }
 
-    /// dL_DA/dpi_j = mean_i(-l_i P[k_i] (delta(k_i, j) - P_j)), then pi -= lr * dL_DA/dpi.
+    /// dL_DA/dpi_j = mean_i(-l_i P[k_i] (delta(k_i, j) - P_j)) + beta P_j (log P_j + H(P)),
+    /// then pi -= lr * dL_DA/dpi and, with max_ratio, the clamp.
     void update(const Tensor<T>& losses, DaContext&) {
         const auto N = static_cast<std::int64_t>(pairs_.size());
         detail::check_losses(losses, N, "PairPolicyDA::update");
@@ -189,9 +202,14 @@ public:
         for (double v : logits_)
             DAM_CHECK(std::isfinite(v), value_error,
                       "PairPolicyDA::update: the pair logits became non-finite; lower PairPolicyOptions::lr");
+        if (opt_.max_ratio > 0) {
+            const double c = std::log(opt_.max_ratio) / 2;
+            for (double& v : logits_) v = std::clamp(v, -c, c);
+        }
     }
 
-    /// The gradient of L_DA in the logits for the last batch and these losses (exposed for tests).
+    /// The gradient of L_DA (with its entropy term) in the logits for the last batch and these
+    /// losses (exposed for tests).
     std::vector<double> gradient(const Tensor<T>& losses) const {
         const auto N = static_cast<std::int64_t>(pairs_.size());
         detail::check_losses(losses, N, "PairPolicyDA::gradient");
@@ -202,6 +220,13 @@ public:
             const double c = -static_cast<double>(losses[i]) * P[k] / static_cast<double>(N);
             for (std::size_t j = 0; j < P.size(); ++j) g[j] -= c * P[j];
             g[k] += c;
+        }
+        if (opt_.entropy_weight > 0) {
+            // d(-H)/dpi_j = P_j (log P_j + H), H = -sum_k P_k log P_k.
+            double H = 0;
+            for (double p : P) H -= p > 0 ? p * std::log(p) : 0.0;
+            for (std::size_t j = 0; j < P.size(); ++j)
+                g[j] += opt_.entropy_weight * (P[j] > 0 ? P[j] * (std::log(P[j]) + H) : 0.0);
         }
         return g;
     }

@@ -10,19 +10,13 @@
 #include <vector>
 
 #include "../ops.hpp"
+#include "../ops/body/gumbel.hpp"
 
 namespace diffautoml::sampling {
 
-/// Uniforms are clamped to [kUniformClamp, 1 - kUniformClamp] before any logarithm, so that
-/// -log(-log(u)) and log(u) - log(1 - u) are finite for every draw (u = 0 or 1 would give +-Inf
-/// and then NaN in the softmax). The clamp bounds Gumbel noise to about [-3.1, 23.0].
-inline constexpr double kUniformClamp = 1e-10;
-
-DAM_HOST_DEVICE inline double clamp_uniform(double u) {
-    return u < kUniformClamp ? kUniformClamp : (u > 1.0 - kUniformClamp ? 1.0 - kUniformClamp : u);
-}
-/// Gumbel(0, 1) from a uniform: g = -log(-log(u)).
-DAM_HOST_DEVICE inline double gumbel_from_uniform(double u) { return -std::log(-std::log(clamp_uniform(u))); }
+using body::clamp_uniform;
+using body::gumbel_from_uniform;
+using body::kUniformClamp;
 /// Logistic(0, 1) from a uniform: log(u) - log(1 - u).
 DAM_HOST_DEVICE inline double logistic_from_uniform(double u) {
     u = clamp_uniform(u);

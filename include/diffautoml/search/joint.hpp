@@ -74,6 +74,12 @@ struct JointOptions {
     /// the pair policy trailed standard augmentation on Fashion-MNIST (docs/results.md, da_search).
     double da_max_magnitude = 0.5;
     double da_lr = 20.0;                 ///< PairPolicyDA's SGD rate on the pair logits
+    /// PairPolicyDA's clamp: no pair more than this many times as likely as another (0: none). As
+    /// ALGORITHMS.md states it the update collapsed onto one pair within 9 epochs (docs/results.md).
+    double da_max_ratio = 10.0;
+    double da_entropy = 0.0;             ///< PairPolicyDA's entropy_weight (beta * KL(P || uniform))
+    std::vector<da::Op> da_ops{};        ///< the ops of PairPolicyDA (empty: all 17; see da::grey_ops)
+    double wd_max = 2e-3;                ///< upper bound of the learned weight decay (4x the initial 5e-4)
     std::int64_t hpo_every = 4;          ///< hypergradient step every k weight steps (each costs a validation forward + backward)
 };
 
@@ -110,6 +116,9 @@ std::unique_ptr<P> default_da(const JointOptions& o) {
         da::PairPolicyOptions po;
         po.max_magnitude = o.da_max_magnitude;
         po.lr = o.da_lr;
+        po.max_ratio = o.da_max_ratio;
+        po.entropy_weight = o.da_entropy;
+        if (!o.da_ops.empty()) po.ops = o.da_ops;
         po.pixels = o.pixels;
         po.augment = o.augment;
         return std::make_unique<P>(po);
@@ -163,6 +172,7 @@ std::unique_ptr<P> default_hpo(const std::vector<optim::ParamGroup<typename P::v
         hpo::HypergradOptions h;
         h.momentum = o.momentum;
         h.every = o.hpo_every;
+        h.wd_hi = o.wd_max;
         h.lr_factor = std::move(lr_factor);
         return std::make_unique<P>(groups, h);
     } else if constexpr (std::is_same_v<P, hpo::FixedSchedule<T>>) {
@@ -240,6 +250,9 @@ public:
                   opt_.epochs, opt_.batch);
         DAM_CHECK(opt_.search_fraction > 0 && opt_.search_fraction <= 1, value_error,
                   "JointSearch: search_fraction {} must be in (0, 1]", opt_.search_fraction);
+        DAM_CHECK(opt_.weight_decay >= 0 && opt_.weight_decay <= opt_.wd_max, value_error,
+                  "JointSearch: the initial weight decay {} must lie in [0, wd_max = {}]; raise wd_max or lower it",
+                  opt_.weight_decay, opt_.wd_max);
         DAM_CHECK(opt_.minutes >= 0 && opt_.checkpoint_minutes > 0, value_error,
                   "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.minutes,
                   opt_.checkpoint_minutes);
@@ -305,9 +318,19 @@ public:
                 {"hpo_every", opt_.hpo_every},
                 {"da_max_magnitude", opt_.da_max_magnitude},
                 {"da_lr", opt_.da_lr},
+                {"da_max_ratio", opt_.da_max_ratio},
+                {"da_entropy", opt_.da_entropy},
+                {"da_ops", da_ops_names()},
+                {"wd_max", opt_.wd_max},
                 {"validation", opt_.validation},
                 {"seed", opt_.seed},
                 {"train_images", train_->size()}};
+    }
+
+    std::vector<std::string> da_ops_names() const {
+        std::vector<std::string> v;
+        for (da::Op o : opt_.da_ops.empty() ? da::all_ops() : opt_.da_ops) v.emplace_back(da::op_name(o));
+        return v;
     }
 
     std::string checkpoint_path() const { return opt_.out_dir + "/checkpoint.bin"; }

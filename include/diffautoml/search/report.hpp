@@ -51,8 +51,12 @@ struct Series {
 inline std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::vector<Series>& series,
                                   bool log_y = false, int width = 520, int height = 300) {
     using namespace report_detail;
-    const int left = 62, right = 120, top = 28, bottom = 40;
-    const int pw = width - left - right, ph = height - top - bottom;
+    // The plot keeps its size; the legend's margin grows with the longest series name.
+    std::size_t longest = 0;
+    for (const auto& s : series) longest = std::max(longest, s.name.size());
+    const int left = 62, top = 28, bottom = 40, pw = width - left - 120, ph = height - top - bottom;
+    const int right = std::max(120, 34 + static_cast<int>(6.6 * static_cast<double>(longest)));
+    width = left + pw + right;
     double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
     auto ty = [&](double y) { return log_y ? std::log10(std::max(y, 1e-300)) : y; };
     for (const auto& s : series)
@@ -86,7 +90,20 @@ inline std::string svg_line_chart(const std::string& title, const std::string& x
         svg += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#eee\"/><text x=\"{0:.1f}\" "
                            "y=\"{3}\" text-anchor=\"middle\">{4:g}</text>\n",
                            px(v), top, top + ph, top + ph + 14, v);
-    for (double v = std::ceil(y0 / ys) * ys; v <= y1 + 1e-9; v += ys)
+    // y ticks: a nice step on a linear axis; on a log axis 1, 2, 5 x 10^k (decades alone when the
+    // range spans more than three), so the labels are round numbers.
+    std::vector<double> yticks;
+    if (!log_y) {
+        for (double v = std::ceil(y0 / ys) * ys; v <= y1 + 1e-9; v += ys) yticks.push_back(v);
+    } else {
+        const bool decades = y1 - y0 > 3;
+        for (double d = std::floor(y0); d <= std::ceil(y1); ++d)
+            for (double m : {1.0, 2.0, 5.0}) {
+                const double v = d + std::log10(m);
+                if ((m == 1.0 || !decades) && v >= y0 && v <= y1) yticks.push_back(v);
+            }
+    }
+    for (double v : yticks)
         svg += fmt::format("<line x1=\"{0}\" x2=\"{1}\" y1=\"{2:.1f}\" y2=\"{2:.1f}\" stroke=\"#eee\"/><text x=\"{3}\" "
                            "y=\"{2:.1f}\" text-anchor=\"end\" dominant-baseline=\"middle\">{4:.4g}</text>\n",
                            left, left + pw, py_raw(v), left - 4, log_y ? std::pow(10.0, v) : v);
@@ -114,10 +131,20 @@ inline std::string svg_heatmap(const std::string& title, const std::vector<std::
                                const std::vector<std::string>& col_labels, const std::vector<std::vector<double>>& rows,
                                int cell_w = 0, int cell_h = 14) {
     using namespace report_detail;
-    const int left = 170, top = 30;
+    // Margins from the longest labels (about 6.5 px a character at font size 10); column labels
+    // wider than their cell are written at -60 degrees.
+    auto longest = [](const std::vector<std::string>& v) {
+        std::size_t n = 0;
+        for (const auto& s : v) n = std::max(n, s.size());
+        return static_cast<int>(n);
+    };
+    const int left = std::max(60, static_cast<int>(6.5 * longest(row_labels)) + 12), top = 30;
     const std::size_t ncols = rows.empty() ? 0 : rows.front().size();
     if (cell_w == 0) cell_w = std::clamp(static_cast<int>(600 / std::max<std::size_t>(1, ncols)), 4, 28);
-    const int width = left + static_cast<int>(ncols) * cell_w + 70, height = top + static_cast<int>(rows.size()) * cell_h + 40;
+    const bool slanted = 6.5 * longest(col_labels) > cell_w;
+    const int label_h = slanted ? static_cast<int>(6.5 * 0.87 * longest(col_labels)) + 16 : 20;
+    const int width = left + static_cast<int>(ncols) * cell_w + 70,
+              height = top + static_cast<int>(rows.size()) * cell_h + label_h + 20;
     std::string svg = fmt::format(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" "
         "font-size=\"10\">\n<text x=\"4\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{}</text>\n",
@@ -139,8 +166,15 @@ inline std::string svg_heatmap(const std::string& title, const std::vector<std::
     const int bottom = top + static_cast<int>(rows.size()) * cell_h;
     for (std::size_t c = 0; c < col_labels.size() && c < ncols; ++c)
         if (ncols <= 30 || c % ((ncols + 29) / 30) == 0)
-            svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-                               left + static_cast<int>(c) * cell_w + cell_w / 2, bottom + 12, escape(col_labels[c]));
+        {
+            const int x = left + static_cast<int>(c) * cell_w + cell_w / 2;
+            if (slanted)
+                svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\" transform=\"rotate(-60 {} {})\">{}</text>\n",
+                                   x, bottom + 8, x, bottom + 8, escape(col_labels[c]));
+            else
+                svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", x, bottom + 12,
+                                   escape(col_labels[c]));
+        }
     return svg + "</svg>\n";
 }
 
@@ -196,7 +230,10 @@ inline std::string html_report(const std::vector<nlohmann::json>& log, const nlo
     h += "</table>\n<h2>Training</h2>\n";
     h += "<figure>" + svg_line_chart("Accuracy", "epoch", acc) + "</figure>\n";
     h += "<figure>" + svg_line_chart("Loss", "epoch", loss) + "</figure>\n";
-    if (!hyper.empty()) h += "<figure>" + svg_line_chart("Hyperparameters (log scale)", "epoch", hyper, true) + "</figure>\n";
+    if (!hyper.empty())
+        h += "<figure>" + svg_line_chart("Hyperparameters (log scale)", "epoch", hyper, true) +
+             "<figcaption>The learned values at the end of each epoch; the learning rate the weights use is lr times "
+             "the warm-up and cosine factor.</figcaption></figure>\n";
 
     // Architecture probabilities: one row per (decision, choice), one column per epoch.
     if (!log.empty() && log.back().contains("architecture_probabilities")) {

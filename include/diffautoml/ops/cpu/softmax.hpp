@@ -8,6 +8,7 @@
 
 #include "../../core/parallel.hpp"
 #include "../../core/tensor.hpp"
+#include "../body/cross_entropy.hpp"
 
 namespace diffautoml::backend_cpu {
 
@@ -51,21 +52,7 @@ template <class T>
 void cross_entropy_forward(cpu, const T* logits, const std::int32_t* labels, T* loss, T* prob, std::int64_t N,
                            std::int64_t K, double smoothing) {
     parallel_for(N, [&](std::int64_t i) {
-        const T* z = logits + i * K;
-        T* p = prob + i * K;
-        T mx = z[0];
-        for (std::int64_t k = 1; k < K; ++k) mx = std::max(mx, z[k]);
-        T s = 0;
-        for (std::int64_t k = 0; k < K; ++k) s += std::exp(z[k] - mx);
-        const T lse = mx + std::log(s);
-        T sum_logp = 0;
-        for (std::int64_t k = 0; k < K; ++k) {
-            const T lp = z[k] - lse;
-            sum_logp += lp;
-            p[k] = std::exp(lp);
-        }
-        const T eps = static_cast<T>(smoothing);
-        loss[i] = -(T(1) - eps) * (z[labels[i]] - lse) - eps / static_cast<T>(K) * sum_logp;
+        loss[i] = body::cross_entropy_row_forward(logits + i * K, labels[i], K, static_cast<T>(smoothing), prob + i * K);
     }, 64);
 }
 /// dlogits[i, k] = scale_i * (p[i, k] - q[i, k]), q = (1 - eps) onehot(y_i) + eps / K.
@@ -73,13 +60,9 @@ template <class T>
 void cross_entropy_backward(cpu, const T* prob, const std::int32_t* labels, const T* g, bool g_per_sample, T* dx,
                             std::int64_t N, std::int64_t K, double smoothing, T scale) {
     const T eps = static_cast<T>(smoothing);
-    const T u = eps / static_cast<T>(K);
     parallel_for(N, [&](std::int64_t i) {
         const T gi = (g_per_sample ? g[i] : g[0]) * scale;
-        const T* p = prob + i * K;
-        T* d = dx + i * K;
-        for (std::int64_t k = 0; k < K; ++k) d[k] = gi * (p[k] - u);
-        d[labels[i]] -= gi * (T(1) - eps);
+        body::cross_entropy_row_backward(prob + i * K, labels[i], K, eps, gi, dx + i * K);
     }, 64);
 }
 

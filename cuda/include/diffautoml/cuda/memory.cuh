@@ -1,0 +1,133 @@
+#pragma once
+// Device memory: the caching allocator of the cuda device (the same interface as the CPU one in
+// core/allocator.hpp, over cudaMalloc), so Tensor<T, cuda> has storage; the memory primitives the
+// tensor layer expects of a device; host <-> device copies; the device count.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include <diffautoml/core/tensor.hpp>
+
+#include "error.cuh"
+
+namespace diffautoml {
+
+/// How many CUDA devices this process sees (0 when there is no driver or no GPU).
+inline int cuda_device_count() {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();  // clear the sticky "no device" status
+        return 0;
+    }
+    return n;
+}
+
+/// Device memory from cudaMalloc (256-byte aligned by the runtime).
+struct CudaMemory {
+    static constexpr std::size_t alignment = 256;
+    static void* allocate(std::size_t bytes) {
+        void* p = nullptr;
+        if (cudaMalloc(&p, bytes) != cudaSuccess) {
+            (void)cudaGetLastError();  // clear the error; the allocator retries after releasing its cache
+            return nullptr;
+        }
+        return p;
+    }
+    static void free(void* p) { (void)cudaFree(p); }
+    [[noreturn]] static void fail(std::size_t bytes) {
+        throw cuda_error(DAM_FORMAT("cudaMalloc of {} bytes failed (out of device memory) even after the caching "
+                                     "allocator released its cache; use a smaller batch",
+                                     bytes));
+    }
+};
+
+template <>
+class CachingAllocator<cuda> : public BasicCachingAllocator<CudaMemory> {};
+
+namespace backend_cuda {
+
+template <class T>
+__global__ void fill_kernel(T* dst, std::int64_t n, T value) {
+    for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x)
+        dst[i] = value;
+}
+template <class T>
+__global__ void add_kernel(T* dst, const T* src, std::int64_t n) {
+    for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x)
+        dst[i] += src[i];
+}
+
+/// Blocks for a grid-stride loop over n elements.
+inline unsigned grid_for(std::int64_t n, unsigned threads = 256) {
+    const std::int64_t b = (n + threads - 1) / threads;
+    return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 ? 65535 : b));
+}
+
+template <class T>
+void fill_n(cuda, T* dst, std::int64_t n, T value) {
+    if (n <= 0) return;
+    fill_kernel<<<grid_for(n), 256>>>(dst, n, value);
+    DAM_CUDA_CHECK_LAUNCH();
+}
+template <class T>
+void copy_n(cuda, T* dst, const T* src, std::int64_t n) {
+    if (n > 0) DAM_CUDA_CHECK(cudaMemcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToDevice));
+}
+template <class T>
+void add_n(cuda, T* dst, const T* src, std::int64_t n) {
+    if (n <= 0) return;
+    add_kernel<<<grid_for(n), 256>>>(dst, src, n);
+    DAM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace backend_cuda
+
+/// A device copy of a host tensor (same shape).
+template <class T>
+Tensor<T, cuda> to_device(const Tensor<T, cpu>& h) {
+    Tensor<T, cuda> d(h.shape());
+    if (h.numel() > 0)
+        DAM_CUDA_CHECK(cudaMemcpy(d.data(), h.data(), static_cast<std::size_t>(h.numel()) * sizeof(T), cudaMemcpyHostToDevice));
+    return d;
+}
+/// A host copy of a device tensor (waits for the device).
+template <class T>
+Tensor<T, cpu> to_host(const Tensor<T, cuda>& d) {
+    Tensor<T, cpu> h(d.shape());
+    if (d.numel() > 0)
+        DAM_CUDA_CHECK(cudaMemcpy(h.data(), d.data(), static_cast<std::size_t>(d.numel()) * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+/// A device buffer of n values (kernel scratch, labels, draws), freed with its owner.
+template <class T>
+class DeviceArray {
+public:
+    DeviceArray() = default;
+    explicit DeviceArray(std::int64_t n) : n_(n) {
+        if (n > 0) p_ = static_cast<T*>(default_allocator<cuda>().allocate(bytes()));
+    }
+    explicit DeviceArray(const std::vector<T>& host) : DeviceArray(static_cast<std::int64_t>(host.size())) {
+        if (n_ > 0) DAM_CUDA_CHECK(cudaMemcpy(p_, host.data(), bytes(), cudaMemcpyHostToDevice));
+    }
+    DeviceArray(const DeviceArray&) = delete;
+    DeviceArray& operator=(const DeviceArray&) = delete;
+    DeviceArray(DeviceArray&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+    ~DeviceArray() { default_allocator<cuda>().deallocate(p_, bytes()); }
+
+    T* data() const { return p_; }
+    std::int64_t size() const { return n_; }
+    std::vector<T> to_host() const {
+        std::vector<T> h(static_cast<std::size_t>(n_));
+        if (n_ > 0) DAM_CUDA_CHECK(cudaMemcpy(h.data(), p_, bytes(), cudaMemcpyDeviceToHost));
+        return h;
+    }
+
+private:
+    std::size_t bytes() const { return static_cast<std::size_t>(n_) * sizeof(T); }
+    T* p_ = nullptr;
+    std::int64_t n_ = 0;
+};
+
+}  // namespace diffautoml

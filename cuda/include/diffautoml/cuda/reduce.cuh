@@ -1,0 +1,84 @@
+#pragma once
+// Deterministic reductions inside one kernel: each block sums its threads' values (warp shuffles,
+// then warps in a fixed order), writes its partial sums, and the last block to finish adds the
+// partials in block order. The result does not depend on scheduling, so two runs agree bit for
+// bit and the sums can be compared with the CPU reference at a tight tolerance.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "memory.cuh"
+
+namespace diffautoml::backend_cuda {
+
+inline constexpr int kReduceThreads = 256;  ///< block size of every reducing kernel (a multiple of 32)
+inline constexpr int kReduceBlocks = 264;   ///< fixed grid (2 x the SMs of an H100 SXM) so the order is fixed
+
+/// Sums acc[0..K) over the threads of the block; thread k < K gets the total of value k in acc[k].
+/// sh needs 32 * MaxK doubles of shared memory.
+template <int MaxK>
+__device__ inline void block_sum(double (&acc)[MaxK], int K, double* sh) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+    for (int k = 0; k < K; ++k) {
+        double v = acc[k];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+        if (lane == 0) sh[warp * MaxK + k] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < K) {
+        double s = 0;
+        for (int w = 0; w < warps; ++w) s += sh[w * MaxK + threadIdx.x];
+        acc[threadIdx.x] = s;
+    }
+    __syncthreads();
+}
+
+/// After block_sum: writes the block's K sums to partial, and the last block to arrive adds all
+/// blocks' partials in block order and calls out(k, total) for each k. counter must be 0 on entry
+/// and is 0 again on exit.
+template <int MaxK, class Out>
+__device__ inline void grid_finish(const double (&acc)[MaxK], int K, double* partial, unsigned* counter, Out out) {
+    __shared__ bool last;
+    if (threadIdx.x < K) partial[blockIdx.x * K + threadIdx.x] = acc[threadIdx.x];
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    if (threadIdx.x < K) {
+        const volatile double* vp = partial;
+        double s = 0;
+        for (unsigned b = 0; b < gridDim.x; ++b) s += vp[b * K + threadIdx.x];
+        out(static_cast<int>(threadIdx.x), s);
+    }
+    if (threadIdx.x == 0) *counter = 0;
+}
+
+/// Scratch of a grid reduction of up to MaxK values: partial sums and the arrival counter.
+struct ReduceScratch {
+    DeviceArray<double> partial;
+    DeviceArray<unsigned> counter;
+    explicit ReduceScratch(int K) : partial(std::int64_t(kReduceBlocks) * K), counter(1) {
+        DAM_CUDA_CHECK(cudaMemset(counter.data(), 0, sizeof(unsigned)));
+    }
+};
+
+template <class T>
+__global__ void sum_kernel(const T* x, std::int64_t n, T* out, double* partial, unsigned* counter) {
+    __shared__ double sh[32];
+    double acc[1] = {0.0};
+    for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x)
+        acc[0] += static_cast<double>(x[i]);
+    block_sum<1>(acc, 1, sh);
+    grid_finish<1>(acc, 1, partial, counter, [&](int, double s) { *out = static_cast<T>(s); });
+}
+
+/// out[0] = sum of x[0..n), accumulated in double, deterministic.
+template <class T>
+void sum(cuda, const T* x, std::int64_t n, T* out) {
+    ReduceScratch s(1);
+    sum_kernel<<<kReduceBlocks, kReduceThreads>>>(x, n, out, s.partial.data(), s.counter.data());
+    DAM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace diffautoml::backend_cuda

@@ -1,0 +1,125 @@
+#pragma once
+// The geometric augmentation ops on the GPU (ShearX/Y, TranslateX/Y, Rotate: affine warps about
+// the image centre with bilinear sampling and a fill value), plus Identity and FlipLR, for a batch
+// in which every image has its own op, sign and magnitude. Forward: one thread per output pixel.
+// Backward: one block per image; dL/dx by an atomic bilinear scatter, dL/dm by a deterministic
+// block sum. The per-pixel arithmetic is da::kernels::warp_pixel / bilinear_scatter, which the
+// CPU kernels (da/kernels.hpp) run too. Colour ops are not on the GPU yet.
+#include <vector>
+
+#include <diffautoml/da/kernels.hpp>
+
+#include "reduce.cuh"
+
+namespace diffautoml::backend_cuda {
+
+/// Whether the GPU kernels implement op.
+inline bool warp_supported(da::Op op) {
+    return op == da::Op::identity || op == da::Op::flip_lr || da::kernels::is_geometric(op);
+}
+
+struct AtomicAdd {
+    template <class T>
+    __device__ void operator()(T* p, T v) const { atomicAdd(p, v); }
+};
+
+template <class T>
+__global__ void warp_forward_kernel(const T* x, T* y, const da::OpDraw* draws, const double* m, std::int64_t N, std::int64_t C,
+                                    std::int64_t H, std::int64_t W, da::MagnitudeRanges r, double fill) {
+    const std::int64_t P = H * W;
+    for (std::int64_t t = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; t < N * P; t += std::int64_t(gridDim.x) * blockDim.x) {
+        const std::int64_t n = t / P, i = (t % P) / W, j = t % W;
+        const da::OpDraw d = draws[n];
+        const T* xn = x + n * C * P;
+        T* yn = y + n * C * P;
+        if (d.op == da::Op::identity) {
+            for (std::int64_t c = 0; c < C; ++c) yn[c * P + i * W + j] = xn[c * P + i * W + j];
+        } else if (d.op == da::Op::flip_lr) {
+            for (std::int64_t c = 0; c < C; ++c) yn[c * P + i * W + j] = xn[c * P + i * W + (W - 1 - j)];
+        } else {
+            const da::kernels::Affine A = da::kernels::affine_of(d.op, m[n], d.sign, H, W, r);
+            for (std::int64_t c = 0; c < C; ++c)
+                yn[c * P + i * W + j] = static_cast<T>(da::kernels::warp_pixel(xn + c * P, H, W, A, i, j, fill, nullptr));
+        }
+    }
+}
+
+template <class T>
+__global__ void warp_backward_kernel(const T* x, const T* gy, T* gx, double* gm, const da::OpDraw* draws, const double* m,
+                                     std::int64_t C, std::int64_t H, std::int64_t W, da::MagnitudeRanges r, double fill) {
+    __shared__ double sh[32];
+    const std::int64_t n = blockIdx.x, P = H * W;
+    const da::OpDraw d = draws[n];
+    const T* xn = x + n * C * P;
+    const T* gn = gy + n * C * P;
+    T* gxn = gx ? gx + n * C * P : nullptr;
+    double acc[1] = {0.0};
+    const bool geometric = da::kernels::is_geometric(d.op);
+    const da::kernels::Affine A = geometric ? da::kernels::affine_of(d.op, m[n], d.sign, H, W, r) : da::kernels::Affine{};
+    for (std::int64_t p = threadIdx.x; p < P; p += blockDim.x) {
+        const std::int64_t i = p / W, j = p % W;
+        for (std::int64_t c = 0; c < C; ++c) {
+            const T g = gn[c * P + p];
+            if (d.op == da::Op::identity) {
+                if (gxn) gxn[c * P + p] += g;
+            } else if (d.op == da::Op::flip_lr) {
+                if (gxn) gxn[c * P + i * W + (W - 1 - j)] += g;
+            } else {
+                double dm = 0;
+                da::kernels::warp_pixel(xn + c * P, H, W, A, i, j, fill, &dm);
+                acc[0] += static_cast<double>(g) * dm;
+                if (gxn) {
+                    const da::kernels::Source src = da::kernels::source_of(A, i, j, H, W);
+                    da::kernels::bilinear_scatter(gxn + c * P, H, W, src.xs, src.ys, static_cast<double>(g), AtomicAdd{});
+                }
+            }
+        }
+    }
+    block_sum<1>(acc, 1, sh);
+    if (threadIdx.x == 0 && gm) gm[n] = acc[0];
+}
+
+namespace warp_detail {
+inline void check(const std::vector<da::OpDraw>& draws, const std::vector<double>& m, std::int64_t N) {
+    DAM_CHECK(static_cast<std::int64_t>(draws.size()) == N && static_cast<std::int64_t>(m.size()) == N, shape_error,
+              "warp (cuda): {} images need {} draws and magnitudes, got {} and {}", N, N, draws.size(), m.size());
+    for (std::size_t k = 0; k < draws.size(); ++k) {
+        DAM_CHECK(warp_supported(draws[k].op), value_error,
+                  "warp (cuda): image {} draws {}, which has no GPU kernel yet (geometric ops, Identity and FlipLR do); "
+                  "augment on the CPU for the colour ops",
+                  k, da::op_name(draws[k].op));
+        DAM_CHECK(m[k] >= 0 && m[k] <= 1, value_error, "warp (cuda): magnitude {} of image {} is outside [0, 1]", m[k], k);
+    }
+}
+}  // namespace warp_detail
+
+/// y = op_n(x_n; m_n) for each image n of x (N, C, H, W); x and y are device pointers, draws and
+/// magnitudes are host vectors (one per image).
+template <class T>
+void warp_forward(cuda, const T* x, T* y, const std::vector<da::OpDraw>& draws, const std::vector<double>& m, std::int64_t N,
+                  std::int64_t C, std::int64_t H, std::int64_t W, const da::AugmentOptions& o) {
+    warp_detail::check(draws, m, N);
+    if (N == 0) return;
+    DeviceArray<da::OpDraw> dd(draws);
+    DeviceArray<double> dm(m);
+    warp_forward_kernel<<<grid_for(N * H * W), 256>>>(x, y, dd.data(), dm.data(), N, C, H, W, o.ranges, o.fill);
+    DAM_CUDA_CHECK_LAUNCH();
+}
+
+/// Adds dL/dx to gx (device, may be null) and returns dL/dm per image (exact for the geometric
+/// ops, 0 for Identity and FlipLR), given gy = dL/dy.
+template <class T>
+std::vector<double> warp_backward(cuda, const T* x, const T* gy, T* gx, const std::vector<da::OpDraw>& draws,
+                                  const std::vector<double>& m, std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
+                                  const da::AugmentOptions& o) {
+    warp_detail::check(draws, m, N);
+    if (N == 0) return {};
+    DeviceArray<da::OpDraw> dd(draws);
+    DeviceArray<double> dmag(m), gm(N);
+    warp_backward_kernel<<<static_cast<unsigned>(N), kReduceThreads>>>(x, gy, gx, gm.data(), dd.data(), dmag.data(), C, H, W,
+                                                                      o.ranges, o.fill);
+    DAM_CUDA_CHECK_LAUNCH();
+    return gm.to_host();
+}
+
+}  // namespace diffautoml::backend_cuda

@@ -1,0 +1,95 @@
+// The __host__ __device__ kernel bodies that the CUDA kernels run (ops/body/, da::kernels), run
+// here on the CPU against the CPU reference: the same numbers must come out, so the GPU
+// arithmetic is tested even where no GPU is present. (The softmax-cross-entropy and geometric
+// augmentation bodies are also what the CPU kernels themselves call, so the gradient checks of
+// test_ops.cpp and test_da.cpp cover them.)
+#include <cmath>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <diffautoml/diffautoml.hpp>
+#include <diffautoml/ops/body/mixed.hpp>
+
+#include "test_helpers.hpp"
+
+using namespace dam_test;
+
+TEMPLATE_TEST_CASE("Gumbel-softmax row body: the CPU sampler's noise, sample and gradient", "[body][sampling]", float, double) {
+    using T = TestType;
+    const std::int64_t rows = 300, K = 7;
+    const double tau = 0.6;
+    const PhiloxStream s{42, 9};
+    Tensor<T> z(Shape{rows, K});
+    Generator g(3);
+    normal_(z, g, 0.0, 2.0);
+    const auto logits = parameter(z.clone());
+    const auto ref = sampling::gumbel_softmax(logits, tau, s, false);
+    const auto hard = sampling::gumbel_softmax(Var<T>(z), tau, s, true).value();
+    Tensor<T> seed(Shape{rows, K});
+    normal_(seed, g, 0.0, 1.0);
+    ref.backward(seed);
+    std::vector<T> y(static_cast<std::size_t>(K)), dz(static_cast<std::size_t>(K));
+    for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t arg = body::gumbel_softmax_row(z.data() + r * K, K, tau, s, static_cast<std::uint64_t>(r * K), y.data());
+        CHECK(hard[r * K + arg] == T(1));  // the same category as the CPU's hard sample
+        body::gumbel_softmax_row_backward(y.data(), seed.data() + r * K, K, tau, dz.data());
+        for (std::int64_t k = 0; k < K; ++k) {
+            const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-13;
+            CHECK(std::abs(static_cast<double>(y[k] - ref.value()[r * K + k])) <= tol);
+            CHECK(std::abs(static_cast<double>(dz[k] - logits.grad()[r * K + k])) <= tol * 10);
+        }
+    }
+}
+
+TEST_CASE("weighted-sum element bodies equal the CPU mixed-op kernels", "[body][mixed]") {
+    const std::int64_t K = 3, n = 1000;
+    std::vector<Tensor<double>> xs;
+    for (std::int64_t k = 0; k < K; ++k) xs.push_back(randn(Shape{n}, 10 + static_cast<std::uint64_t>(k)).value().clone());
+    const Tensor<double> w = randn(Shape{K}, 20).value().clone(), g = randn(Shape{n}, 21).value().clone();
+    std::vector<const double*> xp;
+    for (const auto& x : xs) xp.push_back(x.data());
+    Tensor<double> y(Shape{n});
+    backend_cpu::weighted_sum_forward(cpu{}, xp.data(), w.data(), K, n, y.data());
+    std::vector<Tensor<double>> dx_ref, dx_body;
+    std::vector<double*> pr, pb;
+    for (std::int64_t k = 0; k < K; ++k) {
+        dx_ref.emplace_back(Shape{n});
+        dx_body.emplace_back(Shape{n});
+        pr.push_back(dx_ref.back().data());
+        pb.push_back(dx_body.back().data());
+    }
+    pb[1] = nullptr;  // a candidate that needs no input gradient
+    std::vector<double> dw_ref(K), acc(K, 0.0);
+    backend_cpu::weighted_sum_backward(cpu{}, xp.data(), w.data(), g.data(), K, n, pr.data(), dw_ref.data());
+    for (std::int64_t i = 0; i < n; ++i) {
+        CHECK(body::weighted_sum_at(xp.data(), w.data(), K, i) == Approx(y[i]).epsilon(1e-14).margin(1e-14));
+        body::weighted_sum_backward_at(xp.data(), w.data(), g.data(), K, i, pb.data(), acc.data());
+    }
+    for (std::int64_t k = 0; k < K; ++k) {
+        CHECK(acc[static_cast<std::size_t>(k)] == Approx(dw_ref[static_cast<std::size_t>(k)]).epsilon(1e-12));
+        if (k == 1) continue;
+        for (std::int64_t i = 0; i < n; ++i) CHECK(dx_body[static_cast<std::size_t>(k)][i] == dx_ref[static_cast<std::size_t>(k)][i]);
+    }
+}
+
+TEST_CASE("warp_pixel's magnitude derivative matches central differences", "[body][da]") {
+    using namespace da;
+    const std::int64_t H = 9, W = 11;
+    Tensor<double> x(Shape{H, W});
+    Generator g(4);
+    uniform_(x, g, 0.0, 1.0);
+    const MagnitudeRanges r;
+    for (Op op : {Op::shear_x, Op::shear_y, Op::translate_x, Op::translate_y, Op::rotate})
+        for (int sign : {1, -1}) {
+            const double m = 0.37, h = 1e-6;
+            for (std::int64_t i = 0; i < H; i += 2)
+                for (std::int64_t j = 0; j < W; j += 3) {
+                    double dm = 0;
+                    kernels::warp_pixel(x.data(), H, W, kernels::affine_of(op, m, sign, H, W, r), i, j, 0.2, &dm);
+                    const double up = kernels::warp_pixel(x.data(), H, W, kernels::affine_of(op, m + h, sign, H, W, r), i, j, 0.2, nullptr);
+                    const double dn = kernels::warp_pixel(x.data(), H, W, kernels::affine_of(op, m - h, sign, H, W, r), i, j, 0.2, nullptr);
+                    INFO(op_name(op) << " sign " << sign << " pixel " << i << "," << j);
+                    CHECK(dm == Approx((up - dn) / (2 * h)).margin(1e-6));
+                }
+        }
+}
