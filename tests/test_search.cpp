@@ -220,6 +220,7 @@ TEST_CASE("report charts: line chart and heat map SVG", "[search]") {
     CHECK(chart.find(">0.05<") != std::string::npos);  // log ticks at 1, 2, 5 x 10^k
     CHECK(chart.find(">0.02<") != std::string::npos);
     CHECK(chart.find(">0.03162<") == std::string::npos);
+    CHECK(chart.find(">1.5<") == std::string::npos);  // epochs get whole-number ticks
     CHECK(search::svg_line_chart("empty", "x", {}).find("no data") != std::string::npos);
     const std::string heat = search::svg_heatmap("h", {"a<b", "c"}, {"1", "2"}, {{0.0, 1.0}, {0.5, 0.25}});
     CHECK(heat.find("a&lt;b") != std::string::npos);

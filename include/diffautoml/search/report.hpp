@@ -85,7 +85,11 @@ inline std::string svg_line_chart(const std::string& title, const std::string& x
     auto py_raw = [&](double v) { return top + ph - (v - y0) / (y1 - y0) * ph; };
     svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>\n", left, top,
                        pw, ph);
-    const double xs = tick_step(x1 - x0), ys = tick_step(y1 - y0);
+    // Whole-number x (epochs) gets whole-number ticks.
+    bool whole_x = true;
+    for (const auto& s : series)
+        for (auto [x, y] : s.points) whole_x = whole_x && x == std::floor(x);
+    const double xs = whole_x ? std::max(1.0, tick_step(x1 - x0)) : tick_step(x1 - x0), ys = tick_step(y1 - y0);
     for (double v = std::ceil(x0 / xs) * xs; v <= x1 + 1e-9; v += xs)
         svg += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#eee\"/><text x=\"{0:.1f}\" "
                            "y=\"{3}\" text-anchor=\"middle\">{4:g}</text>\n",
@@ -232,8 +236,9 @@ inline std::string html_report(const std::vector<nlohmann::json>& log, const nlo
     h += "<figure>" + svg_line_chart("Loss", "epoch", loss) + "</figure>\n";
     if (!hyper.empty())
         h += "<figure>" + svg_line_chart("Hyperparameters (log scale)", "epoch", hyper, true) +
-             "<figcaption>The learned values at the end of each epoch; the learning rate the weights use is lr times "
-             "the warm-up and cosine factor.</figcaption></figure>\n";
+             "<figcaption>Values at the end of each epoch. With a learned learning rate (hypergradient policies) the "
+             "rate the weights use is lr times the warm-up and cosine factor; a fixed schedule shows the rate "
+             "itself.</figcaption></figure>\n";
 
     // Architecture probabilities: one row per (decision, choice), one column per epoch.
     if (!log.empty() && log.back().contains("architecture_probabilities")) {
