@@ -17,6 +17,7 @@ namespace diffautoml::sampling {
 using body::clamp_uniform;
 using body::gumbel_from_uniform;
 using body::kUniformClamp;
+
 /// Logistic(0, 1) from a uniform: log(u) - log(1 - u).
 DAM_HOST_DEVICE inline double logistic_from_uniform(double u) {
     u = clamp_uniform(u);

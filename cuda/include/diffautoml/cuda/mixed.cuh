@@ -9,7 +9,7 @@
 
 namespace diffautoml::backend_cuda {
 
-inline constexpr int kMaxCandidates = 16;  ///< candidates of one mixed op handled by the kernels
+inline constexpr int kMaxCandidates = kMaxReduceValues;  ///< candidates of one mixed op handled by the kernels
 
 template <class T>
 struct CandidatePointers {
@@ -65,7 +65,7 @@ void weighted_sum_backward(cuda, const T* const* xs, const T* w, const T* g, std
         p.x[k] = xs[k];
         p.dx[k] = dxs[k];
     }
-    ReduceScratch s(static_cast<int>(K));
+    ReduceScratch& s = reduce_scratch();
     weighted_sum_backward_kernel<<<kReduceBlocks, kReduceThreads>>>(p, w, g, K, n, dw, s.partial.data(), s.counter.data());
     DAM_CUDA_CHECK_LAUNCH();
 }

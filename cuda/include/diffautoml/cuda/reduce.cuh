@@ -54,14 +54,24 @@ __device__ inline void grid_finish(const double (&acc)[MaxK], int K, double* par
     if (threadIdx.x == 0) *counter = 0;
 }
 
-/// Scratch of a grid reduction of up to MaxK values: partial sums and the arrival counter.
+inline constexpr int kMaxReduceValues = 16;  ///< values one grid reduction can sum at once
+
+/// Scratch of a grid reduction of up to kMaxReduceValues values: partial sums and the arrival
+/// counter (zeroed once; the last block of every reduction leaves it at 0 again).
 struct ReduceScratch {
     DeviceArray<double> partial;
     DeviceArray<unsigned> counter;
-    explicit ReduceScratch(int K) : partial(std::int64_t(kReduceBlocks) * K), counter(1) {
+    ReduceScratch() : partial(std::int64_t(kReduceBlocks) * kMaxReduceValues), counter(1) {
         DAM_CUDA_CHECK(cudaMemset(counter.data(), 0, sizeof(unsigned)));
     }
 };
+
+/// This host thread's reduction scratch, made on first use and reused by every reducing kernel it
+/// launches (they run in order on the default stream), so no launch allocates or clears memory.
+inline ReduceScratch& reduce_scratch() {
+    thread_local ReduceScratch s;
+    return s;
+}
 
 template <class T>
 __global__ void sum_kernel(const T* x, std::int64_t n, T* out, double* partial, unsigned* counter) {
@@ -76,7 +86,7 @@ __global__ void sum_kernel(const T* x, std::int64_t n, T* out, double* partial, 
 /// out[0] = sum of x[0..n), accumulated in double, deterministic.
 template <class T>
 void sum(cuda, const T* x, std::int64_t n, T* out) {
-    ReduceScratch s(1);
+    ReduceScratch& s = reduce_scratch();
     sum_kernel<<<kReduceBlocks, kReduceThreads>>>(x, n, out, s.partial.data(), s.counter.data());
     DAM_CUDA_CHECK_LAUNCH();
 }
