@@ -3,6 +3,7 @@
 // randomness, the policies' sampling statistics and update rules, galleries, PNG and errors.
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -376,6 +377,84 @@ TEST_CASE("PairPolicyDA: the entropy term is in the gradient; it and the ratio c
     }
     require_throws_with<value_error>([] { PairPolicyDA<float>(PairPolicyOptions{.entropy_weight = -1.0}); }, {"entropy_weight"});
     require_throws_with<value_error>([] { PairPolicyDA<float>(PairPolicyOptions{.max_ratio = 0.5}); }, {"max_ratio", ">= 1"});
+}
+
+TEST_CASE("PairPolicyDA: fading augments a cosine-falling share of the images; clean ones leave L_DA", "[da][statistics]") {
+    PairPolicyOptions o;
+    o.ops = {Op::brightness};  // one pair; every augmented image differs from its input
+    o.max_magnitude = 1.0;
+    o.pixels = {0.0, 1.0};
+    o.fade_start = 0.6;
+    PairPolicyDA<double> p(o);
+    // The schedule: 1 up to 60% of the steps, a half cosine to 0 at the end.
+    CHECK(p.apply_probability(0, 1000) == 1.0);
+    CHECK(p.apply_probability(600, 1000) == 1.0);
+    CHECK(p.apply_probability(800, 1000) == Approx(0.5).margin(1e-12));
+    CHECK(p.apply_probability(700, 1000) == Approx((1 + std::cos(std::numbers::pi / 4)) / 2).margin(1e-12));
+    CHECK(p.apply_probability(1000, 1000) == Approx(0.0).margin(1e-12));
+    for (std::int64_t s = 600; s < 1000; s += 10) CHECK(p.apply_probability(s + 10, 1000) < p.apply_probability(s, 1000));
+    CHECK(PairPolicyDA<double>(PairPolicyOptions{}).apply_probability(999, 1000) == 1.0);  // the default never fades
+
+    const std::int64_t n = 4000;
+    Tensor<double> x(Shape{n, 1, 3, 3});
+    Generator init(5);
+    uniform_(x, init, 0.2, 0.8);
+    Generator gen(9);
+    DaContext ctx{&gen, 800, 1000};
+    const auto y = p.augment(x, ctx).value();
+    CHECK(p.last_apply_probability() == Approx(0.5).margin(1e-12));
+    std::int64_t applied = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        bool same = true;
+        for (std::int64_t k = 0; k < 9; ++k) same &= y[i * 9 + k] == x[i * 9 + k];
+        const bool a = p.last_applied()[static_cast<std::size_t>(i)];
+        applied += a ? 1 : 0;
+        CHECK(same == !a);  // clean images are the input, bit for bit; augmented ones are not
+    }
+    // Binomial(4000, 0.5): standard deviation 31.6; 5 of them is 158.
+    CHECK(std::abs(static_cast<double>(applied) - 2000.0) < 158);
+
+    // L_DA is the mean over the augmented images only.
+    PairPolicyOptions o3;
+    o3.ops = {Op::identity, Op::rotate, Op::brightness};
+    o3.fade_start = 0.0;
+    PairPolicyDA<double> q(o3);
+    q.set_logits({0.3, -0.2, 0.1, 0.0, 0.5, -0.4, 0.2, 0.1, -0.1});
+    const Tensor<double> xs = random_pixels(Shape{64, 1, 6, 6}, 8);
+    Generator g3(3);
+    DaContext c3{&g3, 50, 100};  // p = 0.5
+    q.augment(xs, c3);
+    Tensor<double> losses(Shape{64});
+    for (std::int64_t i = 0; i < 64; ++i) losses[i] = 0.5 + 0.1 * static_cast<double>(i % 7);
+    const auto& on = q.last_applied();
+    const auto m = std::count(on.begin(), on.end(), true);
+    REQUIRE(m > 0);
+    REQUIRE(m < 64);
+    auto l_da = [&](const std::vector<double>& logits) {
+        const auto P = sampling::softmax_row(logits);
+        double s = 0;
+        for (std::int64_t i = 0; i < 64; ++i)
+            if (on[static_cast<std::size_t>(i)]) s -= losses[i] * P[static_cast<std::size_t>(q.last_pairs()[static_cast<std::size_t>(i)])];
+        return s / static_cast<double>(m);
+    };
+    const auto g = q.gradient(losses);
+    for (std::size_t j = 0; j < g.size(); ++j) {
+        auto lp = q.logits(), lm = q.logits();
+        lp[j] += 1e-6;
+        lm[j] -= 1e-6;
+        CHECK(g[j] == Approx((l_da(lp) - l_da(lm)) / 2e-6).margin(1e-9));
+    }
+    // Before the fade starts, the draws are those of the policy without fading.
+    PairPolicyOptions plain = o3;
+    plain.fade_start = 1.0;
+    PairPolicyOptions late = o3;
+    late.fade_start = 0.5;
+    PairPolicyDA<double> a(plain), b(late);
+    Generator ga(4), gb(4);
+    DaContext ca{&ga, 10, 100}, cb{&gb, 10, 100};
+    const auto ya = a.augment(xs, ca).value(), yb = b.augment(xs, cb).value();
+    for (std::int64_t k = 0; k < ya.numel(); ++k) REQUIRE(ya[k] == yb[k]);
+    require_throws_with<value_error>([] { PairPolicyDA<float>(PairPolicyOptions{.fade_start = 1.5}); }, {"fade_start", "[0, 1]"});
 }
 
 TEST_CASE("DADA: parameter gradients match finite differences of the augmented batch", "[da][gradcheck]") {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <numbers>
 #include <numeric>
 #include <string>
 #include <string_view>
@@ -103,6 +104,12 @@ struct PairPolicyOptions {
     /// that no pair is more than max_ratio times as likely as another: the adversarial update is
     /// rich-get-richer and otherwise can put nearly all images on one pair (0: no clamp).
     double max_ratio = 0.0;
+    /// Fading out (1: never, the policy as ALGORITHMS.md states it). From this fraction f of the
+    /// planned steps on, each image is augmented only with probability
+    ///     p(t) = (1 + cos(pi (t/T - f) / (1 - f))) / 2,
+    /// which falls from 1 to 0 at the last step, so that the last epochs train on the clean images
+    /// the network is tested on. Images left clean take no part in L_DA.
+    double fade_start = 1.0;
     AugmentOptions augment{};
     PixelSpace pixels{};
 };
@@ -129,6 +136,9 @@ public:
                   "PairPolicyDA: entropy_weight must be finite and >= 0, got {}", opt_.entropy_weight);
         DAM_CHECK(opt_.max_ratio == 0 || (std::isfinite(opt_.max_ratio) && opt_.max_ratio >= 1), value_error,
                   "PairPolicyDA: max_ratio must be 0 (no clamp) or a finite ratio >= 1, got {}", opt_.max_ratio);
+        DAM_CHECK(opt_.fade_start >= 0 && opt_.fade_start <= 1, value_error,
+                  "PairPolicyDA: fade_start must be a fraction of the steps in [0, 1] (1: no fading), got {}",
+                  opt_.fade_start);
         detail::check_options(opt_.augment, "PairPolicyDA");
         logits_.assign(static_cast<std::size_t>(pair_count()), 0.0);
     }
@@ -150,6 +160,18 @@ public:
     }
     /// The pair index each image of the last augmented batch drew.
     const std::vector<std::int64_t>& last_pairs() const { return pairs_; }
+    /// Whether each image of the last batch was augmented (all of them unless fading).
+    const std::vector<bool>& last_applied() const { return applied_; }
+    /// The probability of augmenting an image at this step of that many (see fade_start).
+    double apply_probability(std::int64_t step, std::int64_t total_steps) const {
+        const double f = opt_.fade_start;
+        if (f >= 1 || total_steps <= 0) return 1.0;
+        const double t = std::clamp(static_cast<double>(step) / static_cast<double>(total_steps), 0.0, 1.0);
+        if (t <= f) return 1.0;
+        return 0.5 * (1 + std::cos(std::numbers::pi * (t - f) / (1 - f)));
+    }
+    /// The apply probability of the last augmented batch.
+    double last_apply_probability() const { return last_p_; }
     const PairPolicyOptions& options() const { return opt_; }
     bool searching() const { return opt_.lr > 0; }
     void save_state(ByteWriter& w) const { put_doubles(w, logits_); }
@@ -164,6 +186,8 @@ public:
         std::vector<double> logp = sampling::softmax_row(logits_);
         for (auto& p : logp) p = std::log(std::max(p, 1e-300));
         pairs_.assign(static_cast<std::size_t>(N), 0);
+        last_p_ = apply_probability(ctx.step, ctx.total_steps);
+        applied_.assign(static_cast<std::size_t>(N), true);
         std::vector<OpDraw> draws(static_cast<std::size_t>(2 * N));
         std::vector<double> m(static_cast<std::size_t>(2 * N));
         for (std::int64_t i = 0; i < N; ++i) {
@@ -180,7 +204,12 @@ public:
                 }
             }
             pairs_[static_cast<std::size_t>(i)] = best;
-            const auto [o1, o2] = pair(best);
+            // The apply decision reads indices 2N.. of the magnitude stream, so that without fading
+            // every draw is what it was before fading existed.
+            const bool apply =
+                last_p_ >= 1 || mags.uniform_double(static_cast<std::uint64_t>(2 * N + i)) < last_p_;
+            applied_[static_cast<std::size_t>(i)] = apply;
+            const auto [o1, o2] = apply ? pair(best) : std::pair<Op, Op>{Op::identity, Op::identity};
             for (int s = 0; s < 2; ++s) {
                 const auto k = static_cast<std::size_t>(2 * i + s);
                 draws[k] = random_draw(s == 0 ? o1 : o2, draws_s, k);
@@ -192,8 +221,8 @@ public:
         return Var<T>(y, false);
     }
 
-    /// dL_DA/dpi_j = mean_i(-l_i P[k_i] (delta(k_i, j) - P_j)) + beta P_j (log P_j + H(P)),
-    /// then pi -= lr * dL_DA/dpi and, with max_ratio, the clamp.
+    /// dL_DA/dpi_j = mean_i(-l_i P[k_i] (delta(k_i, j) - P_j)) + beta P_j (log P_j + H(P)), the
+    /// mean over the augmented images, then pi -= lr * dL_DA/dpi and, with max_ratio, the clamp.
     void update(const Tensor<T>& losses, DaContext&) {
         const auto N = static_cast<std::int64_t>(pairs_.size());
         detail::check_losses(losses, N, "PairPolicyDA::update");
@@ -215,9 +244,11 @@ public:
         detail::check_losses(losses, N, "PairPolicyDA::gradient");
         const std::vector<double> P = probabilities();
         std::vector<double> g(P.size(), 0.0);
+        const auto augmented = static_cast<std::int64_t>(std::count(applied_.begin(), applied_.end(), true));
         for (std::int64_t i = 0; i < N; ++i) {
+            if (!applied_[static_cast<std::size_t>(i)]) continue;
             const auto k = static_cast<std::size_t>(pairs_[static_cast<std::size_t>(i)]);
-            const double c = -static_cast<double>(losses[i]) * P[k] / static_cast<double>(N);
+            const double c = -static_cast<double>(losses[i]) * P[k] / static_cast<double>(augmented);
             for (std::size_t j = 0; j < P.size(); ++j) g[j] -= c * P[j];
             g[k] += c;
         }
@@ -237,7 +268,7 @@ public:
         for (std::size_t k : detail::top_indices(P, top)) {
             const auto [o1, o2] = pair(static_cast<std::int64_t>(k));
             const double mean_m = opt_.max_magnitude / 2;
-            out.push_back({{o1, o2}, P[k], {mean_m, mean_m}, {1.0, 1.0}});
+            out.push_back({{o1, o2}, P[k], {mean_m, mean_m}, {last_p_, last_p_}});
         }
         return out;
     }
@@ -246,6 +277,8 @@ private:
     PairPolicyOptions opt_;
     std::vector<double> logits_;
     std::vector<std::int64_t> pairs_;
+    std::vector<bool> applied_;
+    double last_p_ = 1.0;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -78,6 +78,11 @@ struct JointOptions {
     /// ALGORITHMS.md states it the update collapsed onto one pair within 9 epochs (docs/results.md).
     double da_max_ratio = 10.0;
     double da_entropy = 0.0;             ///< PairPolicyDA's entropy_weight (beta * KL(P || uniform))
+    /// PairPolicyDA's fade_start: from this share of the steps on, fewer and fewer images are
+    /// augmented, none at the last step (1: never). The guarded main run trained on augmented
+    /// images to the end and fitted them no better than the clean ones it is tested on
+    /// (docs/results.md).
+    double da_fade_start = 0.5;
     std::vector<da::Op> da_ops{};        ///< the ops of PairPolicyDA (empty: all 17; see da::grey_ops)
     double wd_max = 2e-3;                ///< upper bound of the learned weight decay (4x the initial 5e-4)
     std::int64_t hpo_every = 4;          ///< hypergradient step every k weight steps (each costs a validation forward + backward)
@@ -118,6 +123,7 @@ std::unique_ptr<P> default_da(const JointOptions& o) {
         po.lr = o.da_lr;
         po.max_ratio = o.da_max_ratio;
         po.entropy_weight = o.da_entropy;
+        po.fade_start = o.da_fade_start;
         if (!o.da_ops.empty()) po.ops = o.da_ops;
         po.pixels = o.pixels;
         po.augment = o.augment;
@@ -320,6 +326,7 @@ public:
                 {"da_lr", opt_.da_lr},
                 {"da_max_ratio", opt_.da_max_ratio},
                 {"da_entropy", opt_.da_entropy},
+                {"da_fade_start", opt_.da_fade_start},
                 {"da_ops", da_ops_names()},
                 {"wd_max", opt_.wd_max},
                 {"validation", opt_.validation},
