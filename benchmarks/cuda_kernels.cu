@@ -118,11 +118,84 @@ int main() {
     const std::vector<da::OpDraw> draws(static_cast<std::size_t>(N), da::OpDraw{da::Op::rotate});
     const std::vector<double> mags(static_cast<std::size_t>(N), 0.5);
     report("rotate forward (bilinear; incl. draw upload)", "128 x 28 x 28", 8.0 * N * H * W,
-           [&] { backend_cuda::warp_forward(cuda{}, imgs.data(), aug.data(), draws, mags, N, 1, H, W, da::AugmentOptions{}); });
+           [&] { backend_cuda::augment_forward(cuda{}, imgs.data(), aug.data(), draws, mags, N, 1, H, W, da::AugmentOptions{}); });
     report("rotate backward (dx, dm; incl. draw upload, dm download)", "128 x 28 x 28", 12.0 * N * H * W, [&] {
-        (void)backend_cuda::warp_backward(cuda{}, imgs.data(), aug.data(), gimg.data(), draws, mags, N, 1, H, W, da::AugmentOptions{});
+        (void)backend_cuda::augment_backward(cuda{}, imgs.data(), aug.data(), gimg.data(), draws, mags, N, 1, H, W,
+                                             da::AugmentOptions{});
     });
+    // The colour ops run one thread per image (the CPU's per-image code): a mixed batch of all 17.
+    std::vector<da::OpDraw> mixed_draws;
+    for (std::int64_t i = 0; i < N; ++i) mixed_draws.push_back({static_cast<da::Op>(i % da::kOpCount), 1, 0.3f, 0.6f});
+    report("all 17 ops forward (colour: one thread per image)", "128 x 28 x 28", 8.0 * N * H * W, [&] {
+        backend_cuda::augment_forward(cuda{}, imgs.data(), aug.data(), mixed_draws, mags, N, 1, H, W, da::AugmentOptions{});
+    });
+    report("all 17 ops backward", "128 x 28 x 28", 12.0 * N * H * W, [&] {
+        (void)backend_cuda::augment_backward(cuda{}, imgs.data(), aug.data(), gimg.data(), mixed_draws, mags, N, 1, H, W,
+                                             da::AugmentOptions{});
+    });
+    {
+        const std::int64_t bn_n = 128, bn_c = 96, bn_hw = 14 * 14;
+        const auto bx = random_device(Shape{bn_n, bn_c, bn_hw}, 25);
+        Tensor<float, cuda> by(Shape{bn_n, bn_c, bn_hw}), bm(Shape{bn_c}), bs(Shape{bn_c});
+        report("batch norm train forward + ReLU (cuDNN)", "128 x 96 x 14 x 14", 4.0 * bn_n * bn_c * bn_hw * 4, [&] {
+            backend_cuda::batchnorm2d_forward_train(cuda{}, bx.data(), static_cast<const float*>(nullptr),
+                                                    static_cast<const float*>(nullptr), by.data(), bm.data(), bs.data(),
+                                                    static_cast<float*>(nullptr), static_cast<float*>(nullptr), bn_n, bn_c,
+                                                    bn_hw, 0.1, 1e-5, true);
+        });
+    }
     std::printf("\nSmall launches (one training step's sizes) are bound by launch latency, not bandwidth; the large "
                 "sizes show the kernels' bandwidth.\n");
+
+    // cuDNN and cuBLAS at the supernet's shapes (batch 128), float without TF32: GFLOP/s against
+    // the card's FP32 peak on its CUDA cores (SMs x 128 lanes x 2 flops x clock; sm_90 has 128
+    // FP32 lanes per SM).
+    int sm_clock_khz = 0;
+    DAM_CUDA_CHECK(cudaDeviceGetAttribute(&sm_clock_khz, cudaDevAttrClockRate, 0));
+    const double fp32_peak = p.multiProcessorCount * 128.0 * 2.0 * sm_clock_khz * 1e3 / 1e9;
+    std::printf("\nFP32 peak (CUDA cores, no tensor cores): %.0f GFLOP/s (%d SMs at %d MHz)\n\n", fp32_peak,
+                p.multiProcessorCount, sm_clock_khz / 1000);
+    std::printf("| op | shape | time (us) | GFLOP/s | of FP32 peak |\n|---|---|---|---|---|\n");
+    auto report_flops = [&](const char* name, const char* shape, double flops, const std::function<void()>& launch) {
+        const double ms = median_ms(launch);
+        const double gf = flops / (ms * 1e-3) / 1e9;
+        std::printf("| %s | %s | %.1f | %.0f | %.1f%% |\n", name, shape, ms * 1e3, gf, 100 * gf / fp32_peak);
+    };
+    struct ConvCase {
+        const char* name;
+        std::int64_t C, H, K, kh;
+        Conv2dOptions o;
+    };
+    const ConvCase convs[] = {
+        {"3x3 stem 1->16 @28", 1, 28, 16, 3, {1, 1, 1, 1}},
+        {"1x1 48->48 @14", 48, 14, 48, 1, {1, 0, 1, 1}},
+        {"depthwise 5x5 48 @14", 48, 14, 48, 5, {1, 2, 1, 48}},
+        {"1x1 96->96 @7", 96, 7, 96, 1, {1, 0, 1, 1}},
+    };
+    for (const ConvCase& c : convs) {
+        const Shape xs{128, c.C, c.H, c.H}, ws{c.K, c.C / c.o.groups, c.kh, c.kh};
+        const ConvGeometry cg = ConvGeometry::make(xs, ws, c.o);
+        const auto cx = random_device(xs, 20), cw = random_device(ws, 21), cdy = random_device(cg.out_shape(), 22);
+        Tensor<float, cuda> cy(cg.out_shape()), cdx(xs), cdw(ws);
+        const double flops = 2.0 * cg.batch * cg.out_c * (cg.in_c / cg.groups) * cg.kh * cg.kw * cg.out_h * cg.out_w;
+        char name[128];
+        std::snprintf(name, sizeof name, "conv forward (cuDNN) %s", c.name);
+        report_flops(name, "batch 128", flops, [&] {
+            backend_cuda::conv2d_forward(cuda{}, cx.data(), cw.data(), static_cast<const float*>(nullptr), cy.data(), cg);
+        });
+        std::snprintf(name, sizeof name, "conv backward data + filter (cuDNN) %s", c.name);
+        report_flops(name, "batch 128", 2 * flops, [&] {
+            backend_cuda::conv2d_backward_data(cuda{}, cdy.data(), cw.data(), cdx.data(), cg);
+            backend_cuda::conv2d_backward_weight(cuda{}, cx.data(), cdy.data(), cdw.data(), static_cast<float*>(nullptr), cg);
+        });
+    }
+    for (std::int64_t d : {std::int64_t(256), std::int64_t(4096)}) {
+        const auto A = random_device(Shape{d, d}, 23), B = random_device(Shape{d, d}, 24);
+        Tensor<float, cuda> C(Shape{d, d});
+        char shape[64];
+        std::snprintf(shape, sizeof shape, "%lld^3", static_cast<long long>(d));
+        report_flops("gemm (cuBLAS, no TF32)", shape, 2.0 * d * d * d,
+                     [&] { backend_cuda::gemm(cuda{}, false, false, d, d, d, A.data(), B.data(), C.data(), false); });
+    }
     return 0;
 }

@@ -3,6 +3,7 @@
 // arithmetic is tested even where no GPU is present. (The softmax-cross-entropy and geometric
 // augmentation bodies are also what the CPU kernels themselves call, so the gradient checks of
 // test_ops.cpp and test_da.cpp cover them.)
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -92,4 +93,40 @@ TEST_CASE("warp_pixel's magnitude derivative matches central differences", "[bod
                     CHECK(dm == Approx((up - dn) / (2 * h)).margin(1e-6));
                 }
         }
+}
+
+TEST_CASE("the per-image augmentation helpers the GPU runs keep the CPU's definitions", "[body][da]") {
+    using namespace diffautoml::da;
+    using namespace diffautoml::da::kernels;
+    // The switch-based op properties (usable on the device) agree with the op table.
+    for (Op op : all_ops()) {
+        INFO(op_name(op));
+        CHECK(op_has_magnitude(op) == info(op).has_magnitude);
+        CHECK(op_magnitude_differentiable(op) == info(op).magnitude_differentiable);
+    }
+    // minmax_index: the first minimum and the last maximum, as std::minmax_element.
+    const std::vector<std::vector<float>> rows{{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 9}, {2, 2, 2}, {7}, {0, -1, 8, 8, -1}};
+    for (const auto& r : rows) {
+        std::int64_t lo = -1, hi = -1;
+        minmax_index(r.data(), static_cast<std::int64_t>(r.size()), lo, hi);
+        const auto [a, b] = std::minmax_element(r.begin(), r.end());
+        CHECK(lo == a - r.begin());
+        CHECK(hi == b - r.begin());
+    }
+    // Posterize bits and the Cutout hole: the rounding of std::lround, without it.
+    const MagnitudeRanges ranges{};
+    for (int k = 0; k <= 1000; ++k) {
+        const double m = k / 1000.0;
+        INFO("m = " << m);
+        CHECK(posterize_bits(m, ranges) == std::clamp(8 - static_cast<int>(std::lround(m * ranges.posterize_bits)), 1, 8));
+        const OpDraw d{Op::cutout, 1, 0.93f, 0.07f};
+        const Hole h = cutout_hole(m, d, 28, 28, ranges);
+        const auto side = static_cast<std::int64_t>(std::lround(m * ranges.cutout * 28.0));
+        const std::int64_t cy = std::min<std::int64_t>(27, static_cast<std::int64_t>(0.07f * 28.0)),
+                           cx = std::min<std::int64_t>(27, static_cast<std::int64_t>(0.93f * 28.0));
+        CHECK(h.y0 == std::max<std::int64_t>(0, cy - side / 2));
+        CHECK(h.y1 == std::min<std::int64_t>(28, cy - side / 2 + side));
+        CHECK(h.x0 == std::max<std::int64_t>(0, cx - side / 2));
+        CHECK(h.x1 == std::min<std::int64_t>(28, cx - side / 2 + side));
+    }
 }

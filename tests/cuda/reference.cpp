@@ -1,6 +1,9 @@
 // CPU references for the GPU tests (see reference.hpp), through the library's CPU kernels.
 #include "reference.hpp"
 
+#include <memory>
+#include <string>
+
 #include <diffautoml/diffautoml.hpp>
 
 namespace dam_ref {
@@ -75,6 +78,91 @@ void warp(const float* x, const float* gy, std::int64_t N, std::int64_t C, std::
         gm[k] = da::kernels::backward(draws[k], m[k], x + i * P, gy + i * P, gx + i * P, C, H, W, o,
                                       da::MagnitudeGradient::exact, scratch);
     }
+}
+
+void conv2d(const float* x, const float* w, const float* bias, const float* dy, const ConvGeometry& g, float* y, float* dx,
+            float* dw, float* db) {
+    backend_cpu::conv2d_forward(cpu{}, x, w, bias, y, g);
+    backend_cpu::conv2d_backward_data(cpu{}, dy, w, dx, g);
+    backend_cpu::conv2d_backward_weight(cpu{}, x, dy, dw, db, g);
+}
+
+void batchnorm(const float* x, const float* gamma, const float* beta, const float* dy, float* running_mean,
+               float* running_var, std::int64_t N, std::int64_t C, std::int64_t HW, bool training, bool relu,
+               double momentum, double eps, float* y, float* mean, float* invstd, float* dx, float* dgamma,
+               float* dbeta) {
+    if (training) {
+        backend_cpu::batchnorm2d_forward_train(cpu{}, x, gamma, beta, y, mean, invstd, running_mean, running_var, N, C, HW,
+                                               momentum, eps, relu);
+    } else {
+        backend_cpu::batchnorm2d_forward_eval(cpu{}, x, gamma, beta, y, mean, invstd, running_mean, running_var, N, C, HW,
+                                              eps, relu);
+    }
+    backend_cpu::batchnorm2d_backward(cpu{}, x, relu ? y : nullptr, dy, gamma, mean, invstd, dx, dgamma, dbeta, N, C, HW,
+                                      training);
+}
+
+void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, const float* B,
+          float* C, bool accumulate) {
+    backend_cpu::gemm(cpu{}, trans_a, trans_b, M, N, K, A, B, C, accumulate);
+}
+
+void binary_mul(const BroadcastPlan& p, const float* a, const float* b, const float* g, float* out, float* ga, float* gb) {
+    backend_cpu::binary_forward(cpu{}, fn::Mul{}, p, a, b, out);
+    backend_cpu::binary_backward_full(cpu{}, fn::Mul{}, p, a, b, g, ga, gb);
+}
+void sum_to(const BroadcastPlan& p, const float* full, float* target, std::int64_t target_numel) {
+    backend_cpu::sum_to(cpu{}, p, full, target, target_numel);
+}
+void sum_axis(const float* x, float* y, std::int64_t outer, std::int64_t n, std::int64_t inner) {
+    backend_cpu::sum_axis(cpu{}, x, y, outer, n, inner);
+}
+void expand_axis(const float* g, float* dx, std::int64_t outer, std::int64_t n, std::int64_t inner, float s) {
+    backend_cpu::expand_axis(cpu{}, g, dx, outer, n, inner, s);
+}
+void copy_axis_block(const float* src, float* dst, std::int64_t outer, std::int64_t n, std::int64_t inner, std::int64_t dst_n,
+                     std::int64_t offset, bool add) {
+    backend_cpu::copy_axis_block(cpu{}, src, dst, outer, n, inner, dst_n, offset, add);
+}
+void narrow_axis(const float* src, float* dst, std::int64_t outer, std::int64_t n, std::int64_t inner, std::int64_t src_n,
+                 std::int64_t offset) {
+    backend_cpu::narrow_axis(cpu{}, src, dst, outer, n, inner, src_n, offset);
+}
+void permute_channels(const float* x, float* y, const std::int64_t* perm, std::int64_t N, std::int64_t C, std::int64_t inner,
+                      bool inverse) {
+    backend_cpu::permute_channels(cpu{}, x, y, perm, N, C, inner, inverse);
+}
+void softmax(const float* x, const float* g, float* y, float* dx, std::int64_t outer, std::int64_t n, std::int64_t inner,
+             bool log) {
+    backend_cpu::softmax_forward(cpu{}, x, y, outer, n, inner, log);
+    backend_cpu::softmax_backward(cpu{}, y, g, dx, outer, n, inner, log);
+}
+void max_pool(const float* x, const float* dy, float* y, std::int32_t* argmax, float* dx, const PoolGeometry& g) {
+    backend_cpu::max_pool2d_forward(cpu{}, x, y, argmax, g);
+    backend_cpu::max_pool2d_backward(cpu{}, dy, argmax, dx, g);
+}
+void avg_pool(const float* x, const float* dy, float* y, float* dx, const PoolGeometry& g) {
+    backend_cpu::avg_pool2d_forward(cpu{}, x, y, g);
+    backend_cpu::avg_pool2d_backward(cpu{}, dy, dx, g);
+}
+
+std::vector<float> optimize(const std::string& which, std::vector<float> w, const std::vector<std::vector<float>>& gs) {
+    const auto n = static_cast<std::int64_t>(w.size());
+    Tensor<float> wt(Shape{n});
+    std::copy(w.begin(), w.end(), wt.data());
+    auto p = parameter(wt);
+    std::vector<optim::ParamGroup<float, cpu>> groups{{{p}, 0.05, 1e-3, "all"}};
+    std::unique_ptr<optim::Optimizer<float, cpu>> opt;
+    if (which == "sgd") opt = std::make_unique<optim::SGD<float>>(groups, optim::SGDOptions{0.9, true, 0.0});
+    else opt = std::make_unique<optim::Adam<float>>(groups, optim::AdamOptions{});
+    for (const auto& g : gs) {
+        Tensor<float> gt(Shape{n});
+        std::copy(g.begin(), g.end(), gt.data());
+        p.zero_grad();
+        p.node()->accumulate_owned(std::move(gt));
+        opt->step();
+    }
+    return {p.value().data(), p.value().data() + n};
 }
 
 }  // namespace dam_ref

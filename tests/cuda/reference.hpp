@@ -7,6 +7,8 @@
 #include <vector>
 
 #include <diffautoml/da/kernels.hpp>
+#include <diffautoml/ops/broadcast.hpp>
+#include <diffautoml/ops/conv_params.hpp>
 
 namespace dam_ref {
 
@@ -33,5 +35,41 @@ void unary(const std::string& op, const float* x, const float* g, std::int64_t n
 void warp(const float* x, const float* gy, std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
           const std::vector<diffautoml::da::OpDraw>& draws, const std::vector<double>& m,
           const diffautoml::da::AugmentOptions& o, float* y, float* gx, std::vector<double>& gm);
+
+/// backend_cpu::conv2d_forward / backward_data / backward_weight (bias and db may be null).
+void conv2d(const float* x, const float* w, const float* bias, const float* dy, const diffautoml::ConvGeometry& g, float* y,
+            float* dx, float* dw, float* db);
+
+/// backend_cpu::batchnorm2d_* over (N, C, HW): training or evaluation forward (running statistics
+/// updated in place in training), then the backward for dy; null gamma/beta as in the library.
+void batchnorm(const float* x, const float* gamma, const float* beta, const float* dy, float* running_mean,
+               float* running_var, std::int64_t N, std::int64_t C, std::int64_t HW, bool training, bool relu,
+               double momentum, double eps, float* y, float* mean, float* invstd, float* dx, float* dgamma,
+               float* dbeta);
+
+/// backend_cpu::gemm (row-major, C (+)= op(A) op(B)).
+void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, const float* B,
+          float* C, bool accumulate);
+
+/// The CPU kernels of the remaining front doors (the backend_cpu functions of the same names).
+void binary_mul(const diffautoml::BroadcastPlan& p, const float* a, const float* b, const float* g, float* out, float* ga,
+                float* gb);
+void sum_to(const diffautoml::BroadcastPlan& p, const float* full, float* target, std::int64_t target_numel);
+void sum_axis(const float* x, float* y, std::int64_t outer, std::int64_t n, std::int64_t inner);
+void expand_axis(const float* g, float* dx, std::int64_t outer, std::int64_t n, std::int64_t inner, float s);
+void copy_axis_block(const float* src, float* dst, std::int64_t outer, std::int64_t n, std::int64_t inner, std::int64_t dst_n,
+                     std::int64_t offset, bool add);
+void narrow_axis(const float* src, float* dst, std::int64_t outer, std::int64_t n, std::int64_t inner, std::int64_t src_n,
+                 std::int64_t offset);
+void permute_channels(const float* x, float* y, const std::int64_t* perm, std::int64_t N, std::int64_t C, std::int64_t inner,
+                      bool inverse);
+void softmax(const float* x, const float* g, float* y, float* dx, std::int64_t outer, std::int64_t n, std::int64_t inner,
+             bool log);
+void max_pool(const float* x, const float* dy, float* y, std::int32_t* argmax, float* dx, const diffautoml::PoolGeometry& g);
+void avg_pool(const float* x, const float* dy, float* y, float* dx, const diffautoml::PoolGeometry& g);
+
+/// n steps of optim::SGD (momentum 0.9, Nesterov) or optim::Adam on w with the gradients gs[k]
+/// (one vector per step), through the library's optimizers; returns w.
+std::vector<float> optimize(const std::string& which, std::vector<float> w, const std::vector<std::vector<float>>& gs);
 
 }  // namespace dam_ref

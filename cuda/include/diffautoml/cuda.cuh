@@ -1,14 +1,22 @@
 #pragma once
-// The CUDA backend's kernels (compile with nvcc): device memory and copies, deterministic
+// The CUDA backend (compile with nvcc): device memory, copies and streams, deterministic
 // reductions, the mixed-op weighted sum, Gumbel-softmax sampling, the fused softmax-cross-entropy,
-// elementwise maps and the geometric augmentation ops. Each kernel's arithmetic is a
+// elementwise maps and the geometric augmentation ops (hand-written kernels), and convolution,
+// batch norm (cuDNN) and matrix products (cuBLAS). Each kernel's arithmetic is a
 // __host__ __device__ body that the CPU tests run, and tests/cuda compares each kernel with the
 // CPU reference on a GPU.
+#include "cuda/augment.cuh"
+#include "cuda/conv.cuh"
 #include "cuda/cross_entropy.cuh"
 #include "cuda/elementwise.cuh"
 #include "cuda/error.cuh"
+#include "cuda/gemm.cuh"
 #include "cuda/gumbel.cuh"
+#include "cuda/handles.cuh"
+#include "cuda/layout.cuh"
 #include "cuda/memory.cuh"
 #include "cuda/mixed.cuh"
+#include "cuda/norm.cuh"
+#include "cuda/optim.cuh"
 #include "cuda/reduce.cuh"
-#include "cuda/warp.cuh"
+#include "cuda/stream.cuh"

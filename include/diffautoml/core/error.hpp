@@ -42,6 +42,16 @@ class cuda_error : public error {
 public:
     using error::error;
 };
+/// A cuDNN call failed; the message names the call and the cudnnStatus_t.
+class cudnn_error : public cuda_error {
+public:
+    using cuda_error::cuda_error;
+};
+/// A cuBLAS call failed; the message names the call and the cublasStatus_t.
+class cublas_error : public cuda_error {
+public:
+    using cuda_error::cuda_error;
+};
 
 }  // namespace diffautoml
 

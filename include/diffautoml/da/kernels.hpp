@@ -11,7 +11,8 @@
 //    y = stopgrad(T(x, m) - m) + m); Posterize and Equalize pass the image gradient straight
 //    through too (dy/dx = 1), Cutout zeroes it inside the hole.
 // Pixel arithmetic is per image and serial; the batch front door (augment.hpp) runs images in
-// parallel. The per-pixel helpers are host/device functions so that a CUDA kernel can share them.
+// parallel. forward() and backward() and their helpers are host/device functions: the CUDA
+// kernels (cuda/augment.cuh) run the same code, one thread per image for the colour ops.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -147,7 +148,7 @@ DAM_HOST_DEVICE inline int level8(double x) {
 }
 /// ITU-R 601 luma weights (PIL's "L" conversion); one channel is its own grey, other channel
 /// counts average.
-inline double grey_weight(std::int64_t c, std::int64_t C) {
+DAM_HOST_DEVICE inline double grey_weight(std::int64_t c, std::int64_t C) {
     if (C == 3) return c == 0 ? 0.299 : (c == 1 ? 0.587 : 0.114);
     return 1.0 / static_cast<double>(C);
 }
@@ -257,13 +258,29 @@ DAM_HOST_DEVICE inline bool is_geometric(Op op) {
     return op == Op::shear_x || op == Op::shear_y || op == Op::translate_x || op == Op::translate_y || op == Op::rotate;
 }
 
+/// Whether the op reads its magnitude, and whether it is differentiable in it (kOpInfo, as a
+/// switch so that device code can ask).
+DAM_HOST_DEVICE constexpr bool op_has_magnitude(Op op) {
+    switch (op) {
+        case Op::identity:
+        case Op::flip_lr:
+        case Op::auto_contrast:
+        case Op::invert:
+        case Op::equalize: return false;
+        default: return true;
+    }
+}
+DAM_HOST_DEVICE constexpr bool op_magnitude_differentiable(Op op) {
+    return op_has_magnitude(op) && op != Op::solarize && op != Op::posterize && op != Op::cutout;
+}
+
 /// The PIL enhance factor and its derivative in m.
-inline double enhance_factor(double m, int sign, const MagnitudeRanges& r) { return 1.0 + sign * r.enhance * m; }
+DAM_HOST_DEVICE inline double enhance_factor(double m, int sign, const MagnitudeRanges& r) { return 1.0 + sign * r.enhance * m; }
 
 /// The 3x3 smoothing of PIL's ImageFilter.SMOOTH ([[1,1,1],[1,5,1],[1,1,1]] / 13) on the interior;
 /// border pixels keep their value, as in PIL's Sharpness.
 template <class T>
-void smooth_plane(const T* x, double* b, std::int64_t H, std::int64_t W) {
+DAM_HOST_DEVICE void smooth_plane(const T* x, double* b, std::int64_t H, std::int64_t W) {
     for (std::int64_t i = 0; i < H; ++i)
         for (std::int64_t j = 0; j < W; ++j) {
             if (i == 0 || j == 0 || i == H - 1 || j == W - 1) {
@@ -277,48 +294,66 @@ void smooth_plane(const T* x, double* b, std::int64_t H, std::int64_t W) {
         }
 }
 
-/// PIL's ImageOps.equalize lookup table for one band from its 256-bin histogram.
-inline std::array<int, 256> equalize_lut(const std::array<std::int64_t, 256>& h) {
-    std::array<int, 256> lut{};
-    for (int i = 0; i < 256; ++i) lut[static_cast<std::size_t>(i)] = i;
+/// PIL's ImageOps.equalize lookup table for one band from its 256-bin histogram h.
+DAM_HOST_DEVICE inline void equalize_lut(const std::int64_t* h, int* lut) {
+    for (int i = 0; i < 256; ++i) lut[i] = i;
     std::int64_t total = 0, last = 0, nonzero = 0;
-    for (auto v : h)
-        if (v) {
-            total += v;
-            last = v;
+    for (int i = 0; i < 256; ++i)
+        if (h[i]) {
+            total += h[i];
+            last = h[i];
             ++nonzero;
         }
-    if (nonzero <= 1) return lut;
+    if (nonzero <= 1) return;
     const std::int64_t step = (total - last) / 255;
-    if (step == 0) return lut;
+    if (step == 0) return;
     std::int64_t n = step / 2;
     for (int i = 0; i < 256; ++i) {
-        lut[static_cast<std::size_t>(i)] = static_cast<int>(std::min<std::int64_t>(255, n / step));
-        n += h[static_cast<std::size_t>(i)];
+        lut[i] = static_cast<int>(n / step < 255 ? n / step : 255);
+        n += h[i];
     }
+}
+inline std::array<int, 256> equalize_lut(const std::array<std::int64_t, 256>& h) {
+    std::array<int, 256> lut{};
+    equalize_lut(h.data(), lut.data());
     return lut;
 }
 
-/// Bits kept by Posterize at magnitude m.
-inline int posterize_bits(double m, const MagnitudeRanges& r) {
-    return std::clamp(8 - static_cast<int>(std::lround(m * r.posterize_bits)), 1, 8);
+/// Bits kept by Posterize at magnitude m (8 - round(m range), rounding halves away from 0).
+DAM_HOST_DEVICE inline int posterize_bits(double m, const MagnitudeRanges& r) {
+    const double v = m * r.posterize_bits;
+    const int b = 8 - static_cast<int>(v < 0 ? -std::floor(-v + 0.5) : std::floor(v + 0.5));
+    return b < 1 ? 1 : (b > 8 ? 8 : b);
 }
 
 /// The Cutout hole [y0, y1) x [x0, x1), clipped to the image.
 struct Hole {
     std::int64_t y0, y1, x0, x1;
 };
-inline Hole cutout_hole(double m, const OpDraw& d, std::int64_t H, std::int64_t W, const MagnitudeRanges& r) {
-    const auto side = static_cast<std::int64_t>(std::lround(m * r.cutout * static_cast<double>(std::min(H, W))));
-    const auto cy = std::min(H - 1, static_cast<std::int64_t>(static_cast<double>(d.v) * static_cast<double>(H)));
-    const auto cx = std::min(W - 1, static_cast<std::int64_t>(static_cast<double>(d.u) * static_cast<double>(W)));
+DAM_HOST_DEVICE inline Hole cutout_hole(double m, const OpDraw& d, std::int64_t H, std::int64_t W, const MagnitudeRanges& r) {
+    const double sv = m * r.cutout * static_cast<double>(H < W ? H : W);  // >= 0: round half up
+    const auto side = static_cast<std::int64_t>(std::floor(sv + 0.5));
+    auto lesser = [](std::int64_t a, std::int64_t b) { return a < b ? a : b; };
+    auto greater = [](std::int64_t a, std::int64_t b) { return a > b ? a : b; };
+    const auto cy = lesser(H - 1, static_cast<std::int64_t>(static_cast<double>(d.v) * static_cast<double>(H)));
+    const auto cx = lesser(W - 1, static_cast<std::int64_t>(static_cast<double>(d.u) * static_cast<double>(W)));
     const std::int64_t y0 = cy - side / 2, x0 = cx - side / 2;
-    return {std::max<std::int64_t>(0, y0), std::min(H, y0 + side), std::max<std::int64_t>(0, x0), std::min(W, x0 + side)};
+    return {greater(0, y0), lesser(H, y0 + side), greater(0, x0), lesser(W, x0 + side)};
+}
+
+/// The indices of the first minimum and the last maximum of x[0..n) (std::minmax_element's).
+template <class T>
+DAM_HOST_DEVICE void minmax_index(const T* x, std::int64_t n, std::int64_t& lo, std::int64_t& hi) {
+    lo = hi = 0;
+    for (std::int64_t k = 1; k < n; ++k) {
+        if (x[k] < x[lo]) lo = k;
+        if (!(x[k] < x[hi])) hi = k;
+    }
 }
 
 /// The mean of the grey image over all pixels (Contrast's blend target).
 template <class T>
-double mean_grey(const T* x, std::int64_t C, std::int64_t P) {
+DAM_HOST_DEVICE double mean_grey(const T* x, std::int64_t C, std::int64_t P) {
     double mean = 0;
     for (std::int64_t c = 0; c < C; ++c) {
         double sc = 0;
@@ -328,25 +363,25 @@ double mean_grey(const T* x, std::int64_t C, std::int64_t P) {
     return mean / static_cast<double>(P);
 }
 
-/// Scratch memory of one worker (reused across images).
+/// Scratch memory of one worker (reused across images): forward() and backward() need 2 H W doubles.
 struct Scratch {
-    std::vector<double> a, b;
-    void ensure(std::int64_t n) {
-        if (static_cast<std::int64_t>(a.size()) < n) {
-            a.resize(static_cast<std::size_t>(n));
-            b.resize(static_cast<std::size_t>(n));
-        }
+    std::vector<double> a;
+    double* ensure(std::int64_t plane) {
+        if (static_cast<std::int64_t>(a.size()) < 2 * plane) a.resize(static_cast<std::size_t>(2 * plane));
+        return a.data();
     }
 };
 
-/// y = op(x; m) for one image of C planes H x W; x and y may not alias.
+/// y = op(x; m) for one image of C planes H x W; x and y may not alias. work: 2 H W doubles.
 template <class T>
-void forward(const OpDraw& d, double m, const T* x, T* y, std::int64_t C, std::int64_t H, std::int64_t W,
-             const AugmentOptions& o, Scratch& s) {
+DAM_HOST_DEVICE void forward(const OpDraw& d, double m, const T* x, T* y, std::int64_t C, std::int64_t H, std::int64_t W,
+                             const AugmentOptions& o, double* work) {
     const std::int64_t P = H * W, n = C * P;
     const MagnitudeRanges& r = o.ranges;
     switch (d.op) {
-        case Op::identity: std::copy(x, x + n, y); return;
+        case Op::identity:
+            for (std::int64_t k = 0; k < n; ++k) y[k] = x[k];
+            return;
         case Op::flip_lr:
             for (std::int64_t c = 0; c < C; ++c)
                 for (std::int64_t i = 0; i < H; ++i)
@@ -367,8 +402,9 @@ void forward(const OpDraw& d, double m, const T* x, T* y, std::int64_t C, std::i
         case Op::auto_contrast:
             for (std::int64_t c = 0; c < C; ++c) {
                 const T* xc = x + c * P;
-                const auto [lo, hi] = std::minmax_element(xc, xc + P);
-                const double l = static_cast<double>(*lo), range = static_cast<double>(*hi) - l;
+                std::int64_t lo = 0, hi = 0;
+                minmax_index(xc, P, lo, hi);
+                const double l = static_cast<double>(xc[lo]), range = static_cast<double>(xc[hi]) - l;
                 for (std::int64_t p = 0; p < P; ++p)
                     y[c * P + p] = range > 0 ? static_cast<T>((static_cast<double>(xc[p]) - l) / range) : xc[p];
             }
@@ -378,11 +414,11 @@ void forward(const OpDraw& d, double m, const T* x, T* y, std::int64_t C, std::i
             return;
         case Op::equalize:
             for (std::int64_t c = 0; c < C; ++c) {
-                std::array<std::int64_t, 256> h{};
-                for (std::int64_t p = 0; p < P; ++p) ++h[static_cast<std::size_t>(level8(static_cast<double>(x[c * P + p])))];
-                const auto lut = equalize_lut(h);
-                for (std::int64_t p = 0; p < P; ++p)
-                    y[c * P + p] = static_cast<T>(lut[static_cast<std::size_t>(level8(static_cast<double>(x[c * P + p])))] / 255.0);
+                std::int64_t h[256] = {};
+                int lut[256];
+                for (std::int64_t p = 0; p < P; ++p) ++h[level8(static_cast<double>(x[c * P + p]))];
+                equalize_lut(h, lut);
+                for (std::int64_t p = 0; p < P; ++p) y[c * P + p] = static_cast<T>(lut[level8(static_cast<double>(x[c * P + p]))] / 255.0);
             }
             return;
         case Op::solarize: {
@@ -422,18 +458,17 @@ void forward(const OpDraw& d, double m, const T* x, T* y, std::int64_t C, std::i
         }
         case Op::sharpness: {
             const double f = enhance_factor(m, d.sign, r);
-            s.ensure(P);
             for (std::int64_t c = 0; c < C; ++c) {
-                smooth_plane(x + c * P, s.a.data(), H, W);
+                smooth_plane(x + c * P, work, H, W);
                 for (std::int64_t p = 0; p < P; ++p) {
-                    const double b = s.a[static_cast<std::size_t>(p)];
+                    const double b = work[p];
                     y[c * P + p] = static_cast<T>(clip01(b + f * (static_cast<double>(x[c * P + p]) - b)));
                 }
             }
             return;
         }
         case Op::cutout: {
-            std::copy(x, x + n, y);
+            for (std::int64_t k = 0; k < n; ++k) y[k] = x[k];
             const Hole h = cutout_hole(m, d, H, W, r);
             for (std::int64_t c = 0; c < C; ++c)
                 for (std::int64_t i = h.y0; i < h.y1; ++i)
@@ -444,15 +479,16 @@ void forward(const OpDraw& d, double m, const T* x, T* y, std::int64_t C, std::i
 }
 
 /// Backward of forward(): adds dL/dx to gx (when not null) and returns dL/dm, given gy = dL/dy.
+/// work: 2 H W doubles.
 template <class T>
-double backward(const OpDraw& d, double m, const T* x, const T* gy, T* gx, std::int64_t C, std::int64_t H,
-                std::int64_t W, const AugmentOptions& o, MagnitudeGradient mode, Scratch& s) {
+DAM_HOST_DEVICE double backward(const OpDraw& d, double m, const T* x, const T* gy, T* gx, std::int64_t C, std::int64_t H,
+                                std::int64_t W, const AugmentOptions& o, MagnitudeGradient mode, double* work) {
     const std::int64_t P = H * W, n = C * P;
     const MagnitudeRanges& r = o.ranges;
     double sum_g = 0;
     for (std::int64_t k = 0; k < n; ++k) sum_g += static_cast<double>(gy[k]);
     const bool straight = mode == MagnitudeGradient::straight_through ||
-                          (info(d.op).has_magnitude && !info(d.op).magnitude_differentiable);
+                          (op_has_magnitude(d.op) && !op_magnitude_differentiable(d.op));
     double gm = 0;
     switch (d.op) {
         case Op::identity:
@@ -491,8 +527,9 @@ double backward(const OpDraw& d, double m, const T* x, const T* gy, T* gx, std::
                 for (std::int64_t c = 0; c < C; ++c) {
                     const T* xc = x + c * P;
                     const T* gc = gy + c * P;
-                    const auto [lo, hi] = std::minmax_element(xc, xc + P);
-                    const double l = static_cast<double>(*lo), h = static_cast<double>(*hi), range = h - l;
+                    std::int64_t lo = 0, hi = 0;
+                    minmax_index(xc, P, lo, hi);
+                    const double l = static_cast<double>(xc[lo]), h = static_cast<double>(xc[hi]), range = h - l;
                     if (!(range > 0)) {
                         for (std::int64_t p = 0; p < P; ++p) gx[c * P + p] += gc[p];
                         continue;
@@ -505,8 +542,8 @@ double backward(const OpDraw& d, double m, const T* x, const T* gy, T* gx, std::
                         glo += g * (v - h) / (range * range);
                         ghi -= g * (v - l) / (range * range);
                     }
-                    gx[c * P + (lo - xc)] += static_cast<T>(glo);
-                    gx[c * P + (hi - xc)] += static_cast<T>(ghi);
+                    gx[c * P + lo] += static_cast<T>(glo);
+                    gx[c * P + hi] += static_cast<T>(ghi);
                 }
             break;
         case Op::invert:
@@ -574,10 +611,9 @@ double backward(const OpDraw& d, double m, const T* x, const T* gy, T* gx, std::
         }
         case Op::sharpness: {
             const double f = enhance_factor(m, d.sign, r);
-            s.ensure(P);
             for (std::int64_t c = 0; c < C; ++c) {
-                double* b = s.a.data();
-                double* gin = s.b.data();  // dL/dy on unclipped outputs
+                double* b = work;
+                double* gin = work + P;  // dL/dy on unclipped outputs
                 smooth_plane(x + c * P, b, H, W);
                 for (std::int64_t p = 0; p < P; ++p) {
                     const double v = static_cast<double>(x[c * P + p]);
@@ -618,7 +654,20 @@ double backward(const OpDraw& d, double m, const T* x, const T* gy, T* gx, std::
             break;
     }
     if (straight) return sum_g;
-    return info(d.op).has_magnitude ? gm : 0.0;
+    return op_has_magnitude(d.op) ? gm : 0.0;
+}
+
+/// forward() with a worker's scratch.
+template <class T>
+void forward(const OpDraw& d, double m, const T* x, T* y, std::int64_t C, std::int64_t H, std::int64_t W,
+             const AugmentOptions& o, Scratch& s) {
+    forward(d, m, x, y, C, H, W, o, s.ensure(H * W));
+}
+/// backward() with a worker's scratch.
+template <class T>
+double backward(const OpDraw& d, double m, const T* x, const T* gy, T* gx, std::int64_t C, std::int64_t H, std::int64_t W,
+                const AugmentOptions& o, MagnitudeGradient mode, Scratch& s) {
+    return backward(d, m, x, gy, gx, C, H, W, o, mode, s.ensure(H * W));
 }
 
 }  // namespace kernels

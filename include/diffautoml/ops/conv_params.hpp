@@ -53,6 +53,11 @@ struct ConvGeometry {
     Shape out_shape() const { return {batch, out_c, out_h, out_w}; }
 };
 
+/// Every size a pooling kernel needs: planes = N * C, square k x k windows.
+struct PoolGeometry {
+    std::int64_t planes, in_h, in_w, out_h, out_w, k, stride, pad;
+};
+
 /// Settings of max/avg pooling.
 struct Pool2dOptions {
     std::int64_t kernel = 2;

@@ -8,7 +8,7 @@
 namespace diffautoml::ops {
 
 namespace detail {
-inline backend_cpu::PoolGeometry pool_geometry(const Shape& x, const Pool2dOptions& o, const char* op) {
+inline PoolGeometry pool_geometry(const Shape& x, const Pool2dOptions& o, const char* op) {
     DAM_CHECK(x.rank() == 4, shape_error, "{}: input must be (N, C, H, W), got {}", op, x);
     const std::int64_t s = o.stride ? o.stride : o.kernel;
     DAM_CHECK(o.kernel >= 1 && s >= 1 && o.padding >= 0 && 2 * o.padding <= o.kernel, value_error,
@@ -16,7 +16,7 @@ inline backend_cpu::PoolGeometry pool_geometry(const Shape& x, const Pool2dOptio
               o.padding);
     DAM_CHECK(x[2] + 2 * o.padding >= o.kernel && x[3] + 2 * o.padding >= o.kernel, shape_error,
               "{}: input {} is smaller than the {}x{} window (padding {})", op, x, o.kernel, o.kernel, o.padding);
-    backend_cpu::PoolGeometry g{x[0] * x[1], x[2], x[3], 0, 0, o.kernel, s, o.padding};
+    PoolGeometry g{x[0] * x[1], x[2], x[3], 0, 0, o.kernel, s, o.padding};
     g.out_h = (g.in_h + 2 * g.pad - g.k) / s + 1;
     g.out_w = (g.in_w + 2 * g.pad - g.k) / s + 1;
     DAM_CHECK(g.out_h >= 1 && g.out_w >= 1, shape_error, "{}: input {} is smaller than the {}x{} window", op, x,

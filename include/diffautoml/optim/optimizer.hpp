@@ -6,6 +6,7 @@
 
 #include "../autograd/variable.hpp"
 #include "../core/state.hpp"
+#include "../ops/cpu/optim.hpp"
 
 namespace diffautoml::optim {
 
@@ -62,10 +63,10 @@ struct SGDOptions {
 /// SGD with momentum, as PyTorch writes it (ALGORITHMS.md step 5):
 ///   d = g + lambda w;  buf = mu buf + (1 - dampening) d  (buf = d on the first step);
 ///   w -= eta * (nesterov ? d + mu buf : buf).
-template <class T>
-class SGD : public Optimizer<T, cpu> {
+template <class T, Device D = cpu>
+class SGD : public Optimizer<T, D> {
 public:
-    SGD(std::vector<ParamGroup<T, cpu>> groups, SGDOptions opt = {}) : Optimizer<T, cpu>(std::move(groups)), opt_(opt) {
+    SGD(std::vector<ParamGroup<T, D>> groups, SGDOptions opt = {}) : Optimizer<T, D>(std::move(groups)), opt_(opt) {
         DAM_CHECK(opt.momentum >= 0 && opt.momentum < 1, value_error, "SGD: momentum must be in [0, 1), got {}", opt.momentum);
         DAM_CHECK(!opt.nesterov || (opt.momentum > 0 && opt.dampening == 0), value_error,
                   "SGD: Nesterov momentum needs momentum > 0 and dampening 0");
@@ -75,45 +76,39 @@ public:
         NoGradGuard no_grad;
         for (std::size_t gi = 0; gi < this->groups_.size(); ++gi) {
             const auto& g = this->groups_[gi];
-            const T lr = static_cast<T>(g.lr), wd = static_cast<T>(g.weight_decay), mu = static_cast<T>(opt_.momentum);
-            const T damp = static_cast<T>(1 - opt_.dampening);
+            body::SgdStep<T> s{static_cast<T>(g.lr), static_cast<T>(g.weight_decay), static_cast<T>(opt_.momentum),
+                               static_cast<T>(1 - opt_.dampening), opt_.nesterov, false};
             for (std::size_t pi = 0; pi < g.params.size(); ++pi) {
                 const auto& p = g.params[pi];
                 if (!p.grad().defined()) continue;
-                T* w = p.value().data();
-                const T* grad = p.grad().data();
-                const std::int64_t n = p.numel();
-                Tensor<T, cpu>& buf = buffers_[gi][pi];
-                const bool first = !buf.defined();
-                if (mu > 0 && first) buf = Tensor<T, cpu>(p.shape());
-                T* b = buf.defined() ? buf.data() : nullptr;
-                for (std::int64_t i = 0; i < n; ++i) {
-                    T d = grad[i] + wd * w[i];
-                    if (b) {
-                        b[i] = first ? d : mu * b[i] + damp * d;
-                        d = opt_.nesterov ? d + mu * b[i] : b[i];
-                    }
-                    w[i] -= lr * d;
-                }
+                Tensor<T, D>& buf = buffers_[gi][pi];
+                s.first = !buf.defined();
+                if (s.mu > 0 && s.first) buf = Tensor<T, D>(p.shape());
+                sgd_step(D{}, p.value().data(), p.grad().data(), buf.defined() ? buf.data() : static_cast<T*>(nullptr),
+                         p.numel(), s);
             }
         }
     }
     /// The momentum buffer of parameter `pi` of group `gi` (undefined before the first step).
-    const Tensor<T, cpu>& momentum_buffer(std::size_t gi, std::size_t pi) const { return buffers_[gi][pi]; }
+    const Tensor<T, D>& momentum_buffer(std::size_t gi, std::size_t pi) const { return buffers_[gi][pi]; }
     const SGDOptions& options() const { return opt_; }
     /// Momentum buffers, for checkpoints.
-    void save_state(ByteWriter& w) const {
+    void save_state(ByteWriter& w) const
+        requires std::same_as<D, cpu>
+    {
         for (const auto& g : buffers_)
             for (const auto& b : g) put_tensor(w, b);
     }
-    void load_state(ByteReader& r) {
+    void load_state(ByteReader& r)
+        requires std::same_as<D, cpu>
+    {
         for (auto& g : buffers_)
             for (auto& b : g) get_tensor(r, b, "SGD state");
     }
 
 private:
     SGDOptions opt_;
-    std::vector<std::vector<Tensor<T, cpu>>> buffers_;
+    std::vector<std::vector<Tensor<T, D>>> buffers_;
 };
 
 struct AdamOptions {
@@ -122,10 +117,10 @@ struct AdamOptions {
 };
 
 /// Adam (Kingma & Ba 2015) with bias correction.
-template <class T>
-class Adam : public Optimizer<T, cpu> {
+template <class T, Device D = cpu>
+class Adam : public Optimizer<T, D> {
 public:
-    Adam(std::vector<ParamGroup<T, cpu>> groups, AdamOptions opt = {}) : Optimizer<T, cpu>(std::move(groups)), opt_(opt) {
+    Adam(std::vector<ParamGroup<T, D>> groups, AdamOptions opt = {}) : Optimizer<T, D>(std::move(groups)), opt_(opt) {
         DAM_CHECK(opt.beta1 >= 0 && opt.beta1 < 1 && opt.beta2 >= 0 && opt.beta2 < 1 && opt.eps > 0, value_error,
                   "Adam: betas ({}, {}) must be in [0, 1) and eps {} > 0", opt.beta1, opt.beta2, opt.eps);
         for (auto& g : this->groups_) state_.emplace_back(g.params.size());
@@ -135,38 +130,29 @@ public:
         ++t_;
         const double c1 = 1 - std::pow(opt_.beta1, static_cast<double>(t_));
         const double c2 = 1 - std::pow(opt_.beta2, static_cast<double>(t_));
-        const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2), eps = static_cast<T>(opt_.eps);
         for (std::size_t gi = 0; gi < this->groups_.size(); ++gi) {
             const auto& g = this->groups_[gi];
-            const T step = static_cast<T>(g.lr / c1), wd = static_cast<T>(g.weight_decay);
-            const T inv_sqrt_c2 = static_cast<T>(1.0 / std::sqrt(c2));
+            const body::AdamStep<T> s{static_cast<T>(g.lr),         static_cast<T>(g.lr / c1),
+                                      static_cast<T>(g.weight_decay), static_cast<T>(opt_.beta1),
+                                      static_cast<T>(opt_.beta2),     static_cast<T>(opt_.eps),
+                                      static_cast<T>(1.0 / std::sqrt(c2)), opt_.decoupled_weight_decay};
             for (std::size_t pi = 0; pi < g.params.size(); ++pi) {
                 const auto& p = g.params[pi];
                 if (!p.grad().defined()) continue;
                 auto& [m, v] = state_[gi][pi];
                 if (!m.defined()) {
-                    m = Tensor<T, cpu>::zeros(p.shape());
-                    v = Tensor<T, cpu>::zeros(p.shape());
+                    m = Tensor<T, D>::zeros(p.shape());
+                    v = Tensor<T, D>::zeros(p.shape());
                 }
-                T* w = p.value().data();
-                const T* grad = p.grad().data();
-                for (std::int64_t i = 0; i < p.numel(); ++i) {
-                    T gr = grad[i];
-                    if (opt_.decoupled_weight_decay) {
-                        w[i] -= static_cast<T>(g.lr) * wd * w[i];
-                    } else {
-                        gr += wd * w[i];
-                    }
-                    m[i] = b1 * m[i] + (1 - b1) * gr;
-                    v[i] = b2 * v[i] + (1 - b2) * gr * gr;
-                    w[i] -= step * m[i] / (std::sqrt(v[i]) * inv_sqrt_c2 + eps);
-                }
+                adam_step(D{}, p.value().data(), p.grad().data(), m.data(), v.data(), p.numel(), s);
             }
         }
     }
     std::int64_t steps() const { return t_; }
     /// Step count and moments, for checkpoints.
-    void save_state(ByteWriter& w) const {
+    void save_state(ByteWriter& w) const
+        requires std::same_as<D, cpu>
+    {
         w.put<std::int64_t>(t_);
         for (const auto& g : state_)
             for (const auto& [m, v] : g) {
@@ -174,7 +160,9 @@ public:
                 put_tensor(w, v);
             }
     }
-    void load_state(ByteReader& r) {
+    void load_state(ByteReader& r)
+        requires std::same_as<D, cpu>
+    {
         t_ = r.get<std::int64_t>();
         for (auto& g : state_)
             for (auto& [m, v] : g) {
@@ -186,7 +174,7 @@ public:
 private:
     AdamOptions opt_;
     std::int64_t t_ = 0;
-    std::vector<std::vector<std::pair<Tensor<T, cpu>, Tensor<T, cpu>>>> state_;
+    std::vector<std::vector<std::pair<Tensor<T, D>, Tensor<T, D>>>> state_;
 };
 
 }  // namespace diffautoml::optim

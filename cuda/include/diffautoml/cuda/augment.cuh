@@ -1,10 +1,13 @@
 #pragma once
-// The geometric augmentation ops on the GPU (ShearX/Y, TranslateX/Y, Rotate: affine warps about
-// the image centre with bilinear sampling and a fill value), plus Identity and FlipLR, for a batch
-// in which every image has its own op, sign and magnitude. Forward: one thread per output pixel.
-// Backward: one block per image; dL/dx by an atomic bilinear scatter, dL/dm by a deterministic
-// block sum. The per-pixel arithmetic is da::kernels::warp_pixel / bilinear_scatter, which the
-// CPU kernels (da/kernels.hpp) run too. Colour ops are not on the GPU yet.
+// The augmentation ops on the GPU, for a batch in which every image has its own op, sign and
+// magnitude. Identity, FlipLR and the geometric ops (ShearX/Y, TranslateX/Y, Rotate: affine warps
+// about the image centre with bilinear sampling and a fill value) are per-pixel kernels: forward
+// one thread per output pixel; backward one block per image, dL/dx by an atomic bilinear scatter,
+// dL/dm by a deterministic block sum, the arithmetic da::kernels::warp_pixel / bilinear_scatter.
+// The colour ops (AutoContrast, Invert, Equalize, Solarize, Posterize, Contrast, Color,
+// Brightness, Sharpness, Cutout) need per-image statistics (extremes, histogram, mean, the
+// smoothed image), so each image is one thread running da::kernels::forward / backward: the very
+// code the CPU runs. Both kernels are launched; each skips the images of the other.
 #include <vector>
 
 #include <diffautoml/da/kernels.hpp>
@@ -13,8 +16,8 @@
 
 namespace diffautoml::backend_cuda {
 
-/// Whether the GPU kernels implement op.
-inline bool warp_supported(da::Op op) {
+/// Whether the per-pixel kernels handle op (else the per-image colour kernels do).
+DAM_HOST_DEVICE inline bool per_pixel_op(da::Op op) {
     return op == da::Op::identity || op == da::Op::flip_lr || da::kernels::is_geometric(op);
 }
 
@@ -30,6 +33,7 @@ __global__ void warp_forward_kernel(const T* x, T* y, const da::OpDraw* draws, c
     for (std::int64_t t = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; t < N * P; t += std::int64_t(gridDim.x) * blockDim.x) {
         const std::int64_t n = t / P, i = (t % P) / W, j = t % W;
         const da::OpDraw d = draws[n];
+        if (!per_pixel_op(d.op)) continue;
         const T* xn = x + n * C * P;
         T* yn = y + n * C * P;
         if (d.op == da::Op::identity) {
@@ -50,6 +54,7 @@ __global__ void warp_backward_kernel(const T* x, const T* gy, T* gx, double* gm,
     __shared__ double sh[32];
     const std::int64_t n = blockIdx.x, P = H * W;
     const da::OpDraw d = draws[n];
+    if (!per_pixel_op(d.op)) return;  // the whole block: d is per image
     const T* xn = x + n * C * P;
     const T* gn = gy + n * C * P;
     T* gxn = gx ? gx + n * C * P : nullptr;
@@ -79,45 +84,85 @@ __global__ void warp_backward_kernel(const T* x, const T* gy, T* gx, double* gm,
     if (threadIdx.x == 0 && gm) gm[n] = acc[0];
 }
 
-namespace warp_detail {
-inline void check(const std::vector<da::OpDraw>& draws, const std::vector<double>& m, std::int64_t N) {
-    DAM_CHECK(static_cast<std::int64_t>(draws.size()) == N && static_cast<std::int64_t>(m.size()) == N, shape_error,
-              "warp (cuda): {} images need {} draws and magnitudes, got {} and {}", N, N, draws.size(), m.size());
-    for (std::size_t k = 0; k < draws.size(); ++k) {
-        DAM_CHECK(warp_supported(draws[k].op), value_error,
-                  "warp (cuda): image {} draws {}, which has no GPU kernel yet (geometric ops, Identity and FlipLR do); "
-                  "augment on the CPU for the colour ops",
-                  k, da::op_name(draws[k].op));
-        DAM_CHECK(m[k] >= 0 && m[k] <= 1, value_error, "warp (cuda): magnitude {} of image {} is outside [0, 1]", m[k], k);
+/// The colour ops, one thread per image: da::kernels::forward on the image (work: 2 H W doubles each).
+template <class T>
+__global__ void colour_forward_kernel(const T* x, T* y, const da::OpDraw* draws, const double* m, std::int64_t N,
+                                      std::int64_t C, std::int64_t H, std::int64_t W, da::AugmentOptions o, double* work) {
+    const std::int64_t P = H * W;
+    for (std::int64_t n = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; n < N; n += std::int64_t(gridDim.x) * blockDim.x) {
+        const da::OpDraw d = draws[n];
+        if (per_pixel_op(d.op)) continue;
+        da::kernels::forward(d, m[n], x + n * C * P, y + n * C * P, C, H, W, o, work + n * 2 * P);
     }
 }
-}  // namespace warp_detail
 
-/// y = op_n(x_n; m_n) for each image n of x (N, C, H, W); x and y are device pointers, draws and
-/// magnitudes are host vectors (one per image).
+/// The colour ops' backward, one thread per image: adds dL/dx to gx and writes dL/dm to gm[n].
 template <class T>
-void warp_forward(cuda, const T* x, T* y, const std::vector<da::OpDraw>& draws, const std::vector<double>& m, std::int64_t N,
-                  std::int64_t C, std::int64_t H, std::int64_t W, const da::AugmentOptions& o) {
-    warp_detail::check(draws, m, N);
+__global__ void colour_backward_kernel(const T* x, const T* gy, T* gx, double* gm, const da::OpDraw* draws, const double* m,
+                                       std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W, da::AugmentOptions o,
+                                       double* work) {
+    const std::int64_t P = H * W;
+    for (std::int64_t n = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; n < N; n += std::int64_t(gridDim.x) * blockDim.x) {
+        const da::OpDraw d = draws[n];
+        if (per_pixel_op(d.op)) continue;
+        gm[n] = da::kernels::backward(d, m[n], x + n * C * P, gy + n * C * P, gx ? gx + n * C * P : static_cast<T*>(nullptr),
+                                      C, H, W, o, da::MagnitudeGradient::exact, work + n * 2 * P);
+    }
+}
+
+namespace augment_detail {
+inline void check(const std::vector<da::OpDraw>& draws, const std::vector<double>& m, std::int64_t N) {
+    DAM_CHECK(static_cast<std::int64_t>(draws.size()) == N && static_cast<std::int64_t>(m.size()) == N, shape_error,
+              "augment (cuda): {} images need {} draws and magnitudes, got {} and {}", N, N, draws.size(), m.size());
+    for (std::size_t k = 0; k < draws.size(); ++k) {
+        DAM_CHECK(static_cast<int>(draws[k].op) >= 0 && static_cast<int>(draws[k].op) < da::kOpCount, value_error,
+                  "augment (cuda): image {} draws op {}, which is not an op", k, static_cast<int>(draws[k].op));
+        DAM_CHECK(m[k] >= 0 && m[k] <= 1, value_error, "augment (cuda): magnitude {} of image {} is outside [0, 1]", m[k], k);
+    }
+}
+inline bool any_colour(const std::vector<da::OpDraw>& draws) {
+    for (const auto& d : draws)
+        if (!per_pixel_op(d.op)) return true;
+    return false;
+}
+}  // namespace augment_detail
+
+/// y = op_n(x_n; m_n) for each image n of x (N, C, H, W), any of the 17 ops; x and y are device
+/// pointers, draws and magnitudes are host vectors (one per image).
+template <class T>
+void augment_forward(cuda, const T* x, T* y, const std::vector<da::OpDraw>& draws, const std::vector<double>& m,
+                     std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W, const da::AugmentOptions& o) {
+    augment_detail::check(draws, m, N);
     if (N == 0) return;
     DeviceArray<da::OpDraw> dd(draws);
     DeviceArray<double> dm(m);
-    warp_forward_kernel<<<grid_for(N * H * W), 256>>>(x, y, dd.data(), dm.data(), N, C, H, W, o.ranges, o.fill);
+    warp_forward_kernel<<<grid_for(N * H * W), 256, 0, current_stream()>>>(x, y, dd.data(), dm.data(), N, C, H, W, o.ranges, o.fill);
+    DAM_CUDA_CHECK_LAUNCH();
+    if (!augment_detail::any_colour(draws)) return;
+    DeviceArray<double> work(N * 2 * H * W);
+    colour_forward_kernel<<<grid_for(N, 64), 64, 0, current_stream()>>>(x, y, dd.data(), dm.data(), N, C, H, W, o, work.data());
     DAM_CUDA_CHECK_LAUNCH();
 }
 
-/// Adds dL/dx to gx (device, may be null) and returns dL/dm per image (exact for the geometric
-/// ops, 0 for Identity and FlipLR), given gy = dL/dy.
+/// Adds dL/dx to gx (device, may be null) and returns dL/dm per image, given gy = dL/dy: exact
+/// where the op is differentiable in m, straight-through (sum of dL/dy) for Solarize, Posterize
+/// and Cutout, 0 for ops without a magnitude (MagnitudeGradient::exact, as da::kernels::backward).
 template <class T>
-std::vector<double> warp_backward(cuda, const T* x, const T* gy, T* gx, const std::vector<da::OpDraw>& draws,
-                                  const std::vector<double>& m, std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                                  const da::AugmentOptions& o) {
-    warp_detail::check(draws, m, N);
+std::vector<double> augment_backward(cuda, const T* x, const T* gy, T* gx, const std::vector<da::OpDraw>& draws,
+                                     const std::vector<double>& m, std::int64_t N, std::int64_t C, std::int64_t H,
+                                     std::int64_t W, const da::AugmentOptions& o) {
+    augment_detail::check(draws, m, N);
     if (N == 0) return {};
     DeviceArray<da::OpDraw> dd(draws);
     DeviceArray<double> dmag(m), gm(N);
-    warp_backward_kernel<<<static_cast<unsigned>(N), kReduceThreads>>>(x, gy, gx, gm.data(), dd.data(), dmag.data(), C, H, W,
-                                                                      o.ranges, o.fill);
+    if (augment_detail::any_colour(draws)) {
+        DeviceArray<double> work(N * 2 * H * W);
+        colour_backward_kernel<<<grid_for(N, 64), 64, 0, current_stream()>>>(x, gy, gx, gm.data(), dd.data(), dmag.data(), N,
+                                                                              C, H, W, o, work.data());
+        DAM_CUDA_CHECK_LAUNCH();
+    }
+    warp_backward_kernel<<<static_cast<unsigned>(N), kReduceThreads, 0, current_stream()>>>(x, gy, gx, gm.data(), dd.data(), dmag.data(),
+                                                                                           C, H, W, o.ranges, o.fill);
     DAM_CUDA_CHECK_LAUNCH();
     return gm.to_host();
 }

@@ -26,7 +26,7 @@ template <class T>
 void cross_entropy_forward(cuda, const T* logits, const std::int32_t* labels, T* loss, T* prob, std::int64_t N, std::int64_t K,
                            double smoothing) {
     if (N <= 0) return;
-    cross_entropy_forward_kernel<<<grid_for(N, 128), 128>>>(logits, labels, loss, prob, N, K, static_cast<T>(smoothing));
+    cross_entropy_forward_kernel<<<grid_for(N, 128), 128, 0, current_stream()>>>(logits, labels, loss, prob, N, K, static_cast<T>(smoothing));
     DAM_CUDA_CHECK_LAUNCH();
 }
 
@@ -34,7 +34,7 @@ template <class T>
 void cross_entropy_backward(cuda, const T* prob, const std::int32_t* labels, const T* g, bool g_per_sample, T* dx,
                             std::int64_t N, std::int64_t K, double smoothing, T scale) {
     if (N <= 0) return;
-    cross_entropy_backward_kernel<<<grid_for(N, 128), 128>>>(prob, labels, g, g_per_sample, dx, N, K,
+    cross_entropy_backward_kernel<<<grid_for(N, 128), 128, 0, current_stream()>>>(prob, labels, g, g_per_sample, dx, N, K,
                                                              static_cast<T>(smoothing), scale);
     DAM_CUDA_CHECK_LAUNCH();
 }

@@ -22,14 +22,14 @@ __global__ void unary_backward_kernel(F f, const T* x, const T* y, const T* g, T
 template <class F, class T>
 void unary_forward(cuda, F f, const T* x, T* y, std::int64_t n) {
     if (n <= 0) return;
-    unary_forward_kernel<<<grid_for(n), 256>>>(f, x, y, n);
+    unary_forward_kernel<<<grid_for(n), 256, 0, current_stream()>>>(f, x, y, n);
     DAM_CUDA_CHECK_LAUNCH();
 }
 /// dx = f.bwd(x, y, g) elementwise.
 template <class F, class T>
 void unary_backward(cuda, F f, const T* x, const T* y, const T* g, T* dx, std::int64_t n) {
     if (n <= 0) return;
-    unary_backward_kernel<<<grid_for(n), 256>>>(f, x, y, g, dx, n);
+    unary_backward_kernel<<<grid_for(n), 256, 0, current_stream()>>>(f, x, y, g, dx, n);
     DAM_CUDA_CHECK_LAUNCH();
 }
 

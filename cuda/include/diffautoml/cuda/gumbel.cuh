@@ -36,7 +36,7 @@ void gumbel_softmax_forward(cuda, const T* z, std::int64_t rows, std::int64_t K,
     DAM_CHECK(std::isfinite(tau) && tau > 0, value_error, "gumbel_softmax (cuda): temperature must be finite and > 0, got {}",
               tau);
     if (rows <= 0) return;
-    gumbel_softmax_kernel<<<grid_for(rows, 128), 128>>>(z, rows, K, tau, s, soft, hard, index);
+    gumbel_softmax_kernel<<<grid_for(rows, 128), 128, 0, current_stream()>>>(z, rows, K, tau, s, soft, hard, index);
     DAM_CUDA_CHECK_LAUNCH();
 }
 
@@ -44,7 +44,7 @@ void gumbel_softmax_forward(cuda, const T* z, std::int64_t rows, std::int64_t K,
 template <class T>
 void gumbel_softmax_backward(cuda, const T* soft, const T* g, std::int64_t rows, std::int64_t K, double tau, T* dz) {
     if (rows <= 0) return;
-    gumbel_softmax_backward_kernel<<<grid_for(rows, 128), 128>>>(soft, g, rows, K, tau, dz);
+    gumbel_softmax_backward_kernel<<<grid_for(rows, 128), 128, 0, current_stream()>>>(soft, g, rows, K, tau, dz);
     DAM_CUDA_CHECK_LAUNCH();
 }
 

@@ -10,6 +10,7 @@
 #include <diffautoml/core/tensor.hpp>
 
 #include "error.cuh"
+#include "stream.cuh"
 
 namespace diffautoml {
 
@@ -67,36 +68,50 @@ inline unsigned grid_for(std::int64_t n, unsigned threads = 256) {
 template <class T>
 void fill_n(cuda, T* dst, std::int64_t n, T value) {
     if (n <= 0) return;
-    fill_kernel<<<grid_for(n), 256>>>(dst, n, value);
+    fill_kernel<<<grid_for(n), 256, 0, current_stream()>>>(dst, n, value);
     DAM_CUDA_CHECK_LAUNCH();
 }
 template <class T>
 void copy_n(cuda, T* dst, const T* src, std::int64_t n) {
-    if (n > 0) DAM_CUDA_CHECK(cudaMemcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToDevice));
+    if (n > 0)
+        DAM_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToDevice,
+                                       current_stream()));
 }
 template <class T>
 void add_n(cuda, T* dst, const T* src, std::int64_t n) {
     if (n <= 0) return;
-    add_kernel<<<grid_for(n), 256>>>(dst, src, n);
+    add_kernel<<<grid_for(n), 256, 0, current_stream()>>>(dst, src, n);
     DAM_CUDA_CHECK_LAUNCH();
 }
 
+}  // namespace backend_cuda
+
+namespace backend_cuda {
+/// Host -> device copy in the current stream's order. The host buffer may be reused on return:
+/// from pageable memory the runtime stages the data before cudaMemcpyAsync returns.
+inline void upload(void* dst, const void* src, std::size_t bytes) {
+    if (bytes > 0) DAM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, current_stream()));
+}
+/// Device -> host copy after all earlier work of the current stream; waits for it.
+inline void download(void* dst, const void* src, std::size_t bytes) {
+    if (bytes == 0) return;
+    DAM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, current_stream()));
+    DAM_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
+}
 }  // namespace backend_cuda
 
 /// A device copy of a host tensor (same shape).
 template <class T>
 Tensor<T, cuda> to_device(const Tensor<T, cpu>& h) {
     Tensor<T, cuda> d(h.shape());
-    if (h.numel() > 0)
-        DAM_CUDA_CHECK(cudaMemcpy(d.data(), h.data(), static_cast<std::size_t>(h.numel()) * sizeof(T), cudaMemcpyHostToDevice));
+    backend_cuda::upload(d.data(), h.data(), static_cast<std::size_t>(h.numel()) * sizeof(T));
     return d;
 }
-/// A host copy of a device tensor (waits for the device).
+/// A host copy of a device tensor (waits for the current stream).
 template <class T>
 Tensor<T, cpu> to_host(const Tensor<T, cuda>& d) {
     Tensor<T, cpu> h(d.shape());
-    if (d.numel() > 0)
-        DAM_CUDA_CHECK(cudaMemcpy(h.data(), d.data(), static_cast<std::size_t>(d.numel()) * sizeof(T), cudaMemcpyDeviceToHost));
+    backend_cuda::download(h.data(), d.data(), static_cast<std::size_t>(d.numel()) * sizeof(T));
     return h;
 }
 
@@ -109,18 +124,26 @@ public:
         if (n > 0) p_ = static_cast<T*>(default_allocator<cuda>().allocate(bytes()));
     }
     explicit DeviceArray(const std::vector<T>& host) : DeviceArray(static_cast<std::int64_t>(host.size())) {
-        if (n_ > 0) DAM_CUDA_CHECK(cudaMemcpy(p_, host.data(), bytes(), cudaMemcpyHostToDevice));
+        backend_cuda::upload(p_, host.data(), bytes());
     }
     DeviceArray(const DeviceArray&) = delete;
     DeviceArray& operator=(const DeviceArray&) = delete;
     DeviceArray(DeviceArray&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+    DeviceArray& operator=(DeviceArray&& o) noexcept {
+        if (this != &o) {
+            default_allocator<cuda>().deallocate(p_, bytes());
+            p_ = o.p_, n_ = o.n_;
+            o.p_ = nullptr, o.n_ = 0;
+        }
+        return *this;
+    }
     ~DeviceArray() { default_allocator<cuda>().deallocate(p_, bytes()); }
 
     T* data() const { return p_; }
     std::int64_t size() const { return n_; }
     std::vector<T> to_host() const {
         std::vector<T> h(static_cast<std::size_t>(n_));
-        if (n_ > 0) DAM_CUDA_CHECK(cudaMemcpy(h.data(), p_, bytes(), cudaMemcpyDeviceToHost));
+        backend_cuda::download(h.data(), p_, bytes());
         return h;
     }
 

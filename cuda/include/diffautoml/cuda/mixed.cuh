@@ -50,7 +50,7 @@ void weighted_sum_forward(cuda, const T* const* xs, const T* w, std::int64_t K, 
     mixed_detail::check_k(K);
     CandidatePointers<T> p{};
     for (std::int64_t k = 0; k < K; ++k) p.x[k] = xs[k];
-    weighted_sum_forward_kernel<<<grid_for(n), 256>>>(p, w, K, n, y);
+    weighted_sum_forward_kernel<<<grid_for(n), 256, 0, current_stream()>>>(p, w, K, n, y);
     DAM_CUDA_CHECK_LAUNCH();
 }
 
@@ -66,7 +66,7 @@ void weighted_sum_backward(cuda, const T* const* xs, const T* w, const T* g, std
         p.dx[k] = dxs[k];
     }
     ReduceScratch& s = reduce_scratch();
-    weighted_sum_backward_kernel<<<kReduceBlocks, kReduceThreads>>>(p, w, g, K, n, dw, s.partial.data(), s.counter.data());
+    weighted_sum_backward_kernel<<<kReduceBlocks, kReduceThreads, 0, current_stream()>>>(p, w, g, K, n, dw, s.partial.data(), s.counter.data());
     DAM_CUDA_CHECK_LAUNCH();
 }
 

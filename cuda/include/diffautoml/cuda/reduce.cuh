@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <map>
 
 #include "memory.cuh"
 
@@ -62,15 +63,16 @@ struct ReduceScratch {
     DeviceArray<double> partial;
     DeviceArray<unsigned> counter;
     ReduceScratch() : partial(std::int64_t(kReduceBlocks) * kMaxReduceValues), counter(1) {
-        DAM_CUDA_CHECK(cudaMemset(counter.data(), 0, sizeof(unsigned)));
+        DAM_CUDA_CHECK(cudaMemsetAsync(counter.data(), 0, sizeof(unsigned), current_stream()));
     }
 };
 
-/// This host thread's reduction scratch, made on first use and reused by every reducing kernel it
-/// launches (they run in order on the default stream), so no launch allocates or clears memory.
+/// The reduction scratch of this host thread and its current stream, made on first use and reused
+/// by every reducing kernel launched there (they run in that stream's order), so no launch
+/// allocates or clears memory, and reductions on two streams never share a counter.
 inline ReduceScratch& reduce_scratch() {
-    thread_local ReduceScratch s;
-    return s;
+    thread_local std::map<cudaStream_t, ReduceScratch> per_stream;
+    return per_stream.try_emplace(current_stream()).first->second;
 }
 
 template <class T>
@@ -87,7 +89,7 @@ __global__ void sum_kernel(const T* x, std::int64_t n, T* out, double* partial, 
 template <class T>
 void sum(cuda, const T* x, std::int64_t n, T* out) {
     ReduceScratch& s = reduce_scratch();
-    sum_kernel<<<kReduceBlocks, kReduceThreads>>>(x, n, out, s.partial.data(), s.counter.data());
+    sum_kernel<<<kReduceBlocks, kReduceThreads, 0, current_stream()>>>(x, n, out, s.partial.data(), s.counter.data());
     DAM_CUDA_CHECK_LAUNCH();
 }
 

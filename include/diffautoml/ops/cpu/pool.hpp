@@ -5,12 +5,11 @@
 
 #include "../../core/parallel.hpp"
 #include "../../core/tensor.hpp"
+#include "../body/pool.hpp"
 
 namespace diffautoml::backend_cpu {
 
-struct PoolGeometry {
-    std::int64_t planes, in_h, in_w, out_h, out_w, k, stride, pad;
-};
+using diffautoml::PoolGeometry;
 
 /// y = max over each window (padding never wins); argmax holds the flat index in the input plane.
 template <class T>
@@ -20,25 +19,8 @@ void max_pool2d_forward(cpu, const T* x, T* y, std::int32_t* argmax, const PoolG
         T* yp = y + p * g.out_h * g.out_w;
         std::int32_t* ap = argmax + p * g.out_h * g.out_w;
         for (std::int64_t oh = 0; oh < g.out_h; ++oh)
-            for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-                T best = -std::numeric_limits<T>::infinity();
-                std::int32_t bi = -1;
-                for (std::int64_t kh = 0; kh < g.k; ++kh) {
-                    const std::int64_t ih = oh * g.stride - g.pad + kh;
-                    if (ih < 0 || ih >= g.in_h) continue;
-                    for (std::int64_t kw = 0; kw < g.k; ++kw) {
-                        const std::int64_t iw = ow * g.stride - g.pad + kw;
-                        if (iw < 0 || iw >= g.in_w) continue;
-                        const T v = xp[ih * g.in_w + iw];
-                        if (v > best || bi < 0) {
-                            best = v;
-                            bi = static_cast<std::int32_t>(ih * g.in_w + iw);
-                        }
-                    }
-                }
-                yp[oh * g.out_w + ow] = best;
-                ap[oh * g.out_w + ow] = bi;
-            }
+            for (std::int64_t ow = 0; ow < g.out_w; ++ow)
+                yp[oh * g.out_w + ow] = body::max_pool_at(xp, g, oh, ow, ap + oh * g.out_w + ow);
     });
 }
 template <class T>
@@ -56,23 +38,11 @@ void max_pool2d_backward(cpu, const T* dy, const std::int32_t* argmax, T* dx, co
 /// Average over each window, dividing by k*k (padding counts as zeros, as in PyTorch's default).
 template <class T>
 void avg_pool2d_forward(cpu, const T* x, T* y, const PoolGeometry& g) {
-    const T inv = T(1) / static_cast<T>(g.k * g.k);
     parallel_for(g.planes, [&](std::int64_t p) {
         const T* xp = x + p * g.in_h * g.in_w;
         T* yp = y + p * g.out_h * g.out_w;
         for (std::int64_t oh = 0; oh < g.out_h; ++oh)
-            for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-                T s = 0;
-                for (std::int64_t kh = 0; kh < g.k; ++kh) {
-                    const std::int64_t ih = oh * g.stride - g.pad + kh;
-                    if (ih < 0 || ih >= g.in_h) continue;
-                    for (std::int64_t kw = 0; kw < g.k; ++kw) {
-                        const std::int64_t iw = ow * g.stride - g.pad + kw;
-                        if (iw >= 0 && iw < g.in_w) s += xp[ih * g.in_w + iw];
-                    }
-                }
-                yp[oh * g.out_w + ow] = s * inv;
-            }
+            for (std::int64_t ow = 0; ow < g.out_w; ++ow) yp[oh * g.out_w + ow] = body::avg_pool_at(xp, g, oh, ow);
     });
 }
 template <class T>

@@ -9,6 +9,7 @@
 #include "../../core/parallel.hpp"
 #include "../../core/tensor.hpp"
 #include "../body/cross_entropy.hpp"
+#include "../body/softmax.hpp"
 
 namespace diffautoml::backend_cpu {
 
@@ -16,19 +17,7 @@ template <class T>
 void softmax_forward(cpu, const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner, bool log) {
     parallel_for(outer * inner, [&](std::int64_t p) {
         const std::int64_t o = p / inner, i = p % inner;
-        const T* xs = x + o * n * inner + i;
-        T* ys = y + o * n * inner + i;
-        T mx = -std::numeric_limits<T>::infinity();
-        for (std::int64_t k = 0; k < n; ++k) mx = std::max(mx, xs[k * inner]);
-        T s = 0;
-        for (std::int64_t k = 0; k < n; ++k) s += std::exp(xs[k * inner] - mx);
-        if (log) {
-            const T lse = mx + std::log(s);
-            for (std::int64_t k = 0; k < n; ++k) ys[k * inner] = xs[k * inner] - lse;
-        } else {
-            const T inv = T(1) / s;
-            for (std::int64_t k = 0; k < n; ++k) ys[k * inner] = std::exp(xs[k * inner] - mx) * inv;
-        }
+        body::softmax_column(x + o * n * inner + i, y + o * n * inner + i, n, inner, log);
     }, 16);
 }
 /// softmax: dx = y * (g - sum_k g y);  log_softmax: dx = g - exp(y) * sum_k g.
@@ -36,14 +25,8 @@ template <class T>
 void softmax_backward(cpu, const T* y, const T* g, T* dx, std::int64_t outer, std::int64_t n, std::int64_t inner,
                       bool log) {
     parallel_for(outer * inner, [&](std::int64_t p) {
-        const std::int64_t o = p / inner, i = p % inner;
-        const std::int64_t base = o * n * inner + i;
-        T s = 0;
-        for (std::int64_t k = 0; k < n; ++k) s += log ? g[base + k * inner] : g[base + k * inner] * y[base + k * inner];
-        for (std::int64_t k = 0; k < n; ++k) {
-            const std::int64_t j = base + k * inner;
-            dx[j] = log ? g[j] - std::exp(y[j]) * s : y[j] * (g[j] - s);
-        }
+        const std::int64_t base = (p / inner) * n * inner + p % inner;
+        body::softmax_backward_column(y + base, g + base, dx + base, n, inner, log);
     }, 16);
 }
 

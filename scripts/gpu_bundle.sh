@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Prepares gpu_bundle/ (git-ignored) for a borrowed GPU machine, which has CUDA, cuDNN and cuBLAS
+# (through PyTorch's wheels) but none of the project's Debian packages: the GPU test and
+# benchmark binaries built here, plus the shared libraries they need that the machine lacks.
+# Carry gpu_bundle and run scripts/gpu_check.sh there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake --build build --target dam_cuda_tests cuda_kernels
+rm -rf gpu_bundle
+mkdir -p gpu_bundle/lib
+cp build/tests/dam_cuda_tests build/benchmarks/cuda_kernels gpu_bundle/
+for lib in libfmt.so.9 libgomp.so.1 libcudart.so.13; do
+    path=$(ldd build/tests/dam_cuda_tests | awk -v l="$lib" '$1 == l {print $3}')
+    [ -n "$path" ] && cp -L "$path" gpu_bundle/lib/
+done
+du -sh gpu_bundle

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The device check, as one script for a borrowed GPU machine (prepare it here with
+# scripts/gpu_bundle.sh and carry gpu_bundle): runs the GPU tests (every kernel against the CPU
+# reference) and the kernel benchmark, and writes their output to $OUT (default gpu_check_out/).
+# cuBLAS and cuDNN come from the machine's PyTorch wheels. Exits non-zero if a test fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-gpu_check_out}"
+mkdir -p "$out"
+wheels=$(python3 -c 'import nvidia.cublas, nvidia.cudnn, os; print(":".join(os.path.join(list(m.__path__)[0], "lib") for m in (nvidia.cublas, nvidia.cudnn)))' 2>/dev/null || true)
+export LD_LIBRARY_PATH="$PWD/gpu_bundle/lib:${wheels}:${LD_LIBRARY_PATH:-}"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem --format=csv >"$out/device.txt" 2>&1
+./gpu_bundle/dam_cuda_tests --durations yes >"$out/tests.txt" 2>&1
+tests=$?
+./gpu_bundle/cuda_kernels >"$out/benchmark.md" 2>&1
+bench=$?
+cat "$out/device.txt"
+tail -40 "$out/tests.txt"
+cat "$out/benchmark.md"
+echo "gpu_check: tests exit $tests, benchmark exit $bench"
+[ $tests -eq 0 ] && [ $bench -eq 0 ]
