@@ -5,10 +5,11 @@
 # Carry gpu_bundle and run scripts/gpu_check.sh there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake --build build --target dam_cuda_tests cuda_kernels
+cmake --build build --target dam_cuda_tests dam_cuda_autograd_tests cuda_kernels train_step_cuda
 rm -rf gpu_bundle
 mkdir -p gpu_bundle/lib
-cp build/tests/dam_cuda_tests build/benchmarks/cuda_kernels gpu_bundle/
+cp build/tests/dam_cuda_tests build/tests/dam_cuda_autograd_tests build/benchmarks/cuda_kernels \
+   build/benchmarks/train_step_cuda gpu_bundle/
 for lib in libfmt.so.9 libgomp.so.1 libcudart.so.13; do
     path=$(ldd build/tests/dam_cuda_tests | awk -v l="$lib" '$1 == l {print $3}')
     [ -n "$path" ] && cp -L "$path" gpu_bundle/lib/

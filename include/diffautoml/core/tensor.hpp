@@ -27,6 +27,11 @@ template <class T>
 void copy_n(cpu, T* dst, const T* src, std::int64_t n) {
     if (n > 0) std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T));
 }
+/// dst (on the device) = src (host memory); on the CPU a copy.
+template <class T>
+void upload_n(cpu, T* dst, const T* src, std::int64_t n) {
+    copy_n(cpu{}, dst, src, n);
+}
 /// dst += src (gradient accumulation).
 template <class T>
 void add_n(cpu, T* dst, const T* src, std::int64_t n) {
@@ -164,15 +169,30 @@ void normal_(const Tensor<T, cpu>& t, Generator& gen, double mean, double stddev
     T* p = t.data();
     parallel_for(t.numel(), [&](std::int64_t i) { p[i] = static_cast<T>(mean + stddev * s.normal(i)); }, 1 << 14);
 }
+/// On another device: the same numbers, drawn on the host and uploaded.
+template <class T, Device D>
+    requires(!std::same_as<D, cpu>)
+void uniform_(const Tensor<T, D>& t, Generator& gen, double lo, double hi) {
+    Tensor<T, cpu> h(t.shape());
+    uniform_(h, gen, lo, hi);
+    upload_n(D{}, t.data(), h.data(), t.numel());
+}
+template <class T, Device D>
+    requires(!std::same_as<D, cpu>)
+void normal_(const Tensor<T, D>& t, Generator& gen, double mean, double stddev) {
+    Tensor<T, cpu> h(t.shape());
+    normal_(h, gen, mean, stddev);
+    upload_n(D{}, t.data(), h.data(), t.numel());
+}
 /// He/Kaiming normal initialisation for a ReLU network: std = gain / sqrt(fan_in), gain = sqrt(2).
-template <class T>
-void kaiming_normal_(const Tensor<T, cpu>& t, Generator& gen, std::int64_t fan_in, double gain = std::sqrt(2.0)) {
+template <class T, Device D>
+void kaiming_normal_(const Tensor<T, D>& t, Generator& gen, std::int64_t fan_in, double gain = std::sqrt(2.0)) {
     DAM_CHECK(fan_in > 0, value_error, "kaiming_normal_: fan_in must be positive, got {}", fan_in);
     normal_(t, gen, 0.0, gain / std::sqrt(static_cast<double>(fan_in)));
 }
 /// Kaiming uniform as PyTorch's default for Linear/Conv: U(-b, b), b = gain * sqrt(3 / fan_in).
-template <class T>
-void kaiming_uniform_(const Tensor<T, cpu>& t, Generator& gen, std::int64_t fan_in, double gain = 1.0 / std::sqrt(3.0)) {
+template <class T, Device D>
+void kaiming_uniform_(const Tensor<T, D>& t, Generator& gen, std::int64_t fan_in, double gain = 1.0 / std::sqrt(3.0)) {
     DAM_CHECK(fan_in > 0, value_error, "kaiming_uniform_: fan_in must be positive, got {}", fan_in);
     const double b = gain * std::sqrt(3.0 / static_cast<double>(fan_in));
     uniform_(t, gen, -b, b);

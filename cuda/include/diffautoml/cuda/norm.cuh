@@ -9,7 +9,7 @@
 #include <diffautoml/ops/functors.hpp>
 
 #include "elementwise.cuh"
-#include "handles.cuh"
+#include "handles.hpp"
 #include "reduce.cuh"
 
 namespace diffautoml::backend_cuda {

@@ -6,7 +6,7 @@
 // synchronised (use one stream per host thread, as the trainers do).
 #include <cuda_runtime.h>
 
-#include "error.cuh"
+#include "error.hpp"
 
 namespace diffautoml {
 

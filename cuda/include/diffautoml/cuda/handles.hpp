@@ -4,7 +4,7 @@
 #include <cublas_v2.h>
 #include <cudnn.h>
 
-#include "stream.cuh"
+#include "stream.hpp"
 
 namespace diffautoml::cuda_detail {
 

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "handles.cuh"
+#include "handles.hpp"
 
 namespace diffautoml::backend_cuda {
 
@@ -20,8 +20,9 @@ void gemm(cuda, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std:
     const int ldb = static_cast<int>(trans_b ? K : N), lda = static_cast<int>(trans_a ? M : K), ldc = static_cast<int>(N);
     DAM_CHECK(M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX, shape_error,
               "gemm (cuda): sizes {} x {} x {} exceed cuBLAS's 32-bit dimensions", M, N, K);
-    if (K == 0) {
-        if (!accumulate) fill_n(cuda{}, C, M * N, T(0));
+    if (K == 0) {  // an empty sum: C = 0 (all-zero bits are 0.0), or C unchanged
+        if (!accumulate)
+            DAM_CUDA_CHECK(cudaMemsetAsync(C, 0, static_cast<std::size_t>(M * N) * sizeof(T), current_stream()));
         return;
     }
     cublasHandle_t h = handles().blas();

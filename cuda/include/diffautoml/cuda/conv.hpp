@@ -13,8 +13,8 @@
 
 #include <diffautoml/ops/conv_params.hpp>
 
-#include "handles.cuh"
-#include "memory.cuh"
+#include "handles.hpp"
+#include "memory.hpp"
 
 namespace diffautoml::backend_cuda {
 
