@@ -41,6 +41,7 @@ inline const char* kCommonHelp =
     "           --hpo hypergrad|fixed (hypergrad)  --arch i,j,... (for --nas fixed)\n"
     "  training: --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --alpha-lr X (3e-2)  --search-fraction X (0.5)\n"
     "           --validation N (5000 training images held out for HPO)  --wd-max X (2e-3)  --hpo-every K (4: hypergradient step every K steps)\n"
+    "           --lr-min X (1e-4: lower bound of the learned learning rate)\n"
     "  run:     --seed S (0)  --threads T (2)  --checkpoint-minutes M (5)  --quiet\n";
 
 /// Parses the options shared by the binaries; unknown ones are left in Args::extra.
@@ -72,6 +73,7 @@ inline Args parse(int argc, char** argv, const char* who) {
         .option("--da-fade", j.da_fade_start)
         .option("--da-ops", a.da_ops)
         .option("--wd-max", j.wd_max)
+        .option("--lr-min", j.lr_min)
         .option("--checkpoint-minutes", j.checkpoint_minutes)
         .option("--seed", j.seed)
         .option("--threads", a.threads)

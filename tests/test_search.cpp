@@ -211,6 +211,19 @@ TEST_CASE("joint search: divergence stops with a message and keeps the checkpoin
     }
     require_throws_with<value_error>([&] { Joint(train, test, [&] { auto x = o; x.validation = 390; return x; }(), {}, tiny_space()); },
                                      {"too few"});
+    // The learned rate's floor and the weight decay's ceiling reach the HPO policy; an initial
+    // rate below the floor is an error that names it.
+    auto bounded = o;
+    bounded.lr_min = 0.02;
+    bounded.wd_max = 1e-3;
+    {
+        Joint j(train, test, bounded, {}, tiny_space());
+        CHECK(j.hpo_policy().options().lr_lo == 0.02);
+        CHECK(j.hpo_policy().options().wd_hi == 1e-3);
+        CHECK(j.config_json().at("lr_min") == 0.02);
+    }
+    bounded.lr_min = 0.1;  // above the initial 0.05
+    require_throws_with<value_error>([&] { Joint(train, test, bounded, {}, tiny_space()); }, {"lr_min = 0.1", "learning rate 0.05"});
 }
 
 TEST_CASE("report charts: line chart and heat map SVG", "[search]") {

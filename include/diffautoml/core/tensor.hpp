@@ -169,20 +169,25 @@ void normal_(const Tensor<T, cpu>& t, Generator& gen, double mean, double stddev
     T* p = t.data();
     parallel_for(t.numel(), [&](std::int64_t i) { p[i] = static_cast<T>(mean + stddev * s.normal(i)); }, 1 << 14);
 }
+namespace detail {
+/// Fills a host tensor of t's shape with fill(host), then uploads it to t's device.
+template <class T, Device D, class Fill>
+void fill_on_host(const Tensor<T, D>& t, Fill&& fill) {
+    Tensor<T, cpu> h(t.shape());
+    fill(h);
+    upload_n(D{}, t.data(), h.data(), t.numel());
+}
+}  // namespace detail
 /// On another device: the same numbers, drawn on the host and uploaded.
 template <class T, Device D>
     requires(!std::same_as<D, cpu>)
 void uniform_(const Tensor<T, D>& t, Generator& gen, double lo, double hi) {
-    Tensor<T, cpu> h(t.shape());
-    uniform_(h, gen, lo, hi);
-    upload_n(D{}, t.data(), h.data(), t.numel());
+    detail::fill_on_host(t, [&](const Tensor<T, cpu>& h) { uniform_(h, gen, lo, hi); });
 }
 template <class T, Device D>
     requires(!std::same_as<D, cpu>)
 void normal_(const Tensor<T, D>& t, Generator& gen, double mean, double stddev) {
-    Tensor<T, cpu> h(t.shape());
-    normal_(h, gen, mean, stddev);
-    upload_n(D{}, t.data(), h.data(), t.numel());
+    detail::fill_on_host(t, [&](const Tensor<T, cpu>& h) { normal_(h, gen, mean, stddev); });
 }
 /// He/Kaiming normal initialisation for a ReLU network: std = gain / sqrt(fan_in), gain = sqrt(2).
 template <class T, Device D>

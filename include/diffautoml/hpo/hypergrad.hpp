@@ -316,6 +316,8 @@ public:
     virtual double label_smoothing() const { return 0.0; }
     void backward(const Var<T>& loss, const Var<T>&, const Tensor<std::int32_t>&) { loss.backward(); }
     HyperSGD<T>& sgd() { return *sgd_; }
+    /// The options it was made with (ranges, rates, schedule).
+    const HypergradOptions& options() const { return opt_; }
     double lr_factor(std::int64_t step) const { return opt_.lr_factor ? opt_.lr_factor(step) : 1.0; }
     virtual ~HypergradBase() = default;
 

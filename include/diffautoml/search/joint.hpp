@@ -85,6 +85,9 @@ struct JointOptions {
     double da_fade_start = 0.5;
     std::vector<da::Op> da_ops{};        ///< the ops of PairPolicyDA (empty: all 17; see da::grey_ops)
     double wd_max = 2e-3;                ///< upper bound of the learned weight decay (4x the initial 5e-4)
+    /// Lower bound of the learned learning rate (HypergradOptions' own default). One-step
+    /// hypergradients are greedy and shrink the rate (docs/results.md, hpo_search).
+    double lr_min = 1e-4;
     std::int64_t hpo_every = 4;          ///< hypergradient step every k weight steps (each costs a validation forward + backward)
 };
 
@@ -179,6 +182,7 @@ std::unique_ptr<P> default_hpo(const std::vector<optim::ParamGroup<typename P::v
         h.momentum = o.momentum;
         h.every = o.hpo_every;
         h.wd_hi = o.wd_max;
+        h.lr_lo = o.lr_min;
         h.lr_factor = std::move(lr_factor);
         return std::make_unique<P>(groups, h);
     } else if constexpr (std::is_same_v<P, hpo::FixedSchedule<T>>) {
@@ -259,6 +263,10 @@ public:
         DAM_CHECK(opt_.weight_decay >= 0 && opt_.weight_decay <= opt_.wd_max, value_error,
                   "JointSearch: the initial weight decay {} must lie in [0, wd_max = {}]; raise wd_max or lower it",
                   opt_.weight_decay, opt_.wd_max);
+        DAM_CHECK(opt_.lr_min > 0 && opt_.lr >= opt_.lr_min, value_error,
+                  "JointSearch: the initial learning rate {} must be >= lr_min = {} (and lr_min > 0); lower lr_min or "
+                  "raise lr",
+                  opt_.lr, opt_.lr_min);
         DAM_CHECK(opt_.minutes >= 0 && opt_.checkpoint_minutes > 0, value_error,
                   "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.minutes,
                   opt_.checkpoint_minutes);
@@ -329,6 +337,7 @@ public:
                 {"da_fade_start", opt_.da_fade_start},
                 {"da_ops", da_ops_names()},
                 {"wd_max", opt_.wd_max},
+                {"lr_min", opt_.lr_min},
                 {"validation", opt_.validation},
                 {"seed", opt_.seed},
                 {"train_images", train_->size()}};
