@@ -56,6 +56,8 @@ int main(int argc, char** argv) try {
     }
     auto base = dam_joint::parse(static_cast<int>(rest.size()), rest.data(), "diffautoml-ablation");
     DAM_CHECK(base.extra.empty(), value_error, "diffautoml-ablation: unknown option '{}' (see --help)", base.extra.front());
+    DAM_CHECK(base.device == "cpu", value_error,
+              "diffautoml-ablation: runs on the CPU only (--device cuda is a diffautoml-search option)");
     if (base.joint.out_dir == "diffautoml_out") base.joint.out_dir = "ablation_out";
     // Equal budget means equal epochs here (10 unless given); a time limit only if asked for.
     bool epochs_given = false, minutes_given = false;
@@ -84,7 +86,7 @@ int main(int argc, char** argv) try {
             a.hpo = c.hpo;
             a.joint.seed = seed;
             a.joint.out_dir = fmt::format("{}/{}_seed{}", base.joint.out_dir, row, seed);
-            const auto r = dam_joint::dispatch(a, [&]<template <class> class DA, class NAS, template <class> class HPO>() {
+            const auto r = dam_joint::dispatch(a, [&]<template <class...> class DA, class NAS, template <class...> class HPO>() {
                 search::JointSearch<DA, NAS, HPO> js(train, test, a.joint);
                 if (js.resume()) fmt::print("resumed {} at step {}\n", a.joint.out_dir, js.step());
                 return js.run();

@@ -6,6 +6,10 @@
 // --resume continues from the last checkpoint. Last line: `test_accuracy=0.XXXX`.
 #include "joint_common.hpp"
 
+#ifdef DAM_WITH_CUDA
+#include <diffautoml/cuda/backend.hpp>
+#endif
+
 using namespace diffautoml;
 
 namespace {
@@ -29,15 +33,15 @@ int main(int argc, char** argv) try {
     set_num_threads(a.threads);
     auto [train, test] = dam_joint::load(a);
     dam_joint::install_stop_handlers();
-    return dam_joint::dispatch(a, [&]<template <class> class DA, class NAS, template <class> class HPO>() {
+    auto job = [&]<template <class...> class DA, class NAS, template <class...> class HPO>() {
         using Space = typename NAS::space_type;
         search::JointSearch<DA, NAS, HPO> js(train, test, a.joint, {}, Space::default_options());
         fmt::print("diffautoml-search: {} train / {} validation / {} test images, space {}, DA {}, NAS {}, HPO {}, "
-                   "{} epochs{}, batch {}, seed {}, {} threads, output in {}/\n",
+                   "{} epochs{}, batch {}, seed {}, {} threads, device {}, output in {}/\n",
                    train.size() - a.joint.validation, a.joint.validation, test.size(), Space::name, DA<float>::policy_name,
                    NAS::policy_name, HPO<float>::policy_name, a.joint.epochs,
                    a.joint.minutes > 0 ? fmt::format(" (at most {} minutes)", a.joint.minutes) : "", a.joint.batch,
-                   a.joint.seed, a.threads, a.joint.out_dir);
+                   a.joint.seed, a.threads, NAS::device_type::name, a.joint.out_dir);
         if (a.resume) {
             DAM_CHECK(js.resume(), io_error,
                       "diffautoml-search: --resume: there is no checkpoint in {}/ (a finished run removes it)",
@@ -61,7 +65,21 @@ int main(int argc, char** argv) try {
             fmt::print(stderr, "diffautoml-search: {}\n", e.what());
             return 130;
         }
-    });
+    };
+    if (a.device == "cuda") {
+#ifdef DAM_WITH_CUDA
+        DAM_CHECK(cuda_device_count() > 0, value_error,
+                  "diffautoml-search: --device cuda, but no CUDA device is visible (cudaGetDeviceCount reports none); "
+                  "run on a machine with an NVIDIA GPU or drop --device");
+        using GpuNas = nas::DSNAS<nas::ShuffleSpace, float, cuda>;
+        if (a.da == "none") return job.template operator()<da::NoAugment, GpuNas, hpo::HypergradLrWd>();
+        return job.template operator()<da::PairPolicyDA, GpuNas, hpo::HypergradLrWd>();
+#else
+        throw value_error("diffautoml-search: --device cuda, but this binary was built without CUDA (configure with "
+                          "nvcc and cuDNN present, or -DDAM_CUDA=ON)");
+#endif
+    }
+    return dam_joint::dispatch(a, job);
 } catch (const std::exception& e) {
     fmt::print(stderr, "diffautoml-search: error: {}\n", e.what());
     return 1;

@@ -20,6 +20,7 @@ struct Args {
     std::string train_images, train_labels, test_images, test_labels;
     int classes = 0, threads = 2;
     std::string space = "shuffle", da = "pair", nas = "dsnas", hpo = "hypergrad";
+    std::string device = "cpu";                  ///< diffautoml-search only: cpu or cuda
     std::string da_ops;                          ///< "" picks grey for Fashion-MNIST, all otherwise
     bool resume = false;
     std::vector<std::uint64_t> seeds{0, 1, 2};  ///< ablation only
@@ -41,8 +42,9 @@ inline const char* kCommonHelp =
     "           --hpo hypergrad|fixed (hypergrad)  --arch i,j,... (for --nas fixed)\n"
     "  training: --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --alpha-lr X (3e-2)  --search-fraction X (0.5)\n"
     "           --validation N (5000 training images held out for HPO)  --wd-max X (2e-3)  --hpo-every K (4: hypergradient step every K steps)\n"
-    "           --lr-min X (1e-4: lower bound of the learned learning rate)\n"
-    "  run:     --seed S (0)  --threads T (2)  --checkpoint-minutes M (5)  --quiet\n";
+    "           --lr-min X (0.08: lower bound of the learned learning rate; --lr must not be below it)\n"
+    "  run:     --seed S (0)  --threads T (2)  --checkpoint-minutes M (5)  --quiet\n"
+    "           --device cpu|cuda (cpu; cuda trains on the GPU: default policies, shuffle space)\n";
 
 /// Parses the options shared by the binaries; unknown ones are left in Args::extra.
 inline Args parse(int argc, char** argv, const char* who) {
@@ -82,6 +84,7 @@ inline Args parse(int argc, char** argv, const char* who) {
         .option("--da", a.da)
         .option("--nas", a.nas)
         .option("--hpo", a.hpo)
+        .option("--device", a.device)
         .custom("--arch", [&](const std::string& v) { j.fixed_architecture = cli.read_list<std::int64_t>("--arch", v); })
         .custom("--seeds", [&](const std::string& v) { a.seeds = cli.read_list<std::uint64_t>("--seeds", v); })
         .flag("--resume", a.resume)
@@ -96,6 +99,13 @@ inline Args parse(int argc, char** argv, const char* who) {
               a.hpo);
     DAM_CHECK(a.space == "shuffle" || (a.da == "pair" && a.nas == "dsnas" && a.hpo == "hypergrad"), value_error,
               "{}: the mobilenetv2 space is compiled with the default policies only (pair, dsnas, hypergrad)", who);
+    DAM_CHECK(a.device == "cpu" || a.device == "cuda", value_error, "{}: --device must be cpu or cuda, got '{}'", who,
+              a.device);
+    DAM_CHECK(a.device == "cpu" || (a.space == "shuffle" && (a.da == "pair" || a.da == "none") && a.nas == "dsnas" &&
+                                    a.hpo == "hypergrad"),
+              value_error,
+              "{}: --device cuda is compiled for the shuffle space with --da pair|none, --nas dsnas and --hpo hypergrad",
+              who);
     return a;
 }
 
@@ -139,11 +149,11 @@ inline std::pair<data::Dataset, data::Dataset> load(Args& a) {
 template <class F>
 auto dispatch(const Args& a, F&& f) {
     using Shuffle = nas::ShuffleSpace;
-    auto with_hpo = [&]<template <class> class DA, class NAS>() {
+    auto with_hpo = [&]<template <class...> class DA, class NAS>() {
         if (a.hpo == "hypergrad") return f.template operator()<DA, NAS, hpo::HypergradLrWd>();
         return f.template operator()<DA, NAS, hpo::FixedSchedule>();
     };
-    auto with_nas = [&]<template <class> class DA>() {
+    auto with_nas = [&]<template <class...> class DA>() {
         if (a.nas == "dsnas") return with_hpo.template operator()<DA, nas::DSNAS<Shuffle>>();
         return with_hpo.template operator()<DA, nas::FixedArch<Shuffle>>();
     };

@@ -2,7 +2,8 @@
 # The device check, as one script for a borrowed GPU machine (prepare it here with
 # scripts/gpu_bundle.sh and carry gpu_bundle): runs the GPU tests (every kernel against the CPU
 # reference; autograd on Var<float, cuda>), the kernel benchmark and the training step against
-# PyTorch on the same GPU, and writes their output to $OUT (default gpu_check_out/). cuBLAS and
+# PyTorch on the same GPU, then a short joint search on Fashion-MNIST with --device cuda
+# (SEARCH_MINUTES, default 3), and writes their output to $OUT (default gpu_check_out/). cuBLAS and
 # cuDNN come from the machine's PyTorch wheels. Exits non-zero if anything fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +20,13 @@ autograd=$?
 bench=$?
 ./gpu_bundle/train_step_cuda --peer benchmarks/torch_train_step_gpu.py >"$out/train_step.txt" 2>&1
 step=$?
+./gpu_bundle/diffautoml-search --device cuda --data gpu_bundle/fashion-mnist --minutes "${SEARCH_MINUTES:-3}" \
+    --out "$out/search" >"$out/search.txt" 2>&1
+search=$?
 cat "$out/device.txt"
 tail -30 "$out/tests.txt"
 tail -15 "$out/autograd_tests.txt"
 cat "$out/benchmark.md" "$out/train_step.txt"
-echo "gpu_check: kernel tests exit $tests, autograd tests exit $autograd, kernel benchmark exit $bench, training step exit $step"
-[ $tests -eq 0 ] && [ $autograd -eq 0 ] && [ $bench -eq 0 ] && [ $step -eq 0 ]
+grep -E '^epoch [0-9]+ |^(test_accuracy|wall_seconds)=|error' "$out/search.txt"
+echo "gpu_check: kernel tests exit $tests, autograd tests exit $autograd, kernel benchmark exit $bench, training step exit $step, search exit $search"
+[ $tests -eq 0 ] && [ $autograd -eq 0 ] && [ $bench -eq 0 ] && [ $step -eq 0 ] && [ $search -eq 0 ]

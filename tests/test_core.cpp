@@ -80,6 +80,32 @@ TEST_CASE("tensor views share storage; reshape and slice check their arguments",
     CHECK(Tensor<double>::full(Shape{}, 2.5).item() == 2.5);
 }
 
+TEST_CASE("device-generic transfers: on the CPU on_host/on_device share, copy_from_host copies", "[core][tensor]") {
+    auto t = Tensor<float>::full(Shape{2, 3}, 1.5f);
+    const auto h = on_host(t);
+    CHECK(h.shares_storage_with(t));
+    const auto d = on_device<cpu>(t);
+    CHECK(d.shares_storage_with(t));
+    CHECK_FALSE(on_host(Tensor<float>()).defined());
+    auto src = Tensor<float>::full(Shape{6}, 4.0f);  // any shape with the same number of values
+    copy_from_host(t, src);
+    CHECK(t[5] == 4.0f);
+    CHECK_FALSE(t.shares_storage_with(src));
+    src[0] = 0.0f;
+    CHECK(t[0] == 4.0f);
+    require_throws_with<shape_error>([&] { copy_from_host(t, Tensor<float>::zeros(Shape{5})); },
+                                     {"copy_from_host", "(5,)", "(2, 3)"});
+    // Checkpoint tensors go through put_tensor/get_tensor on any device: in place when allocated.
+    ByteWriter w;
+    put_tensor(w, t);
+    auto back = Tensor<float>::zeros(Shape{2, 3});
+    const auto storage = back;
+    ByteReader r(w.bytes.data(), w.bytes.size(), "test");
+    get_tensor(r, back, "test");
+    CHECK(back.shares_storage_with(storage));
+    CHECK(back[4] == 4.0f);
+}
+
 TEST_CASE("the caching allocator reuses freed buffers", "[core][allocator]") {
     auto& a = default_allocator<cpu>();
     { Tensor<float> warm(Shape{12345}); }

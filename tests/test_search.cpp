@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <diffautoml/diffautoml.hpp>
 
+#include "search_fixtures.hpp"
 #include "test_helpers.hpp"
 
 using namespace dam_test;
@@ -14,53 +15,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// 3 classes of 12x12 images: a bright bar (horizontal, vertical, diagonal) at a random offset on
-/// noise, normalised like a dataset would be.
-data::Dataset bars(std::int64_t n, std::uint64_t seed, data::Split split) {
-    data::Dataset d;
-    d.images = Tensor<float>(Shape{n, 1, 12, 12});
-    d.classes = 3;
-    d.split = split;
-    const PhiloxStream s{seed, 0};
-    for (std::int64_t i = 0; i < n; ++i) {
-        const auto r = s.block(static_cast<std::uint64_t>(i));
-        const int label = static_cast<int>(r[0] % 3), off = static_cast<int>(r[1] % 6) + 3;
-        d.labels.push_back(label);
-        for (int y = 0; y < 12; ++y)
-            for (int x = 0; x < 12; ++x) {
-                const bool on = label == 0 ? (y == off || y == off + 1) : label == 1 ? (x == off || x == off + 1) : std::abs(x - y) <= 1;
-                const float noise = 0.2f * s.uniform(static_cast<std::uint64_t>(n) * 4 + static_cast<std::uint64_t>(i * 144 + y * 12 + x));
-                d.images[i * 144 + y * 12 + x] = ((on ? 0.8f : 0.0f) + noise - 0.3f) / 0.35f;
-            }
-    }
-    return d;
-}
-
-nas::ShuffleSpace::Options tiny_space() {
-    nas::ShuffleSpace::Options o = nas::ShuffleSpace::default_options();
-    o.stem = 8;
-    o.stages = {{8, 1, 1}, {16, 1, 2}};
-    o.head = 16;
-    return o;
-}
-
-search::JointOptions tiny_options(const std::string& out) {
-    search::JointOptions o;
-    o.epochs = 2;
-    o.batch = 16;
-    o.validation = 64;
-    o.validation_batch = 32;
-    o.recalibration_batches = 4;
-    o.lr = 0.05;
-    o.out_dir = out;
-    o.progress = false;
-    o.pixels = {0.3, 0.35};
-    o.augment.fill = 0.0;
-    o.search_fraction = 0.6;
-    return o;
-}
-
 using Joint = search::JointSearch<da::PairPolicyDA, nas::DSNAS<nas::ShuffleSpace>, hpo::HypergradLrWd>;
+// The device is the NAS policy's; naming it explicitly gives the same type.
+static_assert(std::is_same_v<Joint::device_type, cpu> &&
+              std::is_same_v<Joint, search::JointSearch<da::PairPolicyDA, nas::DSNAS<nas::ShuffleSpace>, hpo::HypergradLrWd, cpu>>);
 
 std::string fresh_dir(const std::string& name) {
     const auto p = fs::temp_directory_path() / ("dam_search_" + name);

@@ -30,6 +30,21 @@ concept Device = requires {
     { D::name } -> std::convertible_to<std::string_view>;
 };
 
+namespace detail {
+template <class P>
+struct device_of {
+    using type = cpu;
+};
+template <class P>
+    requires requires { typename P::device_type; }
+struct device_of<P> {
+    using type = typename P::device_type;
+};
+}  // namespace detail
+/// The device a policy or module type works on: its device_type, or the CPU when it names none.
+template <class P>
+using device_of_t = typename detail::device_of<P>::type;
+
 /// Element types the differentiable ops support.
 template <class T>
 concept Real = std::same_as<T, float> || std::same_as<T, double>;

@@ -12,10 +12,11 @@
 
 namespace diffautoml {
 
-template <class T>
-void put_tensor(ByteWriter& w, const Tensor<T, cpu>& t) {
-    w.put<std::uint8_t>(t.defined() ? 1 : 0);
-    if (!t.defined()) return;
+template <class T, Device D>
+void put_tensor(ByteWriter& w, const Tensor<T, D>& td) {
+    w.put<std::uint8_t>(td.defined() ? 1 : 0);
+    if (!td.defined()) return;
+    const Tensor<T, cpu> t = on_host(td);  // a device tensor is copied to the host first
     w.put<std::uint32_t>(static_cast<std::uint32_t>(t.rank()));
     for (int i = 0; i < t.rank(); ++i) w.put<std::int64_t>(t.dim(i));
     w.put_bytes(t.data(), static_cast<std::size_t>(t.numel()) * sizeof(T));
@@ -23,12 +24,12 @@ void put_tensor(ByteWriter& w, const Tensor<T, cpu>& t) {
 
 /// Reads a tensor written by put_tensor into t: in place when t is allocated (the shapes must
 /// match), else into a new tensor; an unallocated saved tensor leaves t unallocated.
-template <class T>
-void get_tensor(ByteReader& r, Tensor<T, cpu>& t, const std::string& what) {
+template <class T, Device D>
+void get_tensor(ByteReader& r, Tensor<T, D>& t, const std::string& what) {
     const auto defined = r.get<std::uint8_t>();
     DAM_CHECK(defined <= 1, format_error, "{}: corrupt state (bad tensor flag {})", what, int(defined));
     if (!defined) {
-        t = Tensor<T, cpu>();
+        t = Tensor<T, D>();
         return;
     }
     const auto rank = r.get<std::uint32_t>();
@@ -45,10 +46,17 @@ void get_tensor(ByteReader& r, Tensor<T, cpu>& t, const std::string& what) {
                   "configuration",
                   what, s, t.shape());
     } else {
-        t = Tensor<T, cpu>(s);
+        t = Tensor<T, D>(s);
     }
     const std::size_t bytes = static_cast<std::size_t>(s.numel()) * sizeof(T);
-    std::memcpy(t.data(), r.get_bytes(bytes), bytes);
+    const std::uint8_t* src = r.get_bytes(bytes);
+    if constexpr (std::is_same_v<D, cpu>) {
+        std::memcpy(t.data(), src, bytes);
+    } else {
+        Tensor<T, cpu> h(s);  // aligned host values, then one upload
+        std::memcpy(h.data(), src, bytes);
+        copy_from_host(t, h);
+    }
 }
 
 inline void put_doubles(ByteWriter& w, const std::vector<double>& v) {

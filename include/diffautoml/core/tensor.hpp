@@ -32,6 +32,11 @@ template <class T>
 void upload_n(cpu, T* dst, const T* src, std::int64_t n) {
     copy_n(cpu{}, dst, src, n);
 }
+/// dst (host memory) = src (on the device); on the CPU a copy.
+template <class T>
+void download_n(cpu, T* dst, const T* src, std::int64_t n) {
+    copy_n(cpu{}, dst, src, n);
+}
 /// dst += src (gradient accumulation).
 template <class T>
 void add_n(cpu, T* dst, const T* src, std::int64_t n) {
@@ -178,6 +183,41 @@ void fill_on_host(const Tensor<T, D>& t, Fill&& fill) {
     upload_n(D{}, t.data(), h.data(), t.numel());
 }
 }  // namespace detail
+/// The values of t in host memory: t itself (shared storage) on the CPU, else a copy that waits
+/// for the device's pending work. For reading results (losses, logits, small state) in code
+/// written once for every device.
+template <class T, Device D>
+Tensor<T, cpu> on_host(const Tensor<T, D>& t) {
+    if constexpr (std::is_same_v<D, cpu>) {
+        return t;
+    } else {
+        Tensor<T, cpu> h;
+        if (!t.defined()) return h;
+        h = Tensor<T, cpu>(t.shape());
+        download_n(D{}, h.data(), t.data(), t.numel());
+        return h;
+    }
+}
+/// The values of host tensor h on device D: h itself (shared storage) when D is the CPU, else an
+/// upload in the current stream's order.
+template <Device D, class T>
+Tensor<T, D> on_device(const Tensor<T, cpu>& h) {
+    if constexpr (std::is_same_v<D, cpu>) {
+        return h;
+    } else {
+        Tensor<T, D> d;
+        if (!h.defined()) return d;
+        d = Tensor<T, D>(h.shape());
+        upload_n(D{}, d.data(), h.data(), h.numel());
+        return d;
+    }
+}
+/// Copies host values into dst's storage in place (same number of elements), on any device.
+template <class T, Device D>
+void copy_from_host(const Tensor<T, D>& dst, const Tensor<T, cpu>& h) {
+    DAM_CHECK(dst.numel() == h.numel(), shape_error, "copy_from_host: {} into {}: sizes differ", h.shape(), dst.shape());
+    upload_n(D{}, dst.data(), h.data(), h.numel());
+}
 /// On another device: the same numbers, drawn on the host and uploaded.
 template <class T, Device D>
     requires(!std::same_as<D, cpu>)

@@ -54,6 +54,13 @@ concept DaPolicy = requires(P& p, const P& cp, const Tensor<typename P::value_ty
     { P::policy_name } -> std::convertible_to<std::string_view>;
 };
 
+/// A DA policy that can augment batches held on device D (every policy can on the CPU;
+/// PairPolicyDA and NoAugment also on a GPU). The policy's own state stays on the host.
+template <class P, class D>
+concept DaPolicyOn = DaPolicy<P> && requires(P& p, const Tensor<typename P::value_type, D>& x, DaContext& ctx) {
+    { p.augment(x, ctx) } -> std::same_as<Var<typename P::value_type, D>>;
+};
+
 namespace detail {
 
 inline void check_ops(const std::vector<Op>& ops, const char* who) {
@@ -177,7 +184,10 @@ public:
     void save_state(ByteWriter& w) const { put_doubles(w, logits_); }
     void load_state(ByteReader& r) { get_doubles(r, logits_, "PairPolicyDA state"); }
 
-    Var<T> augment(const Tensor<T>& x, DaContext& ctx) {
+    /// The augmented batch, on the device the images are on (the draws are made on the host, so a
+    /// GPU batch gets exactly the ops and magnitudes a CPU batch would).
+    template <Device D = cpu>
+    Var<T, D> augment(const Tensor<T, D>& x, DaContext& ctx) {
         detail::check_context(ctx, "PairPolicyDA::augment");
         DAM_CHECK(x.shape().rank() == 4 && x.dim(0) > 0, shape_error,
                   "PairPolicyDA::augment: images must be (N, C, H, W) with N > 0, got {}", x.shape());
@@ -216,9 +226,27 @@ public:
                 m[k] = opt_.max_magnitude * mags.uniform_double(k);
             }
         }
-        Tensor<T> y = augment_images<T>(to_pixels(x, opt_.pixels), draws, m, 2, opt_.augment);
-        from_pixels_(y, opt_.pixels);
-        return Var<T>(y, false);
+        if constexpr (std::is_same_v<D, cpu>) {
+            Tensor<T> y = augment_images<T>(to_pixels(x, opt_.pixels), draws, m, 2, opt_.augment);
+            from_pixels_(y, opt_.pixels);
+            return Var<T>(y, false);
+        } else {
+            // The device kernels apply one op per image: the first ops, then the second ones.
+            NoGradGuard no_grad;
+            const double sd = opt_.pixels.std, mean = opt_.pixels.mean;
+            const Tensor<T, D> px = ops::add_scalar(ops::mul_scalar(Var<T, D>(x), sd), mean).value();
+            std::vector<OpDraw> d1(static_cast<std::size_t>(N)), d2(static_cast<std::size_t>(N));
+            std::vector<double> m1(static_cast<std::size_t>(N)), m2(static_cast<std::size_t>(N));
+            for (std::size_t i = 0; i < static_cast<std::size_t>(N); ++i) {
+                d1[i] = draws[2 * i], d2[i] = draws[2 * i + 1];
+                m1[i] = m[2 * i], m2[i] = m[2 * i + 1];
+            }
+            const std::int64_t C = x.dim(1), H = x.dim(2), W = x.dim(3);
+            Tensor<T, D> y1(x.shape()), y2(x.shape());
+            augment_forward(D{}, px.data(), y1.data(), d1, m1, N, C, H, W, opt_.augment);
+            augment_forward(D{}, y1.data(), y2.data(), d2, m2, N, C, H, W, opt_.augment);
+            return Var<T, D>(ops::mul_scalar(ops::add_scalar(Var<T, D>(y2), -mean), 1.0 / sd).value(), false);
+        }
     }
 
     /// dL_DA/dpi_j = mean_i(-l_i P[k_i] (delta(k_i, j) - P_j)) + beta P_j (log P_j + H(P)), the
@@ -664,7 +692,10 @@ public:
     using value_type = T;
     static constexpr std::string_view policy_name = "none";
     bool searching() const { return false; }
-    Var<T> augment(const Tensor<T>& x, DaContext&) { return Var<T>(x, false); }
+    template <Device D = cpu>
+    Var<T, D> augment(const Tensor<T, D>& x, DaContext&) {
+        return Var<T, D>(x, false);
+    }
     void update(const Tensor<T>&, DaContext&) {}
     void save_state(ByteWriter&) const {}
     void load_state(ByteReader&) {}

@@ -138,17 +138,18 @@ struct Hyperparameter {
     }
 };
 
-/// The differentiable momentum-SGD step of the file comment, per parameter group.
-template <class T>
+/// The differentiable momentum-SGD step of the file comment, per parameter group, on any device
+/// (the dot products are float sums on a GPU, double sums on the CPU).
+template <class T, Device D = cpu>
 class HyperSGD {
 public:
-    HyperSGD(std::vector<std::vector<Var<T>>> groups, double momentum) : groups_(std::move(groups)), mu_(momentum) {
+    HyperSGD(std::vector<std::vector<Var<T, D>>> groups, double momentum) : groups_(std::move(groups)), mu_(momentum) {
         DAM_CHECK(momentum >= 0 && momentum < 1, value_error, "HyperSGD: momentum must be in [0, 1), got {}", momentum);
         for (auto& g : groups_) buffers_.emplace_back(g.size());
     }
     std::size_t group_count() const { return groups_.size(); }
-    const std::vector<Var<T>>& group(std::size_t gi) const { return groups_[gi]; }
-    const Tensor<T, cpu>& buffer(std::size_t gi, std::size_t pi) const { return buffers_[gi][pi]; }
+    const std::vector<Var<T, D>>& group(std::size_t gi) const { return groups_[gi]; }
+    const Tensor<T, D>& buffer(std::size_t gi, std::size_t pi) const { return buffers_[gi][pi]; }
 
     /// w' = w - eta_g (mu buf + g + lambda_g w) for every parameter with a gradient.
     void step(const std::vector<double>& lr, const std::vector<double>& wd) {
@@ -163,13 +164,19 @@ public:
                 const auto& p = groups_[gi][pi];
                 if (!p.grad().defined()) continue;
                 auto& buf = buffers_[gi][pi];
-                if (!buf.defined()) buf = Tensor<T, cpu>::zeros(p.shape());
+                if (!buf.defined()) buf = Tensor<T, D>::zeros(p.shape());
                 T* w = p.value().data();
                 T* b = buf.data();
                 const T* g = p.grad().data();
-                for (std::int64_t i = 0; i < p.numel(); ++i) {
-                    b[i] = mu * b[i] + g[i] + lambda * w[i];
-                    w[i] -= eta * b[i];
+                if constexpr (std::is_same_v<D, cpu>) {
+                    for (std::int64_t i = 0; i < p.numel(); ++i) {
+                        b[i] = mu * b[i] + g[i] + lambda * w[i];
+                        w[i] -= eta * b[i];
+                    }
+                } else {
+                    // The same update as the optimizer kernel writes it: d = g + lambda w,
+                    // b = mu b + d (b starts at zero), w -= eta b.
+                    sgd_step(D{}, w, g, b, p.numel(), body::SgdStep<T>{eta, lambda, mu, T(1), false, false});
                 }
             }
         }
@@ -196,7 +203,7 @@ public:
     }
     /// dL_val/d h for a hyperparameter that enters the step through the gradient as g + h dir:
     /// -sum_g eta_g v_g . dir_g (dir holds one tensor per parameter, in group order; empty = 0).
-    double direction_hypergradient(const std::vector<std::vector<Tensor<T, cpu>>>& dir) const {
+    double direction_hypergradient(const std::vector<std::vector<Tensor<T, D>>>& dir) const {
         double h = 0;
         for (std::size_t gi = 0; gi < groups_.size(); ++gi)
             for (std::size_t pi = 0; pi < groups_[gi].size(); ++pi) {
@@ -211,7 +218,7 @@ public:
     /// decay and no momentum step, and the state of a run is exactly what a checkpoint holds.
     void zero_grad() {
         for (auto& g : groups_)
-            for (auto& p : g) p.grad() = Tensor<T, cpu>();
+            for (auto& p : g) p.grad() = Tensor<T, D>();
     }
     /// Momentum buffers and the last rates, for checkpoints.
     void save_state(ByteWriter& w) const {
@@ -228,10 +235,16 @@ public:
     }
 
 private:
-    static double dot(const Tensor<T, cpu>& a, const Tensor<T, cpu>& b) {
-        double s = 0;
-        for (std::int64_t i = 0; i < a.numel(); ++i) s += static_cast<double>(a[i]) * static_cast<double>(b[i]);
-        return s;
+    static double dot(const Tensor<T, D>& a, const Tensor<T, D>& b) {
+        if constexpr (std::is_same_v<D, cpu>) {
+            double s = 0;
+            for (std::int64_t i = 0; i < a.numel(); ++i) s += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+            return s;
+        } else {
+            NoGradGuard no_grad;
+            const auto s = ops::sum(ops::mul(Var<T, D>(a.reshape({a.numel()})), Var<T, D>(b.reshape({b.numel()}))));
+            return static_cast<double>(on_host(s.value())[0]);
+        }
     }
     double dot_with_buffers(std::size_t gi) const {
         double s = 0;
@@ -242,8 +255,8 @@ private:
         }
         return s;
     }
-    std::vector<std::vector<Var<T>>> groups_;
-    std::vector<std::vector<Tensor<T, cpu>>> buffers_;
+    std::vector<std::vector<Var<T, D>>> groups_;
+    std::vector<std::vector<Tensor<T, D>>> buffers_;
     std::vector<double> lr_;
     double mu_;
 };
@@ -252,13 +265,14 @@ private:
 // Policies
 
 /// What an HPO policy may use in one step: the network's forward pass for validation batches.
-template <class T>
+template <class T, Device D = cpu>
 struct HpoContext {
     std::int64_t step = 0;
     ValidationSet* validation = nullptr;  ///< hypergradient policies need it
     std::int64_t validation_batch = 128;
-    /// The network (current architecture) on a batch of dataset images (always float).
-    std::function<Var<T>(const Tensor<float, cpu>&)> forward;
+    /// The network (current architecture) on a batch of dataset images (host, always float; the
+    /// forward pass moves them to the network's device).
+    std::function<Var<T, D>(const Tensor<float, cpu>&)> forward;
 };
 
 /// Contract of an HPO policy. Per training step the trainer calls
@@ -268,10 +282,11 @@ struct HpoContext {
 /// step() consumes the weights' gradients and leaves them zero for the next backward pass.
 /// values() names every hyperparameter and its current value (for logs).
 template <class P>
-concept HpoPolicy = requires(P& p, const P& cp, const Var<typename P::value_type>& v,
-                             const Tensor<std::int32_t>& labels, HpoContext<typename P::value_type>& ctx) {
+concept HpoPolicy = requires(P& p, const P& cp, const Var<typename P::value_type, device_of_t<P>>& v,
+                             const Tensor<std::int32_t, device_of_t<P>>& labels,
+                             HpoContext<typename P::value_type, device_of_t<P>>& ctx) {
     typename P::value_type;
-    { p.training_loss(v, labels) } -> std::same_as<Var<typename P::value_type>>;
+    { p.training_loss(v, labels) } -> std::same_as<Var<typename P::value_type, device_of_t<P>>>;
     p.backward(v, v, labels);
     p.step(ctx);
     { cp.values() } -> std::same_as<std::vector<std::pair<std::string, double>>>;
@@ -293,29 +308,30 @@ struct HypergradOptions {
 namespace detail {
 
 /// Shared machinery: groups, HyperSGD, the validation pass.
-template <class T>
+template <class T, Device D = cpu>
 class HypergradBase {
 public:
     using value_type = T;
+    using device_type = D;
 
-    HypergradBase(const std::vector<optim::ParamGroup<T, cpu>>& groups, HypergradOptions o) : opt_(std::move(o)) {
+    HypergradBase(const std::vector<optim::ParamGroup<T, D>>& groups, HypergradOptions o) : opt_(std::move(o)) {
         DAM_CHECK(!groups.empty(), value_error, "hypergradient HPO: needs at least one parameter group");
         DAM_CHECK(opt_.every >= 1 && opt_.hyper_lr > 0, value_error, "hypergradient HPO: every {} must be >= 1 and hyper_lr {} > 0",
                   opt_.every, opt_.hyper_lr);
-        std::vector<std::vector<Var<T>>> params;
+        std::vector<std::vector<Var<T, D>>> params;
         for (const auto& g : groups) {
             params.push_back(g.params);
             names_.push_back(g.name);
             decays_.push_back(g.weight_decay > 0);
         }
-        sgd_ = std::make_unique<HyperSGD<T>>(params, opt_.momentum);
+        sgd_ = std::make_unique<HyperSGD<T, D>>(params, opt_.momentum);
     }
-    Var<T> training_loss(const Var<T>& logits, const Tensor<std::int32_t>& labels) const {
+    Var<T, D> training_loss(const Var<T, D>& logits, const Tensor<std::int32_t, D>& labels) const {
         return ops::cross_entropy(logits, labels, {label_smoothing(), ops::Reduction::mean});
     }
     virtual double label_smoothing() const { return 0.0; }
-    void backward(const Var<T>& loss, const Var<T>&, const Tensor<std::int32_t>&) { loss.backward(); }
-    HyperSGD<T>& sgd() { return *sgd_; }
+    void backward(const Var<T, D>& loss, const Var<T, D>&, const Tensor<std::int32_t, D>&) { loss.backward(); }
+    HyperSGD<T, D>& sgd() { return *sgd_; }
     /// The options it was made with (ranges, rates, schedule).
     const HypergradOptions& options() const { return opt_; }
     double lr_factor(std::int64_t step) const { return opt_.lr_factor ? opt_.lr_factor(step) : 1.0; }
@@ -323,18 +339,18 @@ public:
 
 protected:
     /// The validation gradient v = grad L_val(w') in the parameters' grads; false when skipped.
-    bool validation_gradient(HpoContext<T>& ctx) {
+    bool validation_gradient(HpoContext<T, D>& ctx) {
         if (ctx.step % opt_.every != 0) return false;
         DAM_CHECK(ctx.validation && ctx.forward, value_error,
                   "hypergradient HPO: the context needs a ValidationSet (hpo::hold_out) and the network's forward");
         auto b = ctx.validation->next(ctx.validation_batch);
         sgd_->zero_grad();
-        auto loss = ops::cross_entropy(ctx.forward(b.images), b.labels);
+        auto loss = ops::cross_entropy(ctx.forward(b.images), on_device<D>(b.labels));
         if (loss.requires_grad()) loss.backward();
         return true;
     }
     HypergradOptions opt_;
-    std::unique_ptr<HyperSGD<T>> sgd_;
+    std::unique_ptr<HyperSGD<T, D>> sgd_;
     std::vector<std::string> names_;
     std::vector<bool> decays_;
 };
@@ -343,13 +359,13 @@ protected:
 
 /// DiffAutoML's HPO: one learning rate for every group and one weight decay for the groups that
 /// decay, both learned from the one-step validation hypergradient.
-template <class T = float>
-class HypergradLrWd : public detail::HypergradBase<T> {
+template <class T = float, Device D = cpu>
+class HypergradLrWd : public detail::HypergradBase<T, D> {
 public:
     static constexpr std::string_view policy_name = "hypergrad_lr_wd";
 
-    HypergradLrWd(const std::vector<optim::ParamGroup<T, cpu>>& groups, HypergradOptions o = {})
-        : detail::HypergradBase<T>(groups, o) {
+    HypergradLrWd(const std::vector<optim::ParamGroup<T, D>>& groups, HypergradOptions o = {})
+        : detail::HypergradBase<T, D>(groups, o) {
         double wd = 0;
         for (const auto& g : groups) wd = std::max(wd, g.weight_decay);
         lr_ = {"lr", groups.front().lr, this->opt_.lr_lo, this->opt_.lr_hi, true};
@@ -357,7 +373,7 @@ public:
         lr_.check();
         wd_.check();
     }
-    void step(HpoContext<T>& ctx) {
+    void step(HpoContext<T, D>& ctx) {
         const double f = this->lr_factor(ctx.step);
         const std::size_t G = this->sgd_->group_count();
         std::vector<double> lrs(G, lr_.value * f), wds(G, 0.0);
@@ -572,28 +588,29 @@ private:
 };
 
 /// The baseline: fixed weight decay and a learning-rate schedule (constant, step or cosine).
-template <class T = float>
+template <class T = float, Device D = cpu>
 class FixedSchedule {
 public:
     using value_type = T;
+    using device_type = D;
     static constexpr std::string_view policy_name = "fixed";
 
-    FixedSchedule(const std::vector<optim::ParamGroup<T, cpu>>& groups, std::function<double(std::int64_t)> lr,
+    FixedSchedule(const std::vector<optim::ParamGroup<T, D>>& groups, std::function<double(std::int64_t)> lr,
                   double momentum = 0.9)
         : lr_(std::move(lr)) {
         DAM_CHECK(static_cast<bool>(lr_), value_error, "FixedSchedule: needs a learning-rate schedule");
-        std::vector<std::vector<Var<T>>> params;
+        std::vector<std::vector<Var<T, D>>> params;
         for (const auto& g : groups) {
             params.push_back(g.params);
             wds_.push_back(g.weight_decay);
         }
-        sgd_ = std::make_unique<HyperSGD<T>>(params, momentum);
+        sgd_ = std::make_unique<HyperSGD<T, D>>(params, momentum);
     }
-    Var<T> training_loss(const Var<T>& logits, const Tensor<std::int32_t>& labels) const {
+    Var<T, D> training_loss(const Var<T, D>& logits, const Tensor<std::int32_t, D>& labels) const {
         return ops::cross_entropy(logits, labels);
     }
-    void backward(const Var<T>& loss, const Var<T>&, const Tensor<std::int32_t>&) { loss.backward(); }
-    void step(HpoContext<T>& ctx) {
+    void backward(const Var<T, D>& loss, const Var<T, D>&, const Tensor<std::int32_t, D>&) { loss.backward(); }
+    void step(HpoContext<T, D>& ctx) {
         current_ = lr_(ctx.step);
         sgd_->step(std::vector<double>(wds_.size(), current_), wds_);
         sgd_->zero_grad();
@@ -612,7 +629,7 @@ public:
 
 private:
     std::function<double(std::int64_t)> lr_;
-    std::unique_ptr<HyperSGD<T>> sgd_;
+    std::unique_ptr<HyperSGD<T, D>> sgd_;
     std::vector<double> wds_;
     double current_ = 0;
 };

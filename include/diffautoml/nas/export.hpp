@@ -54,29 +54,37 @@ nlohmann::json architecture_json(const Supernet<T, D>& net, const std::vector<st
             {"macs_per_image", net.path_macs(arch)}};
 }
 
-/// The derived network of `arch` with weights and batch-norm statistics copied from the supernet.
-template <class Space, class T>
-std::shared_ptr<Supernet<T, cpu>> derive(const Supernet<T, cpu>& supernet, const std::vector<std::int64_t>& arch) {
+/// The derived network of `arch`, built on device To, with weights and batch-norm statistics
+/// copied from the supernet (on any device; across devices the values pass through the host).
+template <class Space, Device To, class T, Device From>
+std::shared_ptr<Supernet<T, To>> derive_on(const Supernet<T, From>& supernet, const std::vector<std::int64_t>& arch) {
     supernet.check_architecture(arch);
     DAM_CHECK(supernet.space_name() == Space::name, value_error, "derive: the supernet is of space '{}', not '{}'",
               supernet.space_name(), Space::name);
     Generator gen(0);  // every value is overwritten below
-    std::shared_ptr<Supernet<T, cpu>> net =
-        Space::template build<T, cpu>(Space::Options::from_json(supernet.options_json()), gen, arch);
-    std::map<std::string, Tensor<T, cpu>> source;
+    std::shared_ptr<Supernet<T, To>> net =
+        Space::template build<T, To>(Space::Options::from_json(supernet.options_json()), gen, arch);
+    std::map<std::string, Tensor<T, From>> source;
     for (auto& [name, p] : supernet.named_parameters()) source.emplace(name, p.value());
     for (auto& [name, b] : supernet.named_buffers()) source.emplace(name, b);
-    auto copy = [&](const std::string& name, const Tensor<T, cpu>& dst) {
+    auto copy = [&](const std::string& name, const Tensor<T, To>& dst) {
         auto it = source.find(name);
         DAM_CHECK(it != source.end() && it->second.shape() == dst.shape(), value_error,
                   "derive: the supernet has no entry '{}' of shape {}; was it built with different options?", name,
                   dst.shape());
-        dst.copy_from(it->second);
+        if constexpr (std::is_same_v<To, From>) dst.copy_from(it->second);
+        else copy_from_host(dst, on_host(it->second));
     };
     for (auto& [name, p] : net->named_parameters()) copy(name, p.value());
     for (auto& [name, b] : net->named_buffers()) copy(name, b);
     net->train(supernet.is_training());
     return net;
+}
+
+/// The derived network of `arch` on the supernet's device (see derive_on).
+template <class Space, class T, Device D>
+std::shared_ptr<Supernet<T, D>> derive(const Supernet<T, D>& supernet, const std::vector<std::int64_t>& arch) {
+    return derive_on<Space, D>(supernet, arch);
 }
 
 /// Writes a derived network (one built for an architecture) with its architecture as one file,

@@ -60,7 +60,7 @@ public:
         DAM_CHECK(lr > 0 && std::isfinite(lr), value_error, "NAS policy: architecture learning rate must be > 0, got {}", lr);
         for (const auto& d : net.decisions()) alphas_.emplace_back(Tensor<T, D>::zeros({d.size()}), true);
         optim::ParamGroup<T, D> group{alphas_, lr, weight_decay, "alpha"};
-        adam_ = std::make_unique<optim::Adam<T>>(std::vector<optim::ParamGroup<T, D>>{group},
+        adam_ = std::make_unique<optim::Adam<T, D>>(std::vector<optim::ParamGroup<T, D>>{group},
                                                  optim::AdamOptions{beta1, 0.999, 1e-8, false});
         fixed_.assign(alphas_.size(), -1);
     }
@@ -107,8 +107,9 @@ public:
 
 protected:
     static std::vector<double> row(const Var<T, D>& a) {
-        std::vector<double> r(static_cast<std::size_t>(a.numel()));
-        for (std::int64_t k = 0; k < a.numel(); ++k) r[static_cast<std::size_t>(k)] = static_cast<double>(a.value()[k]);
+        const Tensor<T, cpu> h = on_host(a.value());  // alpha is tiny: read it on the host
+        std::vector<double> r(static_cast<std::size_t>(h.numel()));
+        for (std::int64_t k = 0; k < h.numel(); ++k) r[static_cast<std::size_t>(k)] = static_cast<double>(h[k]);
         return r;
     }
     void zero_alpha_grads() {
@@ -116,8 +117,8 @@ protected:
     }
     void check_alphas(const char* who) const {
         for (std::size_t d = 0; d < alphas_.size(); ++d)
-            for (std::int64_t k = 0; k < alphas_[d].numel(); ++k)
-                DAM_CHECK(std::isfinite(static_cast<double>(alphas_[d].value()[k])), value_error,
+            for (double v : row(alphas_[d]))
+                DAM_CHECK(std::isfinite(v), value_error,
                           "{}: architecture logits of decision '{}' became non-finite; lower the architecture learning "
                           "rate or check the loss for NaN",
                           who, net_->decisions()[d].name);
@@ -125,7 +126,7 @@ protected:
 
     Supernet<T, D>* net_;
     std::vector<Var<T, D>> alphas_;
-    std::unique_ptr<optim::Adam<T>> adam_;
+    std::unique_ptr<optim::Adam<T, D>> adam_;
     std::vector<std::int64_t> fixed_;
 };
 
@@ -172,9 +173,9 @@ public:
                 continue;
             }
             const std::int64_t k = sampling::categorical_index(probs[d], s.uniform_double(d));
-            auto z = Tensor<T, D>::zeros({this->alphas_[d].numel()});
+            auto z = Tensor<T, cpu>::zeros({this->alphas_[d].numel()});
             z[k] = T(1);
-            gates_[d] = Var<T, D>(z, true);
+            gates_[d] = Var<T, D>(on_device<D>(z), true);
             chosen_[d] = k;
             this->net_->set_gate(d, {k, gates_[d]});
         }
@@ -207,7 +208,7 @@ public:
         for (std::size_t d = 0; d < this->alphas_.size(); ++d) {
             if (chosen_.size() <= d || chosen_[d] < 0) continue;
             const auto& zg = gates_[d].grad();
-            const double dl_dz = zg.defined() ? static_cast<double>(zg[chosen_[d]]) : 0.0;
+            const double dl_dz = zg.defined() ? static_cast<double>(on_host(zg)[chosen_[d]]) : 0.0;
             DAM_CHECK(std::isfinite(dl_dz), value_error,
                       "DSNAS: dL/dZ of decision '{}' is {}; the loss diverged (lower the weight learning rate)",
                       this->net_->decisions()[d].name, dl_dz);
@@ -215,7 +216,7 @@ public:
             const auto& m = this->net_->decisions()[d].macs;
             double expected_m = 0;
             for (std::size_t k = 0; k < p.size(); ++k) expected_m += p[k] * m[k];
-            Tensor<T, D> g(Shape{static_cast<std::int64_t>(p.size())});
+            Tensor<T, cpu> g(Shape{static_cast<std::int64_t>(p.size())});
             for (std::size_t k = 0; k < p.size(); ++k) {
                 const double score = (static_cast<std::int64_t>(k) == chosen_[d] ? 1.0 : 0.0) - p[k];
                 double gk = dl_dz * score;
@@ -223,7 +224,7 @@ public:
                     gk += opt_.flops_penalty * p[k] * (m[k] - expected_m) / max_path_macs_;
                 g[static_cast<std::int64_t>(k)] = static_cast<T>(gk);
             }
-            this->alphas_[d].grad() = g;
+            this->alphas_[d].grad() = on_device<D>(g);
             any = true;
         }
         return any;

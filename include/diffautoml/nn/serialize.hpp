@@ -47,8 +47,8 @@ std::uint64_t model_signature(const Module<T, D>& m) {
 }  // namespace detail
 
 /// The bytes of a model file (useful to embed a model in a larger checkpoint).
-template <class T>
-std::vector<std::uint8_t> serialize_model(const Module<T, cpu>& m) {
+template <class T, Device D>
+std::vector<std::uint8_t> serialize_model(const Module<T, D>& m) {
     ByteWriter w;
     w.put_bytes(model_magic, sizeof model_magic);
     w.put(model_format_version);
@@ -56,7 +56,8 @@ std::vector<std::uint8_t> serialize_model(const Module<T, cpu>& m) {
     w.put(static_cast<std::uint32_t>(sizeof(T)));
     const auto entries = detail::model_entries(m);
     w.put(static_cast<std::uint64_t>(entries.size()));
-    for (auto& [kind, name, t] : entries) {
+    for (auto& [kind, name, td] : entries) {
+        const Tensor<T, cpu> t = on_host(td);  // device values are copied to the host
         w.put(kind);
         w.put_string(name);
         w.put(static_cast<std::uint32_t>(t.rank()));
@@ -69,8 +70,8 @@ std::vector<std::uint8_t> serialize_model(const Module<T, cpu>& m) {
 
 /// Loads values into an existing model of the same structure. Nothing is changed unless the whole
 /// file checks out.
-template <class T>
-void deserialize_model(Module<T, cpu>& m, const std::vector<std::uint8_t>& bytes, const std::string& what) {
+template <class T, Device D>
+void deserialize_model(Module<T, D>& m, const std::vector<std::uint8_t>& bytes, const std::string& what) {
     DAM_CHECK(bytes.size() >= sizeof model_magic + 4 && std::memcmp(bytes.data(), model_magic, sizeof model_magic) == 0,
               format_error, "{}: not a diffautoml model file (bad magic)", what);
     ByteReader r(bytes.data() + sizeof model_magic, bytes.size() - sizeof model_magic, what);
@@ -109,16 +110,23 @@ void deserialize_model(Module<T, cpu>& m, const std::vector<std::uint8_t>& bytes
     DAM_CHECK(r.remaining() == 4, format_error, "{}: {} unexpected bytes after the last entry", what, r.remaining() - 4);
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const auto& t = std::get<2>(entries[i]);
-        std::memcpy(t.data(), sources[i], static_cast<std::size_t>(t.numel()) * sizeof(T));
+        const auto bytes_i = static_cast<std::size_t>(t.numel()) * sizeof(T);
+        if constexpr (std::is_same_v<D, cpu>) {
+            std::memcpy(t.data(), sources[i], bytes_i);
+        } else {
+            Tensor<T, cpu> h(t.shape());
+            std::memcpy(h.data(), sources[i], bytes_i);
+            copy_from_host(t, h);
+        }
     }
 }
 
-template <class T>
-void save_model(const Module<T, cpu>& m, const std::string& path) {
+template <class T, Device D>
+void save_model(const Module<T, D>& m, const std::string& path) {
     write_file_atomic(path, serialize_model(m));
 }
-template <class T>
-void load_model(Module<T, cpu>& m, const std::string& path) {
+template <class T, Device D>
+void load_model(Module<T, D>& m, const std::string& path) {
     deserialize_model(m, read_file(path), "load_model '" + path + "'");
 }
 

@@ -93,15 +93,11 @@ public:
     const Tensor<T, D>& momentum_buffer(std::size_t gi, std::size_t pi) const { return buffers_[gi][pi]; }
     const SGDOptions& options() const { return opt_; }
     /// Momentum buffers, for checkpoints.
-    void save_state(ByteWriter& w) const
-        requires std::same_as<D, cpu>
-    {
+    void save_state(ByteWriter& w) const {
         for (const auto& g : buffers_)
             for (const auto& b : g) put_tensor(w, b);
     }
-    void load_state(ByteReader& r)
-        requires std::same_as<D, cpu>
-    {
+    void load_state(ByteReader& r) {
         for (auto& g : buffers_)
             for (auto& b : g) get_tensor(r, b, "SGD state");
     }
@@ -150,9 +146,7 @@ public:
     }
     std::int64_t steps() const { return t_; }
     /// Step count and moments, for checkpoints.
-    void save_state(ByteWriter& w) const
-        requires std::same_as<D, cpu>
-    {
+    void save_state(ByteWriter& w) const {
         w.put<std::int64_t>(t_);
         for (const auto& g : state_)
             for (const auto& [m, v] : g) {
@@ -160,9 +154,7 @@ public:
                 put_tensor(w, v);
             }
     }
-    void load_state(ByteReader& r)
-        requires std::same_as<D, cpu>
-    {
+    void load_state(ByteReader& r) {
         t_ = r.get<std::int64_t>();
         for (auto& g : state_)
             for (auto& [m, v] : g) {

@@ -85,9 +85,10 @@ struct JointOptions {
     double da_fade_start = 0.5;
     std::vector<da::Op> da_ops{};        ///< the ops of PairPolicyDA (empty: all 17; see da::grey_ops)
     double wd_max = 2e-3;                ///< upper bound of the learned weight decay (4x the initial 5e-4)
-    /// Lower bound of the learned learning rate (HypergradOptions' own default). One-step
-    /// hypergradients are greedy and shrink the rate (docs/results.md, hpo_search).
-    double lr_min = 1e-4;
+    /// Lower bound of the learned learning rate. One-step hypergradients are greedy and shrink the
+    /// rate (docs/results.md, hpo_search): without a floor the default run's rate fell from 0.1 to
+    /// 0.044; with this floor the same seed reached 0.9366 instead of 0.9336 (docs/results.md).
+    double lr_min = 0.08;
     std::int64_t hpo_every = 4;          ///< hypergradient step every k weight steps (each costs a validation forward + backward)
 };
 
@@ -154,19 +155,21 @@ std::unique_ptr<P> default_da(const JointOptions& o) {
 }
 
 template <class P>
-std::unique_ptr<P> default_nas(nas::Supernet<typename P::value_type>& net, const JointOptions& o, std::int64_t steps_per_epoch) {
+std::unique_ptr<P> default_nas(nas::Supernet<typename P::value_type, typename P::device_type>& net, const JointOptions& o,
+                               std::int64_t steps_per_epoch) {
     using Space = typename P::space_type;
     using T = typename P::value_type;
-    if constexpr (std::is_same_v<P, nas::DSNAS<Space, T>>) {
+    using D = typename P::device_type;
+    if constexpr (std::is_same_v<P, nas::DSNAS<Space, T, D>>) {
         nas::DSNASOptions d;
         d.lr = o.alpha_lr;
         d.warmup_steps = static_cast<std::int64_t>(o.nas_warmup_epochs * static_cast<double>(steps_per_epoch));
         return std::make_unique<P>(net, d);
-    } else if constexpr (std::is_same_v<P, nas::FixedArch<Space, T>>) {
+    } else if constexpr (std::is_same_v<P, nas::FixedArch<Space, T, D>>) {
         auto arch = o.fixed_architecture;
         if (arch.empty()) arch.assign(net.num_decisions(), 0);
         return std::make_unique<P>(net, arch);
-    } else if constexpr (std::is_constructible_v<P, nas::Supernet<T>&>) {
+    } else if constexpr (std::is_constructible_v<P, nas::Supernet<T, D>&>) {
         return std::make_unique<P>(net);
     } else {
         static_assert(detail::dependent_false<P>, "JointSearch: no default factory for this NAS policy; set Factories::nas");
@@ -174,10 +177,11 @@ std::unique_ptr<P> default_nas(nas::Supernet<typename P::value_type>& net, const
 }
 
 template <class P>
-std::unique_ptr<P> default_hpo(const std::vector<optim::ParamGroup<typename P::value_type>>& groups, const JointOptions& o,
-                               std::function<double(std::int64_t)> lr_factor) {
+std::unique_ptr<P> default_hpo(const std::vector<optim::ParamGroup<typename P::value_type, device_of_t<P>>>& groups,
+                               const JointOptions& o, std::function<double(std::int64_t)> lr_factor) {
     using T = typename P::value_type;
-    if constexpr (std::is_same_v<P, hpo::HypergradLrWd<T>> || std::is_same_v<P, hpo::HypergradMulti<T>>) {
+    using D = device_of_t<P>;
+    if constexpr (std::is_same_v<P, hpo::HypergradLrWd<T, D>> || std::is_same_v<P, hpo::HypergradMulti<T>>) {
         hpo::HypergradOptions h;
         h.momentum = o.momentum;
         h.every = o.hpo_every;
@@ -185,7 +189,7 @@ std::unique_ptr<P> default_hpo(const std::vector<optim::ParamGroup<typename P::v
         h.lr_lo = o.lr_min;
         h.lr_factor = std::move(lr_factor);
         return std::make_unique<P>(groups, h);
-    } else if constexpr (std::is_same_v<P, hpo::FixedSchedule<T>>) {
+    } else if constexpr (std::is_same_v<P, hpo::FixedSchedule<T, D>>) {
         const double lr = o.lr;
         return std::make_unique<P>(groups, [lr, f = std::move(lr_factor)](std::int64_t s) { return lr * f(s); },
                                    o.momentum);
@@ -219,19 +223,40 @@ inline nlohmann::json policy_json(const std::vector<da::PolicyEntry>& rows) {
 }
 }  // namespace detail
 
+namespace detail {
+/// HPO<T> on the CPU, HPO<T, D> on another device (the policy must take a device parameter there).
+template <template <class...> class P, class T, class D>
+struct bind_device {
+    using type = P<T, D>;
+};
+template <template <class...> class P, class T>
+struct bind_device<P, T, cpu> {
+    using type = P<T>;
+};
+}  // namespace detail
+
 /// DA<T> and HPO<T> are policy templates (e.g. da::PairPolicyDA, hpo::HypergradLrWd), NAS a NAS
-/// policy type with its search space (e.g. nas::DSNAS<nas::ShuffleSpace>); T = float.
-template <template <class> class DA, class NAS, template <class> class HPO>
+/// policy type with its search space and device (e.g. nas::DSNAS<nas::ShuffleSpace> on the CPU,
+/// nas::DSNAS<nas::ShuffleSpace, float, cuda> on a GPU); T = float. D is the device the network
+/// trains on (NAS's); there the HPO policy is HPO<T, D> and the DA policy augments device batches,
+/// while data loading, the policies' small state and the logs stay on the host.
+template <template <class...> class DA, class NAS, template <class...> class HPO, Device D = device_of_t<NAS>>
 class JointSearch {
 public:
     using T = typename NAS::value_type;
     using Space = typename NAS::space_type;
     using DaPolicy = DA<T>;
-    using HpoPolicy = HPO<T>;
+    using HpoPolicy = typename detail::bind_device<HPO, T, D>::type;
+    using device_type = D;
     static_assert(std::is_same_v<T, float>, "JointSearch: the joint search trains float networks (NAS::value_type)");
+    static_assert(std::is_same_v<D, device_of_t<NAS>>,
+                  "JointSearch: D must be the NAS policy's device (e.g. nas::DSNAS<Space, float, cuda> for cuda)");
     static_assert(da::DaPolicy<DaPolicy>,
                   "JointSearch: the DA policy does not satisfy da::DaPolicy (augment(images, ctx) -> Var, "
                   "update(losses, ctx), summary(k), searching(), policy_name); see docs/da.md");
+    static_assert(!da::DaPolicy<DaPolicy> || da::DaPolicyOn<DaPolicy, D>,
+                  "JointSearch: the DA policy cannot augment batches on this device (augment(Tensor<T, D>, ctx) -> "
+                  "Var<T, D>); PairPolicyDA and NoAugment can on every device, see docs/search.md");
     static_assert(nas::NasPolicy<NAS>,
                   "JointSearch: the NAS policy does not satisfy nas::NasPolicy (prepare, update, probabilities, "
                   "derived, searching, policy_name); see docs/nas.md");
@@ -245,8 +270,8 @@ public:
     /// How the policies are made once the network exists (defaults: each policy's default options).
     struct Factories {
         std::function<std::unique_ptr<DaPolicy>(const JointOptions&)> da;
-        std::function<std::unique_ptr<NAS>(nas::Supernet<T>&, const JointOptions&, std::int64_t steps_per_epoch)> nas;
-        std::function<std::unique_ptr<HpoPolicy>(const std::vector<optim::ParamGroup<T>>&, const JointOptions&,
+        std::function<std::unique_ptr<NAS>(nas::Supernet<T, D>&, const JointOptions&, std::int64_t steps_per_epoch)> nas;
+        std::function<std::unique_ptr<HpoPolicy>(const std::vector<optim::ParamGroup<T, D>>&, const JointOptions&,
                                                  std::function<double(std::int64_t)> lr_factor)>
             hpo;
     };
@@ -280,7 +305,7 @@ public:
         space.in_channels = train.image_shape()[0];
         space.image = train.image_shape()[1];
         space_ = space;
-        net_ = Space::template build<T>(space, gen_);
+        net_ = Space::template build<T, D>(space, gen_);
         loader_ = std::make_unique<data::BatchLoader>(*train_, opt_.batch, true, opt_.seed + 1, true);
         steps_per_epoch_ = loader_->batches_per_epoch();
         total_steps_ = opt_.epochs * steps_per_epoch_;
@@ -306,7 +331,7 @@ public:
 
     /// Per-epoch records (also written to out_dir/log.jsonl).
     const std::vector<nlohmann::json>& log() const { return log_; }
-    nas::Supernet<T>& net() { return *net_; }
+    nas::Supernet<T, D>& net() { return *net_; }
     DaPolicy& da_policy() { return *da_; }
     NAS& nas_policy() { return *nas_; }
     HpoPolicy& hpo_policy() { return *hpo_; }
@@ -366,18 +391,20 @@ public:
         auto elapsed = [&] { return offset + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
         auto last_ckpt = std::chrono::steady_clock::now();
         if (!opt_.out_dir.empty()) std::filesystem::create_directories(opt_.out_dir);
-        nas::NasContext<T> nctx;
+        nas::NasContext<T, D> nctx;
         nctx.gen = &gen_;
         nctx.weights = net_->parameters();
-        hpo::HpoContext<T> hctx;
+        hpo::HpoContext<T, D> hctx;
         hctx.validation = val_.get();
         hctx.validation_batch = opt_.validation_batch;
-        hctx.forward = [&](const Tensor<float>& x) { return net_->forward(Var<T>(x)); };
+        hctx.forward = [&](const Tensor<float>& x) { return net_->forward(Var<T, D>(on_device<D>(x))); };
         data::Batch batch;
-        nctx.train_loss = [&] { return ops::cross_entropy(net_->forward(Var<T>(batch.images)), batch.labels); };
+        nctx.train_loss = [&] {
+            return ops::cross_entropy(net_->forward(Var<T, D>(on_device<D>(batch.images))), on_device<D>(batch.labels));
+        };
         nctx.val_loss = [&] {
             auto vb = val_->next(opt_.validation_batch);
-            return ops::cross_entropy(net_->forward(Var<T>(vb.images)), vb.labels);
+            return ops::cross_entropy(net_->forward(Var<T, D>(on_device<D>(vb.images))), on_device<D>(vb.labels));
         };
 
         std::unique_ptr<ProgressBar> bar;
@@ -513,33 +540,35 @@ private:
         total_steps_ = std::clamp(fit, step_ + 1, total_steps_);
     }
 
-    void train_step(const data::Batch& batch, nas::NasContext<T>& nctx, hpo::HpoContext<T>& hctx) {
+    void train_step(const data::Batch& batch, nas::NasContext<T, D>& nctx, hpo::HpoContext<T, D>& hctx) {
         da::DaContext dctx{&gen_, step_, total_steps_};
         nctx.step = step_;
         nctx.total_steps = std::max<std::int64_t>(1, static_cast<std::int64_t>(opt_.search_fraction * static_cast<double>(total_steps_)));
         nctx.weight_lr = hpo_->values().front().second;
         hctx.step = step_;
-        auto x = da_->augment(batch.images, dctx);                               // 1
+        const Tensor<std::int32_t, D> labels = on_device<D>(batch.labels);
+        auto x = da_->augment(on_device<D>(batch.images), dctx);                 // 1
         if (!derived_) nas_->prepare(nctx);                                       // 2
         auto logits = net_->forward(x);                                           // 3
-        auto loss = hpo_->training_loss(logits, batch.labels);
-        const float l = loss.value().item();
+        auto loss = hpo_->training_loss(logits, labels);
+        const float l = on_host(loss.value()).item();
         if (!std::isfinite(l)) diverged(fmt::format("the training loss became {}", l));
         Tensor<T> per_sample;
+        const Tensor<T> host_logits = on_host(logits.value());
         {
             NoGradGuard no_grad;
-            per_sample = ops::cross_entropy(Var<T>(logits.value()), batch.labels, {0.0, ops::Reduction::none}).value();
+            per_sample =
+                on_host(ops::cross_entropy(Var<T, D>(logits.value()), labels, {0.0, ops::Reduction::none}).value());
         }
-        hpo_->backward(loss, logits, batch.labels);                               // 4
+        hpo_->backward(loss, logits, labels);                                     // 4
         // NaN inputs can give a finite loss (ReLU maps NaN to 0) but non-finite gradients: check
         // them too, before anything is updated.
-        for (const auto& p : weights_)
-            if (p.grad().defined() && !all_finite(p.grad())) diverged("the weight gradients became non-finite");
+        if (!gradients_finite()) diverged("the weight gradients became non-finite");
         da_->update(per_sample, dctx);                                            // 5: pi
         if (!derived_) nas_->update(nctx);                                        //    alpha
         hpo_->step(hctx);                                                         //    w, then 6: eta, lambda
         acc_loss_ += static_cast<double>(l) * static_cast<double>(batch.labels.numel());
-        acc_correct_ += correct(logits.value(), batch.labels);
+        acc_correct_ += correct(host_logits, batch.labels);
         acc_seen_ += batch.labels.numel();
         if (!derived_ && (!nas_->searching() || step_ + 1 >= nctx.total_steps)) {
             arch_ = nas_->derived();
@@ -555,11 +584,28 @@ private:
             what, step_, step_ / steps_per_epoch_ + 1,
             opt_.out_dir.empty() ? "" : "; the last checkpoint is intact and --resume continues from it"));
     }
-    static bool all_finite(const Tensor<T>& t) {
-        const T* p = t.data();
-        bool ok = true;
-        for (std::int64_t i = 0; i < t.numel(); ++i) ok &= std::isfinite(p[i]);
-        return ok;
+    /// Whether every weight gradient is finite. On a GPU: one sum of 0 * g over all of them (NaN
+    /// exactly when some value is NaN or Inf), read back once.
+    bool gradients_finite() const {
+        if constexpr (std::is_same_v<D, cpu>) {
+            for (const auto& p : weights_) {
+                if (!p.grad().defined()) continue;
+                const T* g = p.grad().data();
+                bool ok = true;
+                for (std::int64_t i = 0; i < p.grad().numel(); ++i) ok &= std::isfinite(g[i]);
+                if (!ok) return false;
+            }
+            return true;
+        } else {
+            NoGradGuard no_grad;
+            Var<T, D> total;
+            for (const auto& p : weights_) {
+                if (!p.grad().defined()) continue;
+                auto z = ops::sum(ops::mul_scalar(Var<T, D>(p.grad()), 0.0));
+                total = total.defined() ? ops::add(total, z) : z;
+            }
+            return !total.defined() || std::isfinite(static_cast<double>(on_host(total.value())[0]));
+        }
     }
 
     static std::int64_t correct(const Tensor<T>& z, const Tensor<std::int32_t>& labels) {
@@ -567,7 +613,7 @@ private:
     }
 
     /// Loss and accuracy of `net` on `d` in evaluation mode.
-    static std::pair<double, double> evaluate(nn::Module<T>& net, const data::Dataset& d) {
+    static std::pair<double, double> evaluate(nn::Module<T, D>& net, const data::Dataset& d) {
         NoGradGuard no_grad;
         net.eval();
         data::BatchLoader loader(d, 1000, false, 0);
@@ -575,9 +621,10 @@ private:
         double loss = 0;
         while (loader.has_next()) {
             auto b = loader.next();
-            const auto z = net.forward(Var<T>(b.images));
-            c += correct(z.value(), b.labels);
-            loss += static_cast<double>(ops::cross_entropy(z, b.labels, {0.0, ops::Reduction::sum}).value().item());
+            const auto z = net.forward(Var<T, D>(on_device<D>(b.images)));
+            c += correct(on_host(z.value()), b.labels);
+            loss += static_cast<double>(
+                on_host(ops::cross_entropy(z, on_device<D>(b.labels), {0.0, ops::Reduction::sum}).value()).item());
         }
         net.train();
         return {loss / static_cast<double>(d.size()), static_cast<double>(c) / static_cast<double>(d.size())};
@@ -649,9 +696,12 @@ private:
         data::BatchLoader calib(*train_, 256, true, opt_.seed + 3, true);
         calib.start_epoch(0);
         nn::recalibrate_batch_norm(*derived, std::min(opt_.recalibration_batches, calib.batches_per_epoch()),
-                                   [&] { return calib.next().images; });
+                                   [&] { return on_device<D>(calib.next().images); });
         JointResult res;
         res.test_accuracy = evaluate(*derived, *test_).second;
+        std::shared_ptr<nas::Supernet<T, cpu>> host_model;  // the result and model.bin live on the host
+        if constexpr (std::is_same_v<D, cpu>) host_model = derived;
+        else host_model = nas::derive_on<Space, cpu>(*derived, arch_);
         res.wall_seconds = seconds;
         res.search_seconds = search_seconds_ > 0 ? search_seconds_ : seconds;
         res.steps = step_;
@@ -659,15 +709,16 @@ private:
         res.architecture_names = net_->choice_names(arch_);
         res.hyperparameters = detail::values_json(*hpo_);
         res.da_policy = detail::policy_json(da_->summary(10));
-        res.model = derived;
+        res.model = host_model;
         if (!opt_.out_dir.empty()) {
             const nlohmann::json extra = {{"config", config_json()},
                                           {"hyperparameters", res.hyperparameters},
                                           {"da_policy", res.da_policy},
                                           {"pixels", {{"mean", opt_.pixels.mean}, {"std", opt_.pixels.std}}}};
-            nas::save_derived(opt_.out_dir + "/model.bin", *derived, extra);
+            nas::save_derived(opt_.out_dir + "/model.bin", *host_model, extra);
             write_text(opt_.out_dir + "/architecture.json", nas::architecture_json(*net_, arch_).dump(2) + "\n");
             const nlohmann::json result = {{"test_accuracy", res.test_accuracy},
+                                           {"device", std::string(D::name)},
                                            {"wall_seconds", res.wall_seconds},
                                            {"search_seconds", res.search_seconds},
                                            {"search_cost_cpu_minutes", res.wall_seconds * num_threads() / 60.0},
@@ -694,13 +745,13 @@ private:
     typename Space::Options space_;
     std::shared_ptr<data::Dataset> train_;
     std::unique_ptr<hpo::ValidationSet> val_;
-    std::shared_ptr<nas::Supernet<T>> net_;
+    std::shared_ptr<nas::Supernet<T, D>> net_;
     std::unique_ptr<data::BatchLoader> loader_;
     std::int64_t steps_per_epoch_ = 0, total_steps_ = 0, step_ = 0;
     std::unique_ptr<DaPolicy> da_;
     std::unique_ptr<NAS> nas_;
     std::unique_ptr<HpoPolicy> hpo_;
-    std::vector<Var<T>> weights_;
+    std::vector<Var<T, D>> weights_;
     std::vector<std::int64_t> arch_;
     bool derived_ = false, budget_fixed_ = false;
     double acc_loss_ = 0, elapsed_before_ = 0, search_seconds_ = 0;

@@ -64,6 +64,12 @@ template <class T>
 void upload_n(cuda, T* dst, const T* src, std::int64_t n) {
     if (n > 0) upload(dst, src, static_cast<std::size_t>(n) * sizeof(T));
 }
+/// dst (host) = src (device), after all earlier work of the current stream (the tensor layer's
+/// download primitive).
+template <class T>
+void download_n(cuda, T* dst, const T* src, std::int64_t n) {
+    if (n > 0) download(dst, src, static_cast<std::size_t>(n) * sizeof(T));
+}
 }  // namespace backend_cuda
 
 /// A device copy of a host tensor (same shape).

@@ -1,0 +1,61 @@
+#pragma once
+// The tiny synthetic task of the joint-search tests (tests/test_search.cpp on the CPU,
+// tests/cuda/test_search_cuda.cpp on a GPU): 3 classes of 12x12 bars, a tiny ShuffleNet space and
+// options for a run of a few seconds.
+#include <cmath>
+#include <string>
+
+#include <diffautoml/diffautoml.hpp>
+
+namespace dam_test {
+
+using namespace diffautoml;
+
+/// 3 classes of 12x12 images: a bright bar (horizontal, vertical, diagonal) at a random offset on
+/// noise, normalised like a dataset would be.
+inline data::Dataset bars(std::int64_t n, std::uint64_t seed, data::Split split) {
+    data::Dataset d;
+    d.images = Tensor<float>(Shape{n, 1, 12, 12});
+    d.classes = 3;
+    d.split = split;
+    const PhiloxStream s{seed, 0};
+    for (std::int64_t i = 0; i < n; ++i) {
+        const auto r = s.block(static_cast<std::uint64_t>(i));
+        const int label = static_cast<int>(r[0] % 3), off = static_cast<int>(r[1] % 6) + 3;
+        d.labels.push_back(label);
+        for (int y = 0; y < 12; ++y)
+            for (int x = 0; x < 12; ++x) {
+                const bool on = label == 0 ? (y == off || y == off + 1) : label == 1 ? (x == off || x == off + 1) : std::abs(x - y) <= 1;
+                const float noise = 0.2f * s.uniform(static_cast<std::uint64_t>(n) * 4 + static_cast<std::uint64_t>(i * 144 + y * 12 + x));
+                d.images[i * 144 + y * 12 + x] = ((on ? 0.8f : 0.0f) + noise - 0.3f) / 0.35f;
+            }
+    }
+    return d;
+}
+
+inline nas::ShuffleSpace::Options tiny_space() {
+    nas::ShuffleSpace::Options o = nas::ShuffleSpace::default_options();
+    o.stem = 8;
+    o.stages = {{8, 1, 1}, {16, 1, 2}};
+    o.head = 16;
+    return o;
+}
+
+inline search::JointOptions tiny_options(const std::string& out) {
+    search::JointOptions o;
+    o.epochs = 2;
+    o.batch = 16;
+    o.validation = 64;
+    o.validation_batch = 32;
+    o.recalibration_batches = 4;
+    o.lr = 0.05;
+    o.lr_min = 1e-3;  // the main job's floor (0.08) is above this tiny run's rate
+    o.out_dir = out;
+    o.progress = false;
+    o.pixels = {0.3, 0.35};
+    o.augment.fill = 0.0;
+    o.search_fraction = 0.6;
+    return o;
+}
+
+}  // namespace dam_test
