@@ -191,12 +191,7 @@ public:
     std::vector<double> wd_hypergradients() const {
         std::vector<double> h(groups_.size(), 0.0);
         for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-            double vw = 0;
-            for (std::size_t pi = 0; pi < groups_[gi].size(); ++pi) {
-                const auto& p = groups_[gi][pi];
-                if (!p.grad().defined() || !buffers_[gi][pi].defined()) continue;
-                vw += dot(p.grad(), p.value());
-            }
+            const double vw = group_dot(gi, [&](std::size_t pi) -> const Tensor<T, D>& { return groups_[gi][pi].value(); });
             h[gi] = -lr_.at(gi) * (vw + lr_.at(gi) * dot_with_buffers(gi));
         }
         return h;
@@ -236,24 +231,37 @@ public:
 
 private:
     static double dot(const Tensor<T, D>& a, const Tensor<T, D>& b) {
+        double s = 0;
+        for (std::int64_t i = 0; i < a.numel(); ++i) s += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+        return s;
+    }
+    /// sum over group gi's stepped parameters of grad . other(pi). On a device the partial sums
+    /// stay there and one value is read back per group.
+    template <class Other>
+    double group_dot(std::size_t gi, Other&& other) const {
         if constexpr (std::is_same_v<D, cpu>) {
             double s = 0;
-            for (std::int64_t i = 0; i < a.numel(); ++i) s += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+            for (std::size_t pi = 0; pi < groups_[gi].size(); ++pi) {
+                const auto& p = groups_[gi][pi];
+                if (!p.grad().defined() || !buffers_[gi][pi].defined()) continue;
+                s += dot(p.grad(), other(pi));
+            }
             return s;
         } else {
             NoGradGuard no_grad;
-            const auto s = ops::sum(ops::mul(Var<T, D>(a.reshape({a.numel()})), Var<T, D>(b.reshape({b.numel()}))));
-            return static_cast<double>(on_host(s.value())[0]);
+            Var<T, D> total;
+            for (std::size_t pi = 0; pi < groups_[gi].size(); ++pi) {
+                const auto& p = groups_[gi][pi];
+                if (!p.grad().defined() || !buffers_[gi][pi].defined()) continue;
+                const Tensor<T, D>& o = other(pi);
+                auto z = ops::sum(ops::mul(Var<T, D>(p.grad().reshape({p.numel()})), Var<T, D>(o.reshape({o.numel()}))));
+                total = total.defined() ? ops::add(total, z) : z;
+            }
+            return total.defined() ? static_cast<double>(on_host(total.value())[0]) : 0.0;
         }
     }
     double dot_with_buffers(std::size_t gi) const {
-        double s = 0;
-        for (std::size_t pi = 0; pi < groups_[gi].size(); ++pi) {
-            const auto& p = groups_[gi][pi];
-            if (!p.grad().defined() || !buffers_[gi][pi].defined()) continue;
-            s += dot(p.grad(), buffers_[gi][pi]);
-        }
-        return s;
+        return group_dot(gi, [&](std::size_t pi) -> const Tensor<T, D>& { return buffers_[gi][pi]; });
     }
     std::vector<std::vector<Var<T, D>>> groups_;
     std::vector<std::vector<Tensor<T, D>>> buffers_;
