@@ -14,6 +14,7 @@
 #include "../autograd/variable.hpp"
 #include "../core/parallel.hpp"
 #include "../core/rng.hpp"
+#include "../ops/elementwise.hpp"
 #include "kernels.hpp"
 
 namespace diffautoml::da {
@@ -146,22 +147,32 @@ Var<T> augment(const Var<T>& x, std::span<const OpDraw> draws, const Var<T>& m, 
         });
 }
 
-/// x * std + mean: stored values to pixels.
-template <class T>
-Tensor<T> to_pixels(const Tensor<T>& x, const PixelSpace& ps) {
-    Tensor<T> y(x.shape());
-    const T a = static_cast<T>(ps.std), b = static_cast<T>(ps.mean);
-    const T* px = x.data();
-    T* py = y.data();
-    parallel_for(x.numel(), [&](std::int64_t i) { py[i] = px[i] * a + b; }, 1 << 16);
-    return y;
+/// x * std + mean: stored values to pixels (on any device).
+template <class T, Device D>
+Tensor<T, D> to_pixels(const Tensor<T, D>& x, const PixelSpace& ps) {
+    if constexpr (std::is_same_v<D, cpu>) {
+        Tensor<T> y(x.shape());
+        const T a = static_cast<T>(ps.std), b = static_cast<T>(ps.mean);
+        const T* px = x.data();
+        T* py = y.data();
+        parallel_for(x.numel(), [&](std::int64_t i) { py[i] = px[i] * a + b; }, 1 << 16);
+        return y;
+    } else {
+        NoGradGuard no_grad;
+        return ops::add_scalar(ops::mul_scalar(Var<T, D>(x), ps.std), ps.mean).value();
+    }
 }
-/// (p - mean) / std in place: pixels back to stored values.
-template <class T>
-void from_pixels_(const Tensor<T>& p, const PixelSpace& ps) {
-    const T inv = static_cast<T>(1.0 / ps.std), b = static_cast<T>(ps.mean);
-    T* q = p.data();
-    parallel_for(p.numel(), [&](std::int64_t i) { q[i] = (q[i] - b) * inv; }, 1 << 16);
+/// (p - mean) / std in place: pixels back to stored values (on any device).
+template <class T, Device D>
+void from_pixels_(const Tensor<T, D>& p, const PixelSpace& ps) {
+    if constexpr (std::is_same_v<D, cpu>) {
+        const T inv = static_cast<T>(1.0 / ps.std), b = static_cast<T>(ps.mean);
+        T* q = p.data();
+        parallel_for(p.numel(), [&](std::int64_t i) { q[i] = (q[i] - b) * inv; }, 1 << 16);
+    } else {
+        NoGradGuard no_grad;
+        p.copy_from(ops::mul_scalar(ops::add_scalar(Var<T, D>(p), -ps.mean), 1.0 / ps.std).value());
+    }
 }
 
 }  // namespace diffautoml::da

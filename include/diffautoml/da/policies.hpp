@@ -232,9 +232,7 @@ public:
             return Var<T>(y, false);
         } else {
             // The device kernels apply one op per image: the first ops, then the second ones.
-            NoGradGuard no_grad;
-            const double sd = opt_.pixels.std, mean = opt_.pixels.mean;
-            const Tensor<T, D> px = ops::add_scalar(ops::mul_scalar(Var<T, D>(x), sd), mean).value();
+            const Tensor<T, D> px = to_pixels(x, opt_.pixels);
             std::vector<OpDraw> d1(static_cast<std::size_t>(N)), d2(static_cast<std::size_t>(N));
             std::vector<double> m1(static_cast<std::size_t>(N)), m2(static_cast<std::size_t>(N));
             for (std::size_t i = 0; i < static_cast<std::size_t>(N); ++i) {
@@ -245,7 +243,8 @@ public:
             Tensor<T, D> y1(x.shape()), y2(x.shape());
             augment_forward(D{}, px.data(), y1.data(), d1, m1, N, C, H, W, opt_.augment);
             augment_forward(D{}, y1.data(), y2.data(), d2, m2, N, C, H, W, opt_.augment);
-            return Var<T, D>(ops::mul_scalar(ops::add_scalar(Var<T, D>(y2), -mean), 1.0 / sd).value(), false);
+            from_pixels_(y2, opt_.pixels);
+            return Var<T, D>(y2, false);
         }
     }
 
