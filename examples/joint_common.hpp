@@ -43,6 +43,7 @@ inline const char* kCommonHelp =
     "  training: --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --alpha-lr X (3e-2)  --search-fraction X (0.5)\n"
     "           --validation N (5000 training images held out for HPO)  --wd-max X (2e-3)  --hpo-every K (4: hypergradient step every K steps)\n"
     "           --lr-min X (0.08: lower bound of the learned learning rate; --lr must not be below it)\n"
+    "           --label-smoothing E (0: training loss (1 - E) CE + E uniform; validation stays plain CE)\n"
     "  run:     --seed S (0)  --threads T (2)  --checkpoint-minutes M (5)  --quiet\n"
     "           --device cpu|cuda (cpu; cuda trains on the GPU: default policies, shuffle space)\n";
 
@@ -76,6 +77,7 @@ inline Args parse(int argc, char** argv, const char* who) {
         .option("--da-ops", a.da_ops)
         .option("--wd-max", j.wd_max)
         .option("--lr-min", j.lr_min)
+        .option("--label-smoothing", j.label_smoothing)
         .option("--checkpoint-minutes", j.checkpoint_minutes)
         .option("--seed", j.seed)
         .option("--threads", a.threads)

@@ -149,6 +149,43 @@ TEST_CASE("HypergradMulti's backward adds the label-smoothing direction without 
     }
 }
 
+TEST_CASE("HypergradLrWd and FixedSchedule train on the label-smoothed loss they are given", "[hpo]") {
+    TinyNet net;
+    const auto x = randn(Shape{6, 4}, 10, false);
+    const auto y = labels_of({0, 1, 2, 1, 0, 2});
+    std::vector<optim::ParamGroup<double>> groups{{net.weights, 0.1, 1e-3, "w"}, {net.biases, 0.1, 0.0, "b"}};
+    const auto logits = net.forward(x);
+    // (1 - eps) CE + eps U by hand: CE = lse - z_y, U = lse - mean_k z_k, averaged over the rows.
+    auto expected = [&](double eps) {
+        const std::int64_t N = logits.dim(0), K = logits.dim(1);
+        double total = 0;
+        for (std::int64_t i = 0; i < N; ++i) {
+            double mx = -1e300, mean_z = 0, se = 0;
+            for (std::int64_t k = 0; k < K; ++k) mx = std::max(mx, logits.value()[i * K + k]);
+            for (std::int64_t k = 0; k < K; ++k) {
+                se += std::exp(logits.value()[i * K + k] - mx);
+                mean_z += logits.value()[i * K + k] / static_cast<double>(K);
+            }
+            const double lse = mx + std::log(se);
+            total += (1 - eps) * (lse - logits.value()[i * K + y[i]]) + eps * (lse - mean_z);
+        }
+        return total / static_cast<double>(N);
+    };
+    hpo::HypergradOptions o;
+    o.label_smoothing = 0.2;
+    hpo::HypergradLrWd<double> smoothed(groups, o);
+    hpo::HypergradLrWd<double> plain(groups);
+    hpo::FixedSchedule<double> fixed(groups, [](std::int64_t) { return 0.1; }, 0.9, 0.2);
+    CHECK(std::abs(expected(0.2) - expected(0.0)) > 1e-2);  // the two losses differ on these logits
+    CHECK(smoothed.training_loss(logits, y).value().item() == Approx(expected(0.2)).epsilon(1e-12));
+    CHECK(fixed.training_loss(logits, y).value().item() == Approx(expected(0.2)).epsilon(1e-12));
+    CHECK(plain.training_loss(logits, y).value().item() == Approx(expected(0.0)).epsilon(1e-12));
+    o.label_smoothing = 1.0;
+    require_throws_with<value_error>([&] { hpo::HypergradLrWd<double>(groups, o); }, {"label_smoothing", "[0, 1)", "got 1"});
+    require_throws_with<value_error>([&] { hpo::FixedSchedule<double>(groups, [](std::int64_t) { return 0.1; }, 0.9, -0.1); },
+                                     {"FixedSchedule", "label_smoothing", "got -0.1"});
+}
+
 TEST_CASE("hyperparameters stay in their ranges however large the hypergradient", "[hpo]") {
     hpo::Hyperparameter lr{"lr", 0.1, 0.01, 0.2, true};
     for (int i = 0; i < 500; ++i) lr.apply(-1e6, 0.05);  // keeps pushing up

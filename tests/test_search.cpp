@@ -174,12 +174,18 @@ TEST_CASE("joint search: divergence stops with a message and keeps the checkpoin
     auto bounded = o;
     bounded.lr_min = 0.02;
     bounded.wd_max = 1e-3;
+    bounded.label_smoothing = 0.1;
     {
         Joint j(train, test, bounded, {}, tiny_space());
         CHECK(j.hpo_policy().options().lr_lo == 0.02);
         CHECK(j.hpo_policy().options().wd_hi == 1e-3);
+        CHECK(j.hpo_policy().label_smoothing() == 0.1);
         CHECK(j.config_json().at("lr_min") == 0.02);
+        CHECK(j.config_json().at("label_smoothing") == 0.1);
     }
+    bounded.label_smoothing = 1.0;
+    require_throws_with<value_error>([&] { Joint(train, test, bounded, {}, tiny_space()); }, {"label_smoothing must be in [0, 1)"});
+    bounded.label_smoothing = 0.0;
     bounded.lr_min = 0.1;  // above the initial 0.05
     require_throws_with<value_error>([&] { Joint(train, test, bounded, {}, tiny_space()); }, {"lr_min = 0.1", "learning rate 0.05"});
 }

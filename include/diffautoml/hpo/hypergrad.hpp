@@ -309,6 +309,9 @@ struct HypergradOptions {
     double wd_lo = 1e-6, wd_hi = 1e-2;
     double smoothing_lo = 0.0, smoothing_hi = 0.3;
     std::int64_t every = 1;        ///< hypergradient step every k weight steps
+    /// Fixed eps of the training loss (1 - eps) CE + eps U of HypergradLrWd; HypergradMulti learns
+    /// its own eps instead. The validation loss is always plain cross-entropy.
+    double label_smoothing = 0.0;
     /// Multiplier of the learned learning rate at step t (e.g. a cosine decay); 1 by default.
     std::function<double(std::int64_t)> lr_factor;
 };
@@ -326,6 +329,8 @@ public:
         DAM_CHECK(!groups.empty(), value_error, "hypergradient HPO: needs at least one parameter group");
         DAM_CHECK(opt_.every >= 1 && opt_.hyper_lr > 0, value_error, "hypergradient HPO: every {} must be >= 1 and hyper_lr {} > 0",
                   opt_.every, opt_.hyper_lr);
+        DAM_CHECK(opt_.label_smoothing >= 0 && opt_.label_smoothing < 1, value_error,
+                  "hypergradient HPO: label_smoothing must be in [0, 1), got {}", opt_.label_smoothing);
         std::vector<std::vector<Var<T, D>>> params;
         for (const auto& g : groups) {
             params.push_back(g.params);
@@ -337,7 +342,7 @@ public:
     Var<T, D> training_loss(const Var<T, D>& logits, const Tensor<std::int32_t, D>& labels) const {
         return ops::cross_entropy(logits, labels, {label_smoothing(), ops::Reduction::mean});
     }
-    virtual double label_smoothing() const { return 0.0; }
+    virtual double label_smoothing() const { return opt_.label_smoothing; }
     void backward(const Var<T, D>& loss, const Var<T, D>&, const Tensor<std::int32_t, D>&) { loss.backward(); }
     HyperSGD<T, D>& sgd() { return *sgd_; }
     /// The options it was made with (ranges, rates, schedule).
@@ -603,10 +608,12 @@ public:
     using device_type = D;
     static constexpr std::string_view policy_name = "fixed";
 
+    /// label_smoothing: eps of the training loss (1 - eps) CE + eps U, fixed.
     FixedSchedule(const std::vector<optim::ParamGroup<T, D>>& groups, std::function<double(std::int64_t)> lr,
-                  double momentum = 0.9)
-        : lr_(std::move(lr)) {
+                  double momentum = 0.9, double label_smoothing = 0.0)
+        : lr_(std::move(lr)), eps_(label_smoothing) {
         DAM_CHECK(static_cast<bool>(lr_), value_error, "FixedSchedule: needs a learning-rate schedule");
+        DAM_CHECK(eps_ >= 0 && eps_ < 1, value_error, "FixedSchedule: label_smoothing must be in [0, 1), got {}", eps_);
         std::vector<std::vector<Var<T, D>>> params;
         for (const auto& g : groups) {
             params.push_back(g.params);
@@ -615,7 +622,7 @@ public:
         sgd_ = std::make_unique<HyperSGD<T, D>>(params, momentum);
     }
     Var<T, D> training_loss(const Var<T, D>& logits, const Tensor<std::int32_t, D>& labels) const {
-        return ops::cross_entropy(logits, labels);
+        return ops::cross_entropy(logits, labels, {eps_, ops::Reduction::mean});
     }
     void backward(const Var<T, D>& loss, const Var<T, D>&, const Tensor<std::int32_t, D>&) { loss.backward(); }
     void step(HpoContext<T, D>& ctx) {
@@ -637,6 +644,7 @@ public:
 
 private:
     std::function<double(std::int64_t)> lr_;
+    double eps_ = 0.0;
     std::unique_ptr<HyperSGD<T, D>> sgd_;
     std::vector<double> wds_;
     double current_ = 0;

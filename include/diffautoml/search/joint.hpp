@@ -90,6 +90,10 @@ struct JointOptions {
     /// 0.044; with this floor the same seed reached 0.9366 instead of 0.9336 (docs/results.md).
     double lr_min = 0.08;
     std::int64_t hpo_every = 4;          ///< hypergradient step every k weight steps (each costs a validation forward + backward)
+    /// eps of the training loss (1 - eps) CE + eps U (HypergradLrWd and FixedSchedule; HypergradMulti
+    /// learns its own). The validation loss of the hypergradient and the DA policy's per-sample
+    /// losses stay plain cross-entropy.
+    double label_smoothing = 0.0;
 };
 
 /// The outcome of a finished run.
@@ -187,12 +191,13 @@ std::unique_ptr<P> default_hpo(const std::vector<optim::ParamGroup<typename P::v
         h.every = o.hpo_every;
         h.wd_hi = o.wd_max;
         h.lr_lo = o.lr_min;
+        h.label_smoothing = o.label_smoothing;
         h.lr_factor = std::move(lr_factor);
         return std::make_unique<P>(groups, h);
     } else if constexpr (std::is_same_v<P, hpo::FixedSchedule<T, D>>) {
         const double lr = o.lr;
         return std::make_unique<P>(groups, [lr, f = std::move(lr_factor)](std::int64_t s) { return lr * f(s); },
-                                   o.momentum);
+                                   o.momentum, o.label_smoothing);
     } else if constexpr (std::is_same_v<P, hpo::BaydinHD<T>>) {
         hpo::BaydinOptions b;
         b.momentum = o.momentum;
@@ -292,6 +297,8 @@ public:
                   "JointSearch: the initial learning rate {} must be >= lr_min = {} (and lr_min > 0); lower lr_min or "
                   "raise lr",
                   opt_.lr, opt_.lr_min);
+        DAM_CHECK(opt_.label_smoothing >= 0 && opt_.label_smoothing < 1, value_error,
+                  "JointSearch: label_smoothing must be in [0, 1), got {}", opt_.label_smoothing);
         DAM_CHECK(opt_.minutes >= 0 && opt_.checkpoint_minutes > 0, value_error,
                   "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.minutes,
                   opt_.checkpoint_minutes);
@@ -363,6 +370,7 @@ public:
                 {"da_ops", da_ops_names()},
                 {"wd_max", opt_.wd_max},
                 {"lr_min", opt_.lr_min},
+                {"label_smoothing", opt_.label_smoothing},
                 {"validation", opt_.validation},
                 {"seed", opt_.seed},
                 {"train_images", train_->size()}};
