@@ -190,6 +190,20 @@ TEST_CASE("joint search: divergence stops with a message and keeps the checkpoin
     require_throws_with<value_error>([&] { Joint(train, test, bounded, {}, tiny_space()); }, {"lr_min = 0.1", "learning rate 0.05"});
 }
 
+TEST_CASE("the time budget plans the steps that fit, shrinking or growing within the cap", "[search]") {
+    // 100 steps in 50 s (0.5 s a step) with 100 s of the budget left: 200 more steps fit.
+    CHECK(search::steps_within_budget(100, 50.0, 0, 0.0, 150.0, 1000) == 300);
+    CHECK(search::steps_within_budget(100, 50.0, 0, 0.0, 150.0, 250) == 250);  // cap = the plan: only shrinks
+    // Timed from step 60 at 40 s: 0.25 s a step, so 400 more fit; the cap bounds the growth.
+    CHECK(search::steps_within_budget(100, 50.0, 60, 40.0, 150.0, 1000) == 500);
+    CHECK(search::steps_within_budget(100, 50.0, 60, 40.0, 150.0, 450) == 450);
+    // Budget spent: the next step is still allowed (the run ends after it), never fewer.
+    CHECK(search::steps_within_budget(100, 200.0, 0, 0.0, 150.0, 1000) == 101);
+    CHECK(search::steps_within_budget(100, 50.0, 0, 0.0, 150.0, 10) == 101);
+    require_throws_with<value_error>([] { (void)search::steps_within_budget(100, 50.0, 100, 40.0, 150.0, 1000); },
+                                     {"no steps timed"});
+}
+
 TEST_CASE("report charts: line chart and heat map SVG", "[search]") {
     const std::string chart = search::svg_line_chart("lr", "epoch", {{"lr", {{1, 0.1}, {2, 0.05}, {3, 0.01}}}}, true);
     CHECK(chart.find("<polyline") != std::string::npos);

@@ -109,6 +109,19 @@ struct JointResult {
     std::shared_ptr<nas::Supernet<float>> model;  ///< the derived network with the trained weights
 };
 
+/// How many steps a time budget allows: `step` steps done after `seconds`, the time per step
+/// measured since (`from_step`, `from_seconds`), `budget_seconds` in all. The answer lies in
+/// [step + 1, cap]; pass cap = the current plan to only ever shrink it.
+inline std::int64_t steps_within_budget(std::int64_t step, double seconds, std::int64_t from_step, double from_seconds,
+                                        double budget_seconds, std::int64_t cap) {
+    DAM_CHECK(step > from_step && seconds > from_seconds, value_error,
+              "steps_within_budget: no steps timed (step {} from {}, {} s from {} s)", step, from_step, seconds,
+              from_seconds);
+    const double per_step = (seconds - from_seconds) / static_cast<double>(step - from_step);
+    const auto fit = step + static_cast<std::int64_t>(std::max(0.0, budget_seconds - seconds) / per_step);
+    return std::clamp(fit, step + 1, std::max(cap, step + 1));
+}
+
 /// Set by a signal handler (see install_stop_handlers); JointSearch checkpoints and stops.
 inline std::atomic<bool>& stop_flag() {
     static std::atomic<bool> flag{false};
@@ -470,11 +483,13 @@ public:
         val_->save_state(body);
         put_generator(body, gen_);
         for (std::int64_t v : {step_, total_steps_, loader_->epoch(), loader_->position(), acc_seen_, acc_correct_,
-                               static_cast<std::int64_t>(derived_), static_cast<std::int64_t>(budget_fixed_)})
+                               static_cast<std::int64_t>(derived_), static_cast<std::int64_t>(budget_fixed_),
+                               derived_from_step_, static_cast<std::int64_t>(regrown_)})
             body.put<std::int64_t>(v);
         body.put(acc_loss_);
         body.put(elapsed_before_);
         body.put(search_seconds_);
+        body.put(derived_from_seconds_);
         put_ints(body, arch_);
         body.put<std::uint64_t>(log_.size());
         for (const auto& r : log_) body.put_string(r.dump());
@@ -521,9 +536,12 @@ public:
         acc_correct_ = r.get<std::int64_t>();
         derived_ = r.get<std::int64_t>() != 0;
         budget_fixed_ = r.get<std::int64_t>() != 0;
+        derived_from_step_ = r.get<std::int64_t>();
+        regrown_ = r.get<std::int64_t>() != 0;
         acc_loss_ = r.get<double>();
         elapsed_before_ = r.get<double>();
         search_seconds_ = r.get<double>();
+        derived_from_seconds_ = r.get<double>();
         arch_.clear();
         get_ints(r, arch_, what);
         if (derived_) net_->set_architecture(arch_);
@@ -536,16 +554,27 @@ public:
 private:
     std::int64_t epochs_planned() const { return (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_; }
 
-    /// With a time budget: the number of steps that fit, from the average time per step so far
-    /// (epoch-end validation included once an epoch has passed), keeping 3% of the budget and 60 s
-    /// for the final recalibration and test pass. Called after 30 steps and again after each
-    /// epoch; the count only ever shrinks, so the schedule changes little after the first epoch.
+    /// With a time budget: the number of steps that fit, keeping 3% of the budget and 60 s for the
+    /// final recalibration and test pass. Called after 30 steps and again after each epoch (epoch-end
+    /// validation included). Until the architecture is fixed the time per step is the average so
+    /// far, and the count only shrinks. From the first epoch end after it is fixed, the derived
+    /// network alone is timed, and at the next epoch end the count may grow once (up to `epochs`):
+    /// the derived network's steps cost less than the supernet's, and a plan made from search steps
+    /// left 20 of 55 minutes unused in one run (docs/results.md, label smoothing).
     void fix_budget(double seconds_so_far) {
         budget_fixed_ = true;
-        const double per_step = seconds_so_far / static_cast<double>(step_);
-        const double left = opt_.minutes * 60 * 0.97 - 60 - seconds_so_far;
-        const auto fit = step_ + static_cast<std::int64_t>(std::max(0.0, left) / per_step);
-        total_steps_ = std::clamp(fit, step_ + 1, total_steps_);
+        const double budget = opt_.minutes * 60 * 0.97 - 60;
+        if (derived_ && derived_from_step_ == 0) {  // start timing the derived network here
+            derived_from_step_ = step_;
+            derived_from_seconds_ = seconds_so_far;
+        }
+        const bool timed_derived = derived_from_step_ > 0 && step_ > derived_from_step_;
+        const bool grow = timed_derived && !regrown_;
+        total_steps_ = timed_derived
+                           ? steps_within_budget(step_, seconds_so_far, derived_from_step_, derived_from_seconds_, budget,
+                                                 grow ? opt_.epochs * steps_per_epoch_ : total_steps_)
+                           : steps_within_budget(step_, seconds_so_far, 0, 0.0, budget, total_steps_);
+        regrown_ = regrown_ || grow;
     }
 
     void train_step(const data::Batch& batch, nas::NasContext<T, D>& nctx, hpo::HpoContext<T, D>& hctx) {
@@ -763,6 +792,9 @@ private:
     std::vector<std::int64_t> arch_;
     bool derived_ = false, budget_fixed_ = false;
     double acc_loss_ = 0, elapsed_before_ = 0, search_seconds_ = 0;
+    std::int64_t derived_from_step_ = 0;  ///< budget: the derived network is timed from this step ...
+    double derived_from_seconds_ = 0;     ///< ... and this many seconds into the run
+    bool regrown_ = false;                ///< budget: the one growth after the search has happened
     std::int64_t acc_seen_ = 0, acc_correct_ = 0;
     std::vector<nlohmann::json> log_;
 };
