@@ -570,10 +570,9 @@ private:
         }
         const bool timed_derived = derived_from_step_ > 0 && step_ > derived_from_step_;
         const bool grow = timed_derived && !regrown_;
-        total_steps_ = timed_derived
-                           ? steps_within_budget(step_, seconds_so_far, derived_from_step_, derived_from_seconds_, budget,
-                                                 grow ? opt_.epochs * steps_per_epoch_ : total_steps_)
-                           : steps_within_budget(step_, seconds_so_far, 0, 0.0, budget, total_steps_);
+        total_steps_ = steps_within_budget(step_, seconds_so_far, timed_derived ? derived_from_step_ : 0,
+                                           timed_derived ? derived_from_seconds_ : 0.0, budget,
+                                           grow ? opt_.epochs * steps_per_epoch_ : total_steps_);
         regrown_ = regrown_ || grow;
     }
 
