@@ -63,6 +63,12 @@ int main(int argc, char** argv) try {
         {"small.block3_3x3_128", 128, 128, 7, 7, 128, 3, 1, 1, 1},
         {"mbv2.expand_1x1_24_72", 128, 24, 28, 28, 72, 1, 1, 0, 1},
         {"mbv2.depthwise_3x3_72", 128, 72, 28, 28, 72, 3, 1, 1, 72},
+        // The depthwise convolutions DSNAS picks in the main job (ShuffleNetV2 space, k5/k7).
+        {"shuffle.depthwise_7x7_24_14", 128, 24, 14, 14, 24, 7, 1, 3, 24},
+        {"shuffle.depthwise_5x5_24_14", 128, 24, 14, 14, 24, 5, 1, 2, 24},
+        {"shuffle.depthwise_7x7_48_s2", 128, 48, 14, 14, 48, 7, 2, 3, 48},
+        {"shuffle.depthwise_7x7_48_7", 128, 48, 7, 7, 48, 7, 1, 3, 48},
+        {"shuffle.depthwise_5x5_96_7", 128, 96, 7, 7, 96, 5, 1, 2, 96},
     };
     for (const auto& c : convs) {
         Tensor<float> xv(Shape{c.N, c.C, c.H, c.W}), wv(Shape{c.K, c.C / c.groups, c.k, c.k});

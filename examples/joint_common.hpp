@@ -32,7 +32,7 @@ inline std::vector<std::string> split_list(const std::string& s) { return dam_cl
 inline const char* kCommonHelp =
     "  data:    --data DIR (Fashion-MNIST's four .gz IDX files; default the Debian path)\n"
     "           --train-images F --train-labels F --test-images F --test-labels F [--classes N] (any IDX dataset)\n"
-    "  budget:  --epochs N (30)  --minutes M (55; 0 = no limit; the step count is fixed after 30 timed steps)\n"
+    "  budget:  --epochs N (60, a cap)  --minutes M (55; 0 = no limit; the step count is fixed after 30 timed steps)\n"
     "  search:  --space shuffle|mobilenetv2 (shuffle)  --da pair|standard|none (pair)  --nas dsnas|fixed (dsnas)\n"
     "           --da-max-magnitude M (0.5: pair policy magnitudes ~ U(0, M))  --da-lr X (20)\n"
     "           --da-max-ratio R (10: no pair more than R times as likely as another; 0 = no clamp)\n"
@@ -52,6 +52,7 @@ inline Args parse(int argc, char** argv, const char* who) {
     Args a;
     a.joint.out_dir = "diffautoml_out";
     a.joint.minutes = 55;  // the main job's budget: done within an hour on 2 cores
+    a.joint.epochs = 60;   // a cap: the 55 minutes end the main job first (about 40 epochs)
     dam_cli::Parser cli(who, [] {});  // each binary prints its own --help before calling parse
     auto& j = a.joint;
     cli.option("--data", a.data)

@@ -169,6 +169,34 @@ TEST_CASE("conv2d batching several images per GEMM matches the direct convolutio
     cols = saved;
 }
 
+TEST_CASE("depthwise conv2d over several interleaved image groups matches the direct convolution",
+          "[ops][conv][depthwise][gradcheck]") {
+    // The depthwise kernel works on groups of 16 images: a batch of 19 gives one full group and
+    // one of 3 (the missing lanes must contribute nothing), with strides, dilation, a kernel that
+    // reads past the image and planes of uneven sizes; 2 threads split the (channel, group) pairs.
+    set_num_threads(2);
+    struct Case {
+        std::int64_t N, C, k, H, W;
+        Conv2dOptions o;
+    };
+    const Case cases[] = {{19, 3, 3, 6, 5, {1, 1, 1, 3}}, {17, 2, 5, 7, 9, {2, 2, 1, 2}},
+                          {16, 2, 3, 7, 6, {1, 2, 2, 2}}, {3, 2, 7, 5, 5, {2, 3, 1, 2}},
+                          {18, 2, 3, 7, 8, {3, 0, 1, 2}},   // the last row and columns are never read
+                          {2, 2, 1, 1, 1, {7, 3, 1, 2}}};   // the only tap reads padding: y = bias
+    int i = 0;
+    for (const auto& c : cases) {
+        INFO("case " << i++);
+        auto x = randn(Shape{c.N, c.C, c.H, c.W}, 800 + i), w = randn(Shape{c.C, 1, c.k, c.k}, 900 + i);
+        auto b = randn(Shape{c.C}, 1000 + i);
+        REQUIRE(backend_cpu::depthwise::applies(ConvGeometry::make(x.value().shape(), w.value().shape(), c.o)));
+        auto y = ops::conv2d(x, w, Var<double>(), c.o).value();
+        auto ref = naive_conv(x.value(), w.value(), c.o);
+        REQUIRE(y.shape() == ref.shape());
+        for (std::int64_t j = 0; j < y.numel(); ++j) REQUIRE(y[j] == Approx(ref[j]).margin(1e-12));
+        require_gradcheck([o = c.o](const VD& v) { return ops::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+    }
+}
+
 TEST_CASE("Winograd F(2x2,3x3) convolution matches the direct convolution and passes the gradient checker",
           "[ops][conv][winograd][gradcheck]") {
     // Forced on, so that small test shapes take the Winograd path: odd and even output sizes

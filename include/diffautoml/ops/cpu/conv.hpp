@@ -1,7 +1,8 @@
 #pragma once
 // CPU conv2d (NCHW): 3x3 stride-1 convolutions use Winograd F(2x2, 3x3) (winograd.hpp); the rest
 // use im2col + Eigen GEMM per image and group, images spread over the threads; 1x1 stride-1
-// convolutions skip im2col; depthwise convolutions use a direct kernel.
+// convolutions skip im2col; depthwise convolutions use a direct kernel vectorised across images
+// (depthwise.hpp).
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "../../core/parallel.hpp"
 #include "../../core/tensor.hpp"
 #include "../conv_params.hpp"
+#include "depthwise.hpp"
 #include "gemm.hpp"
 #include "winograd.hpp"
 
@@ -79,7 +81,6 @@ void col2im(const T* col, std::int64_t C, std::int64_t H, std::int64_t W, const 
 inline bool is_pointwise(const ConvGeometry& g) {
     return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
 }
-inline bool is_depthwise(const ConvGeometry& g) { return g.groups == g.in_c && g.groups == g.out_c; }
 
 /// GEMMs narrower than this many columns run well below Eigen's peak, so images with small
 /// outputs (7x7, 14x14) are batched: one GEMM then covers several images side by side.
@@ -129,169 +130,6 @@ void gather_output_block(const T* dy, T* tmp, const ConvGeometry& g, std::int64_
         }
 }
 
-// ---- depthwise: one (n, c) plane at a time, through a zero-padded copy ----
-// The padded plane covers exactly the rows and columns the kernel reads, so the inner loops run
-// without bounds checks and vectorise. With stride 1 a plane is handled as one flat vector: the
-// output is computed with the padded row width wp (the extra columns are discarded), so output
-// o = oh * wp + ow reads padded input o + kh * dil * wp + kw * dil, and every kernel tap becomes
-// one long contiguous axpy (or dot product) instead of OH short ones (7x7 planes matter here).
-
-/// Rows and columns of the zero-padded input extent that a depthwise kernel reads.
-inline void padded_extent(const ConvGeometry& g, std::int64_t& hp, std::int64_t& wp) {
-    hp = (g.out_h - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1;
-    wp = (g.out_w - 1) * g.stride_w + (g.kw - 1) * g.dil_w + 1;
-}
-inline bool depthwise_flat(const ConvGeometry& g) { return g.stride_h == 1 && g.stride_w == 1; }
-/// Scratch a depthwise plane needs: the padded plane (+ slack read by the flat form's extra
-/// columns) and, for the flat form, one (OH x wp) output-shaped plane.
-inline std::int64_t depthwise_scratch(const ConvGeometry& g) {
-    std::int64_t hp, wp;
-    padded_extent(g, hp, wp);
-    return hp * wp + wp + (depthwise_flat(g) ? g.out_h * wp : 0);
-}
-/// out(hp, wp) = the input plane x(H, W) shifted by the padding, zero outside the image, followed
-/// by wp zeros of slack.
-template <class T>
-void pad_plane(const T* x, const ConvGeometry& g, std::int64_t hp, std::int64_t wp, T* out) {
-    const std::int64_t c0 = std::min(wp, g.pad_w), c1 = std::min(wp, g.pad_w + g.in_w);
-    for (std::int64_t r = 0; r < hp; ++r) {
-        T* o = out + r * wp;
-        const std::int64_t ih = r - g.pad_h;
-        if (ih < 0 || ih >= g.in_h) {
-            std::fill(o, o + wp, T(0));
-            continue;
-        }
-        std::fill(o, o + c0, T(0));
-        std::copy(x + ih * g.in_w, x + ih * g.in_w + (c1 - c0), o + c0);
-        std::fill(o + c1, o + wp, T(0));
-    }
-    std::fill(out + hp * wp, out + hp * wp + wp, T(0));
-}
-/// y (already holding the bias) += depthwise conv of one plane; `buf` has depthwise_scratch(g).
-template <class T>
-void depthwise_plane_forward(const T* x, const T* w, T* y, const ConvGeometry& g, T* buf) {
-    std::int64_t hp, wp;
-    padded_extent(g, hp, wp);
-    T* pad = buf;
-    pad_plane(x, g, hp, wp, pad);
-    const std::int64_t OW = g.out_w, s = g.stride_w;
-    if (depthwise_flat(g)) {
-        T* out = buf + hp * wp + wp;
-        const std::int64_t n = g.out_h * wp;
-        std::fill(out, out + n, T(0));
-        for (std::int64_t kh = 0; kh < g.kh; ++kh)
-            for (std::int64_t kw = 0; kw < g.kw; ++kw) {
-                const T wv = w[kh * g.kw + kw];
-                const T* src = pad + kh * g.dil_h * wp + kw * g.dil_w;
-#pragma omp simd
-                for (std::int64_t o = 0; o < n; ++o) out[o] += wv * src[o];
-            }
-        for (std::int64_t oh = 0; oh < g.out_h; ++oh)
-            for (std::int64_t ow = 0; ow < OW; ++ow) y[oh * OW + ow] += out[oh * wp + ow];
-        return;
-    }
-    for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-        T* dst = y + oh * OW;
-        for (std::int64_t kh = 0; kh < g.kh; ++kh) {
-            const T* row = pad + (oh * g.stride_h + kh * g.dil_h) * wp;
-            for (std::int64_t kw = 0; kw < g.kw; ++kw) {
-                const T wv = w[kh * g.kw + kw];
-                const T* src = row + kw * g.dil_w;
-#pragma omp simd
-                for (std::int64_t ow = 0; ow < OW; ++ow) dst[ow] += wv * src[ow * s];
-            }
-        }
-    }
-}
-/// dx (overwritten) of one plane; `buf` has depthwise_scratch(g).
-template <class T>
-void depthwise_plane_backward_data(const T* dy, const T* w, T* dx, const ConvGeometry& g, T* buf) {
-    std::int64_t hp, wp;
-    padded_extent(g, hp, wp);
-    T* pad = buf;
-    std::fill(pad, pad + hp * wp + wp, T(0));
-    const std::int64_t OW = g.out_w, s = g.stride_w;
-    if (depthwise_flat(g)) {
-        // dy laid out with row width wp; the extra columns are zero so they add nothing.
-        T* dyw = buf + hp * wp + wp;
-        const std::int64_t n = g.out_h * wp;
-        for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-            std::copy(dy + oh * OW, dy + (oh + 1) * OW, dyw + oh * wp);
-            std::fill(dyw + oh * wp + OW, dyw + (oh + 1) * wp, T(0));
-        }
-        for (std::int64_t kh = 0; kh < g.kh; ++kh)
-            for (std::int64_t kw = 0; kw < g.kw; ++kw) {
-                const T wv = w[kh * g.kw + kw];
-                T* dst = pad + kh * g.dil_h * wp + kw * g.dil_w;
-#pragma omp simd
-                for (std::int64_t o = 0; o < n; ++o) dst[o] += wv * dyw[o];
-            }
-    } else {
-        for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-            const T* src = dy + oh * OW;
-            for (std::int64_t kh = 0; kh < g.kh; ++kh) {
-                T* row = pad + (oh * g.stride_h + kh * g.dil_h) * wp;
-                for (std::int64_t kw = 0; kw < g.kw; ++kw) {
-                    const T wv = w[kh * g.kw + kw];
-                    T* dst = row + kw * g.dil_w;
-                    for (std::int64_t ow = 0; ow < OW; ++ow) dst[ow * s] += wv * src[ow];
-                }
-            }
-        }
-    }
-    // Input pixels outside the padded extent are never read: their gradient is 0.
-    const std::int64_t c0 = std::min(wp, g.pad_w), c1 = std::min(wp, g.pad_w + g.in_w);
-    for (std::int64_t ih = 0; ih < g.in_h; ++ih) {
-        T* o = dx + ih * g.in_w;
-        const std::int64_t r = ih + g.pad_h;
-        if (r >= hp) {
-            std::fill(o, o + g.in_w, T(0));
-            continue;
-        }
-        std::copy(pad + r * wp + c0, pad + r * wp + c1, o);
-        std::fill(o + (c1 - c0), o + g.in_w, T(0));
-    }
-}
-/// acc(KH*KW, OW) += per-column products of dy and the padded x of one plane (the caller sums
-/// the columns); the flat form adds its dot products to column 0. `buf` has depthwise_scratch(g).
-template <class T>
-void depthwise_plane_backward_weight(const T* x, const T* dy, T* acc, const ConvGeometry& g, T* buf) {
-    std::int64_t hp, wp;
-    padded_extent(g, hp, wp);
-    T* pad = buf;
-    pad_plane(x, g, hp, wp, pad);
-    const std::int64_t OW = g.out_w, s = g.stride_w;
-    if (depthwise_flat(g)) {
-        T* dyw = buf + hp * wp + wp;
-        const std::int64_t n = g.out_h * wp;
-        for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-            std::copy(dy + oh * OW, dy + (oh + 1) * OW, dyw + oh * wp);
-            std::fill(dyw + oh * wp + OW, dyw + (oh + 1) * wp, T(0));
-        }
-        for (std::int64_t kh = 0; kh < g.kh; ++kh)
-            for (std::int64_t kw = 0; kw < g.kw; ++kw) {
-                const T* src = pad + kh * g.dil_h * wp + kw * g.dil_w;
-                T sum = 0;
-#pragma omp simd reduction(+ : sum)
-                for (std::int64_t o = 0; o < n; ++o) sum += dyw[o] * src[o];
-                acc[(kh * g.kw + kw) * OW] += sum;
-            }
-        return;
-    }
-    for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-        const T* d = dy + oh * OW;
-        for (std::int64_t kh = 0; kh < g.kh; ++kh) {
-            const T* row = pad + (oh * g.stride_h + kh * g.dil_h) * wp;
-            for (std::int64_t kw = 0; kw < g.kw; ++kw) {
-                T* a = acc + (kh * g.kw + kw) * OW;
-                const T* src = row + kw * g.dil_w;
-#pragma omp simd
-                for (std::int64_t ow = 0; ow < OW; ++ow) a[ow] += d[ow] * src[ow * s];
-            }
-        }
-    }
-}
-
 }  // namespace conv_detail
 
 /// y(N, Cout, OH, OW) = conv(x(N, Cin, H, W), w(Cout, Cin/groups, KH, KW)) + bias (may be null).
@@ -305,14 +143,8 @@ void conv2d_forward(cpu, const T* x, const T* w, const T* bias, T* y, const Conv
         winograd::forward(x, w, bias, y, g);
         return;
     }
-    if (is_depthwise(g)) {
-        parallel_for(g.batch * g.out_c, [&](std::int64_t p) {
-            const std::int64_t c = p % g.out_c;
-            T* yp = y + p * ohw;
-            std::fill(yp, yp + ohw, bias ? bias[c] : T(0));
-            depthwise_plane_forward(x + p * hw, w + c * g.kh * g.kw, yp, g,
-                                    scratch<T>(static_cast<std::size_t>(depthwise_scratch(g))));
-        });
+    if (depthwise::applies(g)) {
+        depthwise::forward(x, w, bias, y, g);
         return;
     }
     const std::int64_t ipb = images_per_gemm(g);
@@ -366,12 +198,8 @@ void conv2d_backward_data(cpu, const T* dy, const T* w, T* dx, const ConvGeometr
         winograd::backward_data(dy, w, dx, g);
         return;
     }
-    if (is_depthwise(g)) {
-        parallel_for(g.batch * g.out_c, [&](std::int64_t p) {
-            const std::int64_t c = p % g.out_c;
-            depthwise_plane_backward_data(dy + p * ohw, w + c * g.kh * g.kw, dx + p * hw, g,
-                                          scratch<T>(static_cast<std::size_t>(depthwise_scratch(g))));
-        });
+    if (depthwise::applies(g)) {
+        depthwise::backward_data(dy, w, dx, g);
         return;
     }
     const std::int64_t ipb = images_per_gemm(g);
@@ -430,23 +258,8 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
         winograd::backward_weight(x, dy, dw, g);
         return;
     }
-    if (is_depthwise(g)) {
-        // Each thread owns whole channels: no reduction across threads needed.
-        parallel_for(g.out_c, [&](std::int64_t c) {
-            const std::int64_t taps = g.kh * g.kw;
-            T* acc = scratch<T>(static_cast<std::size_t>(taps * g.out_w), 1);
-            std::fill(acc, acc + taps * g.out_w, T(0));
-            T* pad = scratch<T>(static_cast<std::size_t>(depthwise_scratch(g)), 0);
-            for (std::int64_t n = 0; n < g.batch; ++n) {
-                const std::int64_t p = n * g.out_c + c;
-                depthwise_plane_backward_weight(x + p * hw, dy + p * ohw, acc, g, pad);
-            }
-            for (std::int64_t t = 0; t < taps; ++t) {
-                T sum = 0;
-                for (std::int64_t ow = 0; ow < g.out_w; ++ow) sum += acc[t * g.out_w + ow];
-                dw[c * taps + t] = sum;
-            }
-        });
+    if (depthwise::applies(g)) {
+        depthwise::backward_weight(x, dy, dw, g);
         return;
     }
     const bool pointwise = is_pointwise(g);
