@@ -115,14 +115,23 @@ inline void forward_outputs(const T* in, const T* wc, const ConvGeometry& g, std
 /// out(OH, OW, lanes) = depthwise conv of the padded buffer with the channel's kernel, + bias.
 template <class T>
 void forward_group(const T* buf, const T* wc, T bias, const ConvGeometry& g, const Padded& p, T* out) {
-    constexpr int B = 4;
+    // Up to 7 outputs of a row at once: a 7-wide row (the main job's 7x7 planes) in one pass.
+    constexpr int B = 7;
     for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
         const T* in = buf + oh * g.stride_h * p.wp * lanes;
         T* o = out + oh * g.out_w * lanes;
         std::int64_t ow = 0;
-        for (; ow + B <= g.out_w; ow += B)
-            forward_outputs<B>(in + ow * g.stride_w * lanes, wc, g, p.wp, bias, o + ow * lanes);
-        for (; ow < g.out_w; ++ow) forward_outputs<1>(in + ow * g.stride_w * lanes, wc, g, p.wp, bias, o + ow * lanes);
+        auto run = [&]<int N>() { forward_outputs<N>(in + ow * g.stride_w * lanes, wc, g, p.wp, bias, o + ow * lanes); };
+        for (; ow + B <= g.out_w; ow += B) run.template operator()<B>();
+        switch (g.out_w - ow) {
+            case 6: run.template operator()<6>(); break;
+            case 5: run.template operator()<5>(); break;
+            case 4: run.template operator()<4>(); break;
+            case 3: run.template operator()<3>(); break;
+            case 2: run.template operator()<2>(); break;
+            case 1: run.template operator()<1>(); break;
+            default: break;
+        }
     }
 }
 
