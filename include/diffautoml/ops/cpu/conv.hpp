@@ -14,6 +14,7 @@
 #include "../conv_params.hpp"
 #include "depthwise.hpp"
 #include "gemm.hpp"
+#include "scratch.hpp"
 #include "winograd.hpp"
 
 namespace diffautoml::backend_cpu {
@@ -97,13 +98,11 @@ inline std::int64_t images_per_gemm(const ConvGeometry& g) {
     return std::max<std::int64_t>(1, std::min(want, cap));
 }
 
+struct Scratch;  ///< tag of this file's per-thread buffers
 /// A per-thread scratch buffer that keeps its capacity between calls.
 template <class T>
 T* scratch(std::size_t n, int slot = 0) {
-    thread_local std::vector<T> buffers[2];
-    auto& b = buffers[slot];
-    if (b.size() < n) b.resize(n);
-    return b.data();
+    return thread_scratch<Scratch, 2, T>(n, slot);
 }
 
 /// Runs f(first image, images in block, col scratch, tmp scratch) for blocks of `ipb` images spread

@@ -12,10 +12,10 @@
 // one thread, and the weight gradient of a channel sums its lanes and groups in a fixed order.
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "../../core/parallel.hpp"
 #include "../conv_params.hpp"
+#include "scratch.hpp"
 
 namespace diffautoml::backend_cpu::depthwise {
 
@@ -26,13 +26,10 @@ inline bool applies(const ConvGeometry& g) { return g.groups == g.in_c && g.grou
 
 namespace detail {
 
-/// A per-thread scratch buffer that keeps its capacity between calls.
+struct Scratch;  ///< tag of this file's per-thread buffers
 template <class T>
 T* buffer(std::size_t n, int slot) {
-    thread_local std::vector<T> buffers[3];
-    auto& b = buffers[slot];
-    if (b.size() < n) b.resize(n);
-    return b.data();
+    return thread_scratch<Scratch, 3, T>(n, slot);
 }
 
 /// Rows and columns of the zero-padded input extent that the kernel reads.

@@ -19,6 +19,7 @@
 #include "../../core/parallel.hpp"
 #include "../conv_params.hpp"
 #include "gemm.hpp"
+#include "scratch.hpp"
 
 namespace diffautoml::backend_cpu::winograd {
 
@@ -198,12 +199,10 @@ inline std::int64_t images_per_block(std::int64_t batch, std::int64_t tiles, std
     return (batch + blocks - 1) / blocks;
 }
 
+struct Scratch;  ///< tag of this file's per-thread buffers
 template <class T>
 T* buffer(std::size_t n, int slot) {
-    thread_local std::vector<T> buffers[4];
-    auto& b = buffers[slot];
-    if (b.size() < n) b.resize(n);
-    return b.data();
+    return thread_scratch<Scratch, 4, T>(n, slot);
 }
 
 /// Distance between the 16 transform-domain planes of an (rows x P) matrix: one cache line more
