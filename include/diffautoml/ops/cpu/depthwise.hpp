@@ -231,11 +231,13 @@ void backward_data(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
         // Input pixels outside the padded extent are never read: their gradient is 0.
         for (std::int64_t j = 0; j < nb; ++j) {
             T* dst = dx + ((n0 + j) * g.in_c + c) * g.in_h * g.in_w;
-            std::fill(dst, dst + g.in_h * g.in_w, T(0));
             for (std::int64_t ih = 0; ih < rows; ++ih) {
                 const T* src = dxpad + ((ih + g.pad_h) * p.wp + g.pad_w) * lanes + j;
-                for (std::int64_t iw = 0; iw < cols; ++iw) dst[ih * g.in_w + iw] = src[iw * lanes];
+                T* row = dst + ih * g.in_w;
+                for (std::int64_t iw = 0; iw < cols; ++iw) row[iw] = src[iw * lanes];
+                std::fill(row + cols, row + g.in_w, T(0));
             }
+            std::fill(dst + rows * g.in_w, dst + g.in_h * g.in_w, T(0));
         }
     });
 }
