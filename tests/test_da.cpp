@@ -457,6 +457,79 @@ TEST_CASE("PairPolicyDA: fading augments a cosine-falling share of the images; c
     require_throws_with<value_error>([] { PairPolicyDA<float>(PairPolicyOptions{.fade_start = 1.5}); }, {"fade_start", "[0, 1]"});
 }
 
+TEST_CASE("PairPolicyDA: base flips mirror a binomial share of the images, through the fade, under unchanged pairs",
+          "[da][statistics]") {
+    // Width 4 and distinct pixels: a mirrored image differs from its input.
+    const std::int64_t n = 4000, C = 1, H = 3, W = 4, hw = C * H * W;
+    const Tensor<double> x = random_pixels(Shape{n, C, H, W}, 21);
+    auto mirrored = [&](const Tensor<double>& t, std::int64_t i, std::int64_t k) {  // pixel k of image i, mirrored
+        const std::int64_t r = k / W, c = k % W;
+        return t[i * hw + r * W + (W - 1 - c)];
+    };
+    PairPolicyOptions o;
+    o.ops = {Op::identity};  // one pair, (Identity, Identity): the flip is all that happens
+    o.pixels = {0.0, 1.0};
+    o.flip_probability = 0.3;
+    PairPolicyDA<double> p(o);
+    Generator gen(12);
+    DaContext ctx{&gen, 0, 10};
+    const auto y = p.augment(x, ctx).value();
+    std::int64_t flipped = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const bool f = p.last_flipped()[static_cast<std::size_t>(i)];
+        flipped += f ? 1 : 0;
+        bool as_flagged = true;
+        for (std::int64_t k = 0; k < hw; ++k) as_flagged &= y[i * hw + k] == (f ? mirrored(x, i, k) : x[i * hw + k]);
+        CHECK(as_flagged);
+    }
+    // Binomial(4000, 0.3): standard deviation 29.0; 5 of them is 145.
+    CHECK(std::abs(static_cast<double>(flipped) - 1200.0) < 145);
+
+    // At the last step of a fade every pair is left out, and the flips go on.
+    PairPolicyOptions faded = o;
+    faded.ops = {Op::brightness};
+    faded.max_magnitude = 1.0;
+    faded.fade_start = 0.0;
+    faded.flip_probability = 0.5;
+    PairPolicyDA<double> q(faded);
+    Generator gq(13);
+    DaContext cq{&gq, 10, 10};
+    const auto yq = q.augment(x, cq).value();
+    std::int64_t fq = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        REQUIRE_FALSE(q.last_applied()[static_cast<std::size_t>(i)]);
+        const bool f = q.last_flipped()[static_cast<std::size_t>(i)];
+        fq += f ? 1 : 0;
+        bool as_flagged = true;
+        for (std::int64_t k = 0; k < hw; ++k) as_flagged &= yq[i * hw + k] == (f ? mirrored(x, i, k) : x[i * hw + k]);
+        CHECK(as_flagged);
+    }
+    CHECK(std::abs(static_cast<double>(fq) - 2000.0) < 158);  // Binomial(4000, 0.5): 5 sd
+
+    // The flip comes first and leaves the pair draws alone: with every image flipped, the batch is
+    // what the policy without flips makes of the mirrored batch, bit for bit.
+    PairPolicyOptions pairs;
+    pairs.ops = {Op::rotate, Op::shear_x, Op::brightness, Op::cutout};
+    pairs.pixels = {0.3, 0.5};
+    PairPolicyOptions always = pairs;
+    always.flip_probability = 1.0;
+    const Tensor<double> xs = random_pixels(Shape{64, 1, 6, 6}, 8);
+    Tensor<double> xm(xs.shape());
+    for (std::int64_t i = 0; i < 64; ++i)
+        for (std::int64_t r = 0; r < 6; ++r)
+            for (std::int64_t c = 0; c < 6; ++c) xm[i * 36 + r * 6 + c] = xs[i * 36 + r * 6 + (5 - c)];
+    PairPolicyDA<double> plain(pairs), flip(always);
+    Generator ga(4), gb(4);
+    DaContext ca{&ga, 3, 100}, cb{&gb, 3, 100};
+    const auto ya = plain.augment(xm, ca).value(), yb = flip.augment(xs, cb).value();
+    CHECK(plain.last_pairs() == flip.last_pairs());
+    for (std::int64_t k = 0; k < ya.numel(); ++k) REQUIRE(yb[k] == ya[k]);
+    CHECK(plain.last_flipped() == std::vector<bool>(64, false));
+    CHECK(flip.last_flipped() == std::vector<bool>(64, true));
+    require_throws_with<value_error>([] { PairPolicyDA<float>(PairPolicyOptions{.flip_probability = 1.5}); },
+                                     {"flip_probability", "[0, 1]"});
+}
+
 TEST_CASE("DADA: parameter gradients match finite differences of the augmented batch", "[da][gradcheck]") {
     DADAOptions o;
     o.ops = {Op::rotate, Op::brightness, Op::shear_x};

@@ -141,3 +141,28 @@ TEST_CASE("joint search on cuda: a resumed run equals an uninterrupted one", "[c
         CHECK(same);
     }
 }
+
+TEST_CASE("PairPolicyDA augments a GPU batch as it does a host batch, base flips and fading included", "[cuda][da]") {
+    Tensor<float> x(Shape{96, 1, 12, 12});
+    Generator init(3);
+    uniform_(x, init, -1.0, 1.0);
+    da::PairPolicyOptions o;
+    // Continuous ops only: the 8-bit ones (posterize, equalize, ...) may round a warped pixel to
+    // another level on the host than on the device; each op alone is compared in test_cuda.cu.
+    o.ops = {da::Op::identity, da::Op::rotate, da::Op::shear_x, da::Op::translate_y, da::Op::brightness,
+             da::Op::contrast, da::Op::cutout};
+    o.max_magnitude = 0.5;
+    o.flip_probability = 0.5;
+    o.fade_start = 0.5;
+    o.pixels = {0.3, 0.4};
+    da::PairPolicyDA<float> host(o), device(o);
+    Generator gh(5), gd(5);
+    da::DaContext ch{&gh, 70, 100}, cd{&gd, 70, 100};  // apply probability about 0.65
+    const auto yh = host.augment(x, ch).value();
+    const auto yd = to_host(device.augment(on_device<cuda>(x), cd).value());
+    CHECK(host.last_flipped() == device.last_flipped());
+    CHECK(host.last_applied() == device.last_applied());
+    REQUIRE(yh.shape() == yd.shape());
+    for (std::int64_t k = 0; k < yh.numel(); ++k)  // atol 1e-5 + rtol 1e-4, as for the single ops
+        REQUIRE(std::abs(yd[k] - yh[k]) <= 1e-5 + 1e-4 * std::abs(yh[k]));
+}

@@ -117,6 +117,11 @@ struct PairPolicyOptions {
     /// which falls from 1 to 0 at the last step, so that the last epochs train on the clean images
     /// the network is tested on. Images left clean take no part in L_DA.
     double fade_start = 1.0;
+    /// A base augmentation under the policy (0: none, the policy as ALGORITHMS.md states it): each
+    /// image is mirrored left-right with this probability before its pair is applied, at every
+    /// step and whether or not fading leaves its pair out, the way AutoAugment's policies run on
+    /// top of standard flips. The flip takes no part in L_DA.
+    double flip_probability = 0.0;
     AugmentOptions augment{};
     PixelSpace pixels{};
 };
@@ -143,6 +148,9 @@ public:
                   "PairPolicyDA: entropy_weight must be finite and >= 0, got {}", opt_.entropy_weight);
         DAM_CHECK(opt_.max_ratio == 0 || (std::isfinite(opt_.max_ratio) && opt_.max_ratio >= 1), value_error,
                   "PairPolicyDA: max_ratio must be 0 (no clamp) or a finite ratio >= 1, got {}", opt_.max_ratio);
+        DAM_CHECK(opt_.flip_probability >= 0 && opt_.flip_probability <= 1, value_error,
+                  "PairPolicyDA: flip_probability must be a probability in [0, 1] (0: no base flips), got {}",
+                  opt_.flip_probability);
         DAM_CHECK(opt_.fade_start >= 0 && opt_.fade_start <= 1, value_error,
                   "PairPolicyDA: fade_start must be a fraction of the steps in [0, 1] (1: no fading), got {}",
                   opt_.fade_start);
@@ -169,6 +177,8 @@ public:
     const std::vector<std::int64_t>& last_pairs() const { return pairs_; }
     /// Whether each image of the last batch was augmented (all of them unless fading).
     const std::vector<bool>& last_applied() const { return applied_; }
+    /// Whether each image of the last batch was mirrored by the base flip (see flip_probability).
+    const std::vector<bool>& last_flipped() const { return flipped_; }
     /// The probability of augmenting an image at this step of that many (see fade_start).
     double apply_probability(std::int64_t step, std::int64_t total_steps) const {
         const double f = opt_.fade_start;
@@ -198,8 +208,12 @@ public:
         pairs_.assign(static_cast<std::size_t>(N), 0);
         last_p_ = apply_probability(ctx.step, ctx.total_steps);
         applied_.assign(static_cast<std::size_t>(N), true);
-        std::vector<OpDraw> draws(static_cast<std::size_t>(2 * N));
-        std::vector<double> m(static_cast<std::size_t>(2 * N));
+        // S ops per image: the base flip (or identity) first when flips are on, then the pair.
+        const bool flips = opt_.flip_probability > 0;
+        const std::int64_t S = flips ? 3 : 2, first = flips ? 1 : 0;
+        flipped_.assign(static_cast<std::size_t>(N), false);
+        std::vector<OpDraw> draws(static_cast<std::size_t>(S * N));
+        std::vector<double> m(static_cast<std::size_t>(S * N), 0.0);
         for (std::int64_t i = 0; i < N; ++i) {
             // Gumbel-max: argmax_k (log P_k + g_k) ~ Cat(P); the temperature of the soft relaxation
             // does not move the argmax, so none is needed to draw the pair.
@@ -221,30 +235,39 @@ public:
             applied_[static_cast<std::size_t>(i)] = apply;
             const auto [o1, o2] = apply ? pair(best) : std::pair<Op, Op>{Op::identity, Op::identity};
             for (int s = 0; s < 2; ++s) {
+                // The pair's draws and magnitudes keep indices 2i, 2i + 1 of their streams.
                 const auto k = static_cast<std::size_t>(2 * i + s);
-                draws[k] = random_draw(s == 0 ? o1 : o2, draws_s, k);
-                m[k] = opt_.max_magnitude * mags.uniform_double(k);
+                const auto at = static_cast<std::size_t>(S * i + first + s);
+                draws[at] = random_draw(s == 0 ? o1 : o2, draws_s, k);
+                m[at] = opt_.max_magnitude * mags.uniform_double(k);
+            }
+            if (flips) {
+                // Indices 3N.. of the magnitude stream: without flips no draw changes.
+                const bool flip = mags.uniform_double(static_cast<std::uint64_t>(3 * N + i)) < opt_.flip_probability;
+                flipped_[static_cast<std::size_t>(i)] = flip;
+                draws[static_cast<std::size_t>(S * i)].op = flip ? Op::flip_lr : Op::identity;
             }
         }
         if constexpr (std::is_same_v<D, cpu>) {
-            Tensor<T> y = augment_images<T>(to_pixels(x, opt_.pixels), draws, m, 2, opt_.augment);
+            Tensor<T> y = augment_images<T>(to_pixels(x, opt_.pixels), draws, m, S, opt_.augment);
             from_pixels_(y, opt_.pixels);
             return Var<T>(y, false);
         } else {
-            // The device kernels apply one op per image: the first ops, then the second ones.
-            const Tensor<T, D> px = to_pixels(x, opt_.pixels);
-            std::vector<OpDraw> d1(static_cast<std::size_t>(N)), d2(static_cast<std::size_t>(N));
-            std::vector<double> m1(static_cast<std::size_t>(N)), m2(static_cast<std::size_t>(N));
-            for (std::size_t i = 0; i < static_cast<std::size_t>(N); ++i) {
-                d1[i] = draws[2 * i], d2[i] = draws[2 * i + 1];
-                m1[i] = m[2 * i], m2[i] = m[2 * i + 1];
-            }
+            // The device kernels apply one op per image: the S ops in turn, ping-ponging buffers.
+            Tensor<T, D> a = to_pixels(x, opt_.pixels), b(x.shape());
             const std::int64_t C = x.dim(1), H = x.dim(2), W = x.dim(3);
-            Tensor<T, D> y1(x.shape()), y2(x.shape());
-            augment_forward(D{}, px.data(), y1.data(), d1, m1, N, C, H, W, opt_.augment);
-            augment_forward(D{}, y1.data(), y2.data(), d2, m2, N, C, H, W, opt_.augment);
-            from_pixels_(y2, opt_.pixels);
-            return Var<T, D>(y2, false);
+            std::vector<OpDraw> ds(static_cast<std::size_t>(N));
+            std::vector<double> ms(static_cast<std::size_t>(N));
+            for (std::int64_t s = 0; s < S; ++s) {
+                for (std::int64_t i = 0; i < N; ++i) {
+                    ds[static_cast<std::size_t>(i)] = draws[static_cast<std::size_t>(S * i + s)];
+                    ms[static_cast<std::size_t>(i)] = m[static_cast<std::size_t>(S * i + s)];
+                }
+                augment_forward(D{}, a.data(), b.data(), ds, ms, N, C, H, W, opt_.augment);
+                std::swap(a, b);
+            }
+            from_pixels_(a, opt_.pixels);
+            return Var<T, D>(a, false);
         }
     }
 
@@ -304,7 +327,7 @@ private:
     PairPolicyOptions opt_;
     std::vector<double> logits_;
     std::vector<std::int64_t> pairs_;
-    std::vector<bool> applied_;
+    std::vector<bool> applied_, flipped_;
     double last_p_ = 1.0;
 };
 

@@ -83,6 +83,9 @@ struct JointOptions {
     /// images to the end and fitted them no better than the clean ones it is tested on
     /// (docs/results.md).
     double da_fade_start = 0.5;
+    /// PairPolicyDA's flip_probability: a base left-right flip under the pair policy, kept through
+    /// the fade (0: none, the policy as ALGORITHMS.md states it).
+    double da_flip = 0.0;
     std::vector<da::Op> da_ops{};        ///< the ops of PairPolicyDA (empty: all 17; see da::grey_ops)
     double wd_max = 2e-3;                ///< upper bound of the learned weight decay (4x the initial 5e-4)
     /// Lower bound of the learned learning rate. One-step hypergradients are greedy and shrink the
@@ -145,6 +148,7 @@ std::unique_ptr<P> default_da(const JointOptions& o) {
         po.max_ratio = o.da_max_ratio;
         po.entropy_weight = o.da_entropy;
         po.fade_start = o.da_fade_start;
+        po.flip_probability = o.da_flip;
         if (!o.da_ops.empty()) po.ops = o.da_ops;
         po.pixels = o.pixels;
         po.augment = o.augment;
@@ -380,6 +384,7 @@ public:
                 {"da_max_ratio", opt_.da_max_ratio},
                 {"da_entropy", opt_.da_entropy},
                 {"da_fade_start", opt_.da_fade_start},
+                {"da_flip", opt_.da_flip},
                 {"da_ops", da_ops_names()},
                 {"wd_max", opt_.wd_max},
                 {"lr_min", opt_.lr_min},
