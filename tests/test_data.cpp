@@ -101,6 +101,35 @@ TEST_CASE("train/validation split is seeded, disjoint and complete", "[data]") {
     require_throws_with<value_error>([&] { (void)data::split_train_val(d, 50, 1); }, {"validation size 50"});
 }
 
+TEST_CASE("concatenate puts one dataset after another and refuses mismatched ones", "[data]") {
+    data::Dataset a, b, c;
+    a.images = Tensor<float>(Shape{3, 1, 2, 2});
+    b.images = Tensor<float>(Shape{2, 1, 2, 2});
+    for (std::int64_t k = 0; k < 12; ++k) a.images[k] = static_cast<float>(k);
+    for (std::int64_t k = 0; k < 8; ++k) b.images[k] = static_cast<float>(100 + k);
+    a.labels = {0, 1, 2};
+    b.labels = {2, 0};
+    a.classes = b.classes = 3;
+    a.split = data::Split::train;
+    b.split = data::Split::train;
+    const auto ab = data::concatenate(a, b);
+    REQUIRE(ab.size() == 5);
+    CHECK(ab.image_shape() == Shape{1, 2, 2});
+    CHECK(ab.labels == std::vector<std::int32_t>{0, 1, 2, 2, 0});
+    CHECK(ab.classes == 3);
+    CHECK(ab.split == data::Split::train);
+    for (std::int64_t k = 0; k < 12; ++k) CHECK(ab.images[k] == static_cast<float>(k));
+    for (std::int64_t k = 0; k < 8; ++k) CHECK(ab.images[12 + k] == static_cast<float>(100 + k));
+
+    c.images = Tensor<float>(Shape{1, 1, 3, 3});
+    c.labels = {0};
+    c.classes = 3;
+    require_throws_with<value_error>([&] { data::concatenate(a, c); }, {"equal image shapes", "(1, 3, 3)"});
+    c.images = Tensor<float>(Shape{1, 1, 2, 2});
+    c.classes = 4;
+    require_throws_with<value_error>([&] { data::concatenate(a, c); }, {"4 classes"});
+}
+
 TEST_CASE("the batch loader visits every sample once per epoch in a seeded order", "[data]") {
     auto [im, lb] = make_dataset("loader", 23, 2, 2, 3, false);
     auto d = data::load_idx_dataset(im, lb);

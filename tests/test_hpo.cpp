@@ -236,7 +236,7 @@ TEST_CASE("the learning-rate hypergradient moves eta to the known best value fro
     }
 }
 
-TEST_CASE("HypergradLrWd raises a too-small learning rate on a real classification step", "[hpo]") {
+TEST_CASE("HypergradLrWd raises a too-small learning rate on a real classification step and holds it when frozen", "[hpo]") {
     // Two well-separated classes; starting at lr = 1e-3 every validation hypergradient says "larger".
     data::Dataset d;
     const std::int64_t n = 200;
@@ -274,6 +274,23 @@ TEST_CASE("HypergradLrWd raises a too-small learning rate on a real classificati
     }
     CHECK(policy.values()[0].second > 2e-3);
     CHECK(policy.last_hypergradients().first < 0);
+
+    // Frozen: the weights keep training, the hyperparameters stay exactly where they are.
+    ctx.frozen = true;
+    const auto values = policy.values();
+    const Tensor<float> w0 = head.parameters()[0].value().clone();
+    for (int step = 30; step < 40; ++step) {
+        if (!loader.has_next()) loader.start_epoch(step);
+        auto b = loader.next();
+        ctx.step = step;
+        auto logits = ctx.forward(b.images);
+        policy.backward(policy.training_loss(logits, b.labels), logits, b.labels);
+        policy.step(ctx);
+    }
+    CHECK(policy.values() == values);
+    double moved = 0;
+    for (std::int64_t k = 0; k < w0.numel(); ++k) moved += std::abs(head.parameters()[0].value()[k] - w0[k]);
+    CHECK(moved > 0);
 }
 
 TEST_CASE("hyperparameters cannot be tuned on the test set", "[hpo]") {

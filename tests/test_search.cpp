@@ -124,6 +124,81 @@ TEST_CASE("joint search: a resumed run equals an uninterrupted one", "[search]")
     }
 }
 
+TEST_CASE("joint search: the validation slice joins training at join_validation, the hyperparameters freeze, and "
+          "a run resumed across the join equals an uninterrupted one", "[search]") {
+    const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
+    auto options = [](const std::string& dir, double join) {
+        auto o = tiny_options(dir);
+        o.epochs = 3;                 // 21 steps an epoch
+        o.search_fraction = 0.3;      // the architecture is fixed by step 19
+        o.hpo_every = 1;
+        o.join_validation = join;     // 0.3 of 63 steps: the join is due at the start of epoch 2
+        return o;
+    };
+    // Without the join the hypergradient moves the hyperparameters in every epoch.
+    Joint held(train, test, options(fresh_dir("join_none"), 1.0), {}, tiny_space());
+    held.run();
+    CHECK_FALSE(held.validation_joined());
+    CHECK(held.training_images().size() == 400 - 64);
+    REQUIRE(held.log().size() == 3);
+    CHECK(held.log()[0]["hyperparameters"] != held.log()[1]["hyperparameters"]);
+    CHECK(held.log()[1]["hyperparameters"] != held.log()[2]["hyperparameters"]);
+    for (const auto& r : held.log()) CHECK(r["val_in_training"] == false);
+
+    const std::string a_dir = fresh_dir("join_a"), b_dir = fresh_dir("join_b");
+    Joint a(train, test, options(a_dir, 0.3), {}, tiny_space());
+    const auto ra = a.run();
+    CHECK(a.validation_joined());
+    CHECK(a.training_images().size() == 400);
+    REQUIRE(a.log().size() == 3);
+    CHECK(a.log()[0]["val_in_training"] == false);
+    CHECK(a.log()[1]["val_in_training"] == true);
+    CHECK(a.log()[2]["val_in_training"] == true);
+    // Frozen from the start of epoch 2: the values logged after epochs 1, 2 and 3 are the same,
+    // and the result reports them.
+    CHECK(a.log()[1]["hyperparameters"] == a.log()[0]["hyperparameters"]);
+    CHECK(a.log()[2]["hyperparameters"] == a.log()[0]["hyperparameters"]);
+    CHECK(ra.hyperparameters == a.log()[0]["hyperparameters"]);
+    CHECK(a.config_json().at("join_validation") == 0.3);
+    std::ifstream rin(a_dir + "/report.html");
+    const std::string html((std::istreambuf_iterator<char>(rin)), std::istreambuf_iterator<char>());
+    CHECK(html.find("validation (trained on)") != std::string::npos);
+    CHECK(html.find("train (+val)") != std::string::npos);
+
+    // Interrupted at the epoch end just before the join, then just after it.
+    auto ob = options(b_dir, 0.3);
+    for (const std::int64_t stop : {21, 30}) {
+        ob.stop_after_steps = stop;
+        Joint b(train, test, ob, {}, tiny_space());
+        if (stop != 21) {
+            REQUIRE(b.resume());
+            CHECK_FALSE(b.validation_joined());  // the checkpoint at step 21 is before the join
+        }
+        require_throws_with<search::interrupted>([&] { b.run(); }, {fmt::format("stopped at step {}", stop)});
+        CHECK(b.validation_joined() == (stop == 30));
+    }
+    ob.stop_after_steps = -1;
+    Joint b(train, test, ob, {}, tiny_space());
+    REQUIRE(b.resume());
+    CHECK(b.validation_joined());
+    CHECK(b.training_images().size() == 400);
+    const auto rb = b.run();
+    CHECK(rb.test_accuracy == ra.test_accuracy);
+    CHECK(rb.hyperparameters == ra.hyperparameters);
+    CHECK(nn::serialize_model(*rb.model) == nn::serialize_model(*ra.model));
+    REQUIRE(b.log().size() == a.log().size());
+    for (std::size_t e = 0; e < a.log().size(); ++e) {
+        auto x = a.log()[e], y = b.log()[e];
+        x.erase("wall_seconds");
+        y.erase("wall_seconds");
+        CHECK(x == y);
+    }
+
+    for (const double bad : {0.0, 1.5, std::nan("")})
+        require_throws_with<value_error>([&] { Joint(train, test, options("", bad), {}, tiny_space()); },
+                                         {"join_validation must be in (0, 1]"});
+}
+
 TEST_CASE("joint search: divergence stops with a message and keeps the checkpoint; bad checkpoints are errors", "[search][errors]") {
     const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
     const std::string dir = fresh_dir("errors");

@@ -142,6 +142,25 @@ inline std::pair<Dataset, Dataset> split_train_val(const Dataset& d, std::int64_
     return {subset(d, tr), subset(d, va)};
 }
 
+/// `a` followed by `b` (the same image shape and number of classes); the split is a's. JointSearch
+/// uses it to give the held-out validation slice back to training at the end.
+inline Dataset concatenate(const Dataset& a, const Dataset& b) {
+    DAM_CHECK(a.size() > 0 && b.size() > 0 && a.image_shape() == b.image_shape() && a.classes == b.classes, value_error,
+              "concatenate: the datasets must be non-empty with equal image shapes and classes; got {} images {} "
+              "({} classes) and {} images {} ({} classes)",
+              a.size(), a.image_shape().str(), a.classes, b.size(), b.image_shape().str(), b.classes);
+    const Shape s = a.image_shape();
+    Dataset r;
+    r.images = Tensor<float, cpu>(Shape{a.size() + b.size(), s[0], s[1], s[2]});
+    std::copy(a.images.data(), a.images.data() + a.images.numel(), r.images.data());
+    std::copy(b.images.data(), b.images.data() + b.images.numel(), r.images.data() + a.images.numel());
+    r.labels = a.labels;
+    r.labels.insert(r.labels.end(), b.labels.begin(), b.labels.end());
+    r.classes = a.classes;
+    r.split = a.split;
+    return r;
+}
+
 /// One mini-batch: images (B, C, H, W) and labels (B).
 struct Batch {
     Tensor<float, cpu> images;

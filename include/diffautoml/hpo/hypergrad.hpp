@@ -281,12 +281,17 @@ struct HpoContext {
     /// The network (current architecture) on a batch of dataset images (host, always float; the
     /// forward pass moves them to the network's device).
     std::function<Var<T, D>(const Tensor<float, cpu>&)> forward;
+    /// The weights still step but the hyperparameters stay where they are (no validation pass):
+    /// set once the validation images have joined training, where a hypergradient on them would
+    /// measure the training fit.
+    bool frozen = false;
 };
 
 /// Contract of an HPO policy. Per training step the trainer calls
 ///     loss = p.training_loss(logits, labels)   mean cross-entropy with the policy's label smoothing
 ///     p.backward(loss, logits, labels)         the one training backward pass (+ what the policy needs)
-///     p.step(ctx)                              weight update, then the hyperparameter update
+///     p.step(ctx)                              weight update, then the hyperparameter update (none
+///                                              while ctx.frozen)
 /// step() consumes the weights' gradients and leaves them zero for the next backward pass.
 /// values() names every hyperparameter and its current value (for logs).
 template <class P>
@@ -353,7 +358,7 @@ public:
 protected:
     /// The validation gradient v = grad L_val(w') in the parameters' grads; false when skipped.
     bool validation_gradient(HpoContext<T, D>& ctx) {
-        if (ctx.step % opt_.every != 0) return false;
+        if (ctx.frozen || ctx.step % opt_.every != 0) return false;
         DAM_CHECK(ctx.validation && ctx.forward, value_error,
                   "hypergradient HPO: the context needs a ValidationSet (hpo::hold_out) and the network's forward");
         auto b = ctx.validation->next(ctx.validation_batch);

@@ -97,6 +97,12 @@ struct JointOptions {
     /// learns its own). The validation loss of the hypergradient and the DA policy's per-sample
     /// losses stay plain cross-entropy.
     double label_smoothing = 0.0;
+    /// From this share of the steps on (at an epoch start, and not before the architecture is
+    /// fixed) the validation images join the training set and the hyperparameters freeze where
+    /// the hypergradient left them: it would otherwise measure how well the weights fit images
+    /// they are trained on. An epoch keeps its number of steps, each drawn from a fresh shuffle
+    /// of all the training images. 1: never (the validation slice stays held out to the end).
+    double join_validation = 1.0;
 };
 
 /// The outcome of a finished run.
@@ -316,6 +322,9 @@ public:
                   opt_.lr, opt_.lr_min);
         DAM_CHECK(opt_.label_smoothing >= 0 && opt_.label_smoothing < 1, value_error,
                   "JointSearch: label_smoothing must be in [0, 1), got {}", opt_.label_smoothing);
+        DAM_CHECK(opt_.join_validation > 0 && opt_.join_validation <= 1, value_error,
+                  "JointSearch: join_validation must be in (0, 1] (a share of the steps; 1 = never), got {}",
+                  opt_.join_validation);
         DAM_CHECK(opt_.minutes >= 0 && opt_.checkpoint_minutes > 0, value_error,
                   "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.minutes,
                   opt_.checkpoint_minutes);
@@ -362,6 +371,11 @@ public:
     std::int64_t step() const { return step_; }
     std::int64_t total_steps() const { return total_steps_; }
     std::int64_t steps_per_epoch() const { return steps_per_epoch_; }
+    /// Whether the validation images have joined training (JointOptions::join_validation).
+    bool validation_joined() const { return joined_; }
+    /// The images training batches are drawn from now: the training set less the validation
+    /// slice, or all of it once the slice has joined.
+    const data::Dataset& training_images() const { return joined_ ? *full_ : *train_; }
 
     /// A description of the configuration; a checkpoint resumes only into the same one.
     nlohmann::json config_json() const {
@@ -389,6 +403,7 @@ public:
                 {"wd_max", opt_.wd_max},
                 {"lr_min", opt_.lr_min},
                 {"label_smoothing", opt_.label_smoothing},
+                {"join_validation", opt_.join_validation},
                 {"validation", opt_.validation},
                 {"seed", opt_.seed},
                 {"train_images", train_->size()}};
@@ -436,7 +451,13 @@ public:
         std::unique_ptr<ProgressBar> bar;
         while (step_ < total_steps_) {
             const std::int64_t epoch = step_ / steps_per_epoch_, in_epoch = step_ % steps_per_epoch_;
+            if (in_epoch == 0 && !joined_ && derived_ &&
+                static_cast<double>(step_) >= opt_.join_validation * static_cast<double>(total_steps_)) {
+                join_validation();
+                loader_->start_epoch(epoch);
+            }
             if (in_epoch == 0 && loader_->position() != 0) loader_->start_epoch(epoch);
+            hctx.frozen = joined_;
             if (!bar && opt_.progress) {
                 const std::int64_t epoch_steps = std::min(steps_per_epoch_, total_steps_ - epoch * steps_per_epoch_);
                 bar = std::make_unique<ProgressBar>(epoch_steps, fmt::format("epoch {:2}/{}", epoch + 1, epochs_planned()));
@@ -489,7 +510,7 @@ public:
         put_generator(body, gen_);
         for (std::int64_t v : {step_, total_steps_, loader_->epoch(), loader_->position(), acc_seen_, acc_correct_,
                                static_cast<std::int64_t>(derived_), static_cast<std::int64_t>(budget_fixed_),
-                               derived_from_step_, static_cast<std::int64_t>(regrown_)})
+                               derived_from_step_, static_cast<std::int64_t>(regrown_), static_cast<std::int64_t>(joined_)})
             body.put<std::int64_t>(v);
         body.put(acc_loss_);
         body.put(elapsed_before_);
@@ -536,13 +557,14 @@ public:
         step_ = r.get<std::int64_t>();
         total_steps_ = r.get<std::int64_t>();
         const auto e = r.get<std::int64_t>(), pos = r.get<std::int64_t>();
-        loader_->seek(e, pos);
         acc_seen_ = r.get<std::int64_t>();
         acc_correct_ = r.get<std::int64_t>();
         derived_ = r.get<std::int64_t>() != 0;
         budget_fixed_ = r.get<std::int64_t>() != 0;
         derived_from_step_ = r.get<std::int64_t>();
         regrown_ = r.get<std::int64_t>() != 0;
+        if (r.get<std::int64_t>() != 0 && !joined_) join_validation();
+        loader_->seek(e, pos);
         acc_loss_ = r.get<double>();
         elapsed_before_ = r.get<double>();
         search_seconds_ = r.get<double>();
@@ -618,6 +640,13 @@ private:
         }
     }
 
+    /// The validation slice joins the training images; batches come from all of them from here on.
+    void join_validation() {
+        full_ = std::make_shared<data::Dataset>(data::concatenate(*train_, val_->data()));
+        loader_ = std::make_unique<data::BatchLoader>(*full_, opt_.batch, true, opt_.seed + 5, true);
+        joined_ = true;
+    }
+
     [[noreturn]] void diverged(const std::string& what) const {
         throw divergence_error(fmt::format(
             "JointSearch: {} at step {} (epoch {}); nothing was updated with it{}. Try a lower --lr, a narrower "
@@ -686,6 +715,7 @@ private:
                               {"train_accuracy", static_cast<double>(acc_correct_) / static_cast<double>(std::max<std::int64_t>(1, acc_seen_))},
                               {"val_loss", val_loss},
                               {"val_accuracy", val_acc},
+                              {"val_in_training", joined_},
                               {"tau", nullptr},
                               {"lr_factor", lr_factor(step_)},
                               {"architecture_probabilities", probs},
@@ -704,11 +734,11 @@ private:
         acc_loss_ = 0;
         acc_seen_ = acc_correct_ = 0;
         if (opt_.progress)
-            fmt::print("epoch {} {} train_loss={:.4f} train_accuracy={:.4f} val_loss={:.4f} val_accuracy={:.4f} {} "
+            fmt::print("epoch {} {} train_loss={:.4f} train_accuracy={:.4f} val_loss={:.4f} val_accuracy={:.4f}{} {} "
                        "seconds={:.0f}\n",
                        rec["epoch"].template get<std::int64_t>(), rec["phase"].template get<std::string>(),
                        rec["train_loss"].template get<double>(), rec["train_accuracy"].template get<double>(), val_loss,
-                       val_acc, fmt::join(net_->choice_names(arch), ","), seconds);
+                       val_acc, joined_ ? " (trained on)" : "", fmt::join(net_->choice_names(arch), ","), seconds);
         write_log();
         write_report({});
     }
@@ -734,7 +764,7 @@ private:
             derived_ = true;
         }
         auto derived = nas::derive<Space>(*net_, arch_);
-        data::BatchLoader calib(*train_, 256, true, opt_.seed + 3, true);
+        data::BatchLoader calib(training_images(), 256, true, opt_.seed + 3, true);
         calib.start_epoch(0);
         nn::recalibrate_batch_norm(*derived, std::min(opt_.recalibration_batches, calib.batches_per_epoch()),
                                    [&] { return on_device<D>(calib.next().images); });
@@ -785,6 +815,7 @@ private:
     Generator gen_;
     typename Space::Options space_;
     std::shared_ptr<data::Dataset> train_;
+    std::shared_ptr<data::Dataset> full_;  ///< train_ and the validation slice, once joined
     std::unique_ptr<hpo::ValidationSet> val_;
     std::shared_ptr<nas::Supernet<T, D>> net_;
     std::unique_ptr<data::BatchLoader> loader_;
@@ -799,6 +830,7 @@ private:
     std::int64_t derived_from_step_ = 0;  ///< budget: the derived network is timed from this step ...
     double derived_from_seconds_ = 0;     ///< ... and this many seconds into the run
     bool regrown_ = false;                ///< budget: the one growth after the search has happened
+    bool joined_ = false;                 ///< the validation slice has joined training
     std::int64_t acc_seen_ = 0, acc_correct_ = 0;
     std::vector<nlohmann::json> log_;
 };

@@ -185,14 +185,23 @@ inline std::string svg_heatmap(const std::string& title, const std::vector<std::
 /// The report: result summary, curves, heat maps, the learned DA policy and the per-epoch table.
 inline std::string html_report(const std::vector<nlohmann::json>& log, const nlohmann::json& result) {
     using namespace report_detail;
+    // After JointOptions::join_validation the validation images are trained on: those epochs go
+    // into a series of their own instead of continuing the held-out curve.
     std::vector<Series> acc{{"train", {}}, {"validation", {}}}, loss{{"train", {}}, {"validation", {}}};
     std::vector<Series> hyper;
+    const bool joined =
+        std::any_of(log.begin(), log.end(), [](const nlohmann::json& r) { return r.value("val_in_training", false); });
+    if (joined) {
+        acc.push_back({"validation (trained on)", {}});
+        loss.push_back({"validation (trained on)", {}});
+    }
     for (const auto& r : log) {
         const double e = r.value("epoch", 0.0);
+        const std::size_t v = r.value("val_in_training", false) ? 2 : 1;
         acc[0].points.emplace_back(e, r.value("train_accuracy", NAN));
-        acc[1].points.emplace_back(e, r.value("val_accuracy", NAN));
+        acc[v].points.emplace_back(e, r.value("val_accuracy", NAN));
         loss[0].points.emplace_back(e, r.value("train_loss", NAN));
-        loss[1].points.emplace_back(e, r.value("val_loss", NAN));
+        loss[v].points.emplace_back(e, r.value("val_loss", NAN));
         if (r.contains("hyperparameters"))
             for (auto it = r["hyperparameters"].begin(); it != r["hyperparameters"].end(); ++it) {
                 auto s = std::find_if(hyper.begin(), hyper.end(), [&](const Series& x) { return x.name == it.key(); });
@@ -297,7 +306,9 @@ inline std::string html_report(const std::vector<nlohmann::json>& log, const nlo
     for (const auto& r : log)
         h += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:."
                          "1f}</td></tr>\n",
-                         r.value("epoch", 0), escape(r.value("phase", std::string())), r.value("train_loss", NAN),
+                         r.value("epoch", 0),
+                         escape(r.value("phase", std::string()) + (r.value("val_in_training", false) ? " (+val)" : "")),
+                         r.value("train_loss", NAN),
                          r.value("train_accuracy", NAN), r.value("val_loss", NAN), r.value("val_accuracy", NAN),
                          r.value("wall_seconds", 0.0) / 60);
     h += "</table>\n</body></html>\n";
