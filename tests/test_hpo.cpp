@@ -264,14 +264,17 @@ TEST_CASE("HypergradLrWd raises a too-small learning rate on a real classificati
     ctx.validation_batch = 25;
     ctx.forward = [&](const Tensor<float>& x) { return head.forward(ops::flatten(Var<float>(x))); };
     data::BatchLoader loader(train, 25, true, 2, true);
-    for (int step = 0; step < 30; ++step) {
-        if (!loader.has_next()) loader.start_epoch(step);
-        auto b = loader.next();
-        ctx.step = step;
-        auto logits = ctx.forward(b.images);
-        policy.backward(policy.training_loss(logits, b.labels), logits, b.labels);
-        policy.step(ctx);
-    }
+    auto train_steps = [&](int from, int to) {
+        for (int step = from; step < to; ++step) {
+            if (!loader.has_next()) loader.start_epoch(step);
+            auto b = loader.next();
+            ctx.step = step;
+            auto logits = ctx.forward(b.images);
+            policy.backward(policy.training_loss(logits, b.labels), logits, b.labels);
+            policy.step(ctx);
+        }
+    };
+    train_steps(0, 30);
     CHECK(policy.values()[0].second > 2e-3);
     CHECK(policy.last_hypergradients().first < 0);
 
@@ -279,14 +282,7 @@ TEST_CASE("HypergradLrWd raises a too-small learning rate on a real classificati
     ctx.frozen = true;
     const auto values = policy.values();
     const Tensor<float> w0 = head.parameters()[0].value().clone();
-    for (int step = 30; step < 40; ++step) {
-        if (!loader.has_next()) loader.start_epoch(step);
-        auto b = loader.next();
-        ctx.step = step;
-        auto logits = ctx.forward(b.images);
-        policy.backward(policy.training_loss(logits, b.labels), logits, b.labels);
-        policy.step(ctx);
-    }
+    train_steps(30, 40);
     CHECK(policy.values() == values);
     double moved = 0;
     for (std::int64_t k = 0; k < w0.numel(); ++k) moved += std::abs(head.parameters()[0].value()[k] - w0[k]);

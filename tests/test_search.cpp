@@ -28,6 +28,17 @@ std::string fresh_dir(const std::string& name) {
 
 std::vector<std::uint8_t> read_bytes(const std::string& p) { return read_file(p); }
 
+/// The two runs logged the same records, wall time aside.
+void same_logs_but_time(const Joint& a, const Joint& b) {
+    REQUIRE(a.log().size() == b.log().size());
+    for (std::size_t e = 0; e < a.log().size(); ++e) {
+        auto x = a.log()[e], y = b.log()[e];
+        x.erase("wall_seconds");
+        y.erase("wall_seconds");
+        CHECK(x == y);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("joint search end to end: log, model, result, and a model file that reproduces the accuracy", "[search]") {
@@ -115,13 +126,7 @@ TEST_CASE("joint search: a resumed run equals an uninterrupted one", "[search]")
     CHECK(rb.hyperparameters == ra.hyperparameters);
     CHECK(rb.da_policy == ra.da_policy);
     CHECK(nn::serialize_model(*rb.model) == nn::serialize_model(*ra.model));
-    REQUIRE(a.log().size() == b.log().size());
-    for (std::size_t e = 0; e < a.log().size(); ++e) {
-        auto x = a.log()[e], y = b.log()[e];
-        x.erase("wall_seconds");
-        y.erase("wall_seconds");
-        CHECK(x == y);
-    }
+    same_logs_but_time(a, b);
 }
 
 TEST_CASE("joint search: the validation slice joins training at join_validation, the hyperparameters freeze, and "
@@ -186,13 +191,7 @@ TEST_CASE("joint search: the validation slice joins training at join_validation,
     CHECK(rb.test_accuracy == ra.test_accuracy);
     CHECK(rb.hyperparameters == ra.hyperparameters);
     CHECK(nn::serialize_model(*rb.model) == nn::serialize_model(*ra.model));
-    REQUIRE(b.log().size() == a.log().size());
-    for (std::size_t e = 0; e < a.log().size(); ++e) {
-        auto x = a.log()[e], y = b.log()[e];
-        x.erase("wall_seconds");
-        y.erase("wall_seconds");
-        CHECK(x == y);
-    }
+    same_logs_but_time(a, b);
 
     for (const double bad : {0.0, 1.5, std::nan("")})
         require_throws_with<value_error>([&] { Joint(train, test, options("", bad), {}, tiny_space()); },
