@@ -2,7 +2,8 @@
 // Runs, for each seed, a fixed architecture with standard training, NAS only, NAS+DA, NAS+HPO and
 // DA+NAS+HPO (standard augmentation and a fixed cosine schedule where DA or HPO is not searched)
 // and prints a Markdown table of mean +- std test accuracy and search cost in CPU minutes. Each run
-// leaves its outputs in --out/NAME_seedS/; the table is also written to --out/ablation.md.
+// leaves its outputs in --out/ROW_seedS/; the table is also written to --out/ablation.md. Started
+// again with the same options, it reads back the runs that finished and resumes the one stopped.
 #include <cmath>
 
 #include "joint_common.hpp"
@@ -75,32 +76,45 @@ int main(int argc, char** argv) try {
         "| configuration | test accuracy (mean +- std over {} seeds) | search cost (CPU minutes, mean) | runs |\n"
         "|---|---:|---:|---|\n",
         base.seeds.size());
-    for (int row : rows) {
+    for (int row : rows)
         DAM_CHECK(row >= 0 && row < 5, value_error, "diffautoml-ablation: --configs takes rows 0..4, got {}", row);
-        const Config& c = kConfigs[row];
-        std::vector<double> acc, cost;
-        for (auto seed : base.seeds) {
+    // Seed by seed, so that a stopped ablation has every row for the seeds it finished; a run that
+    // finished before (its result.json, same configuration) is read back instead of run again.
+    std::vector<std::vector<double>> acc(5), cost(5);
+    for (auto seed : base.seeds) {
+        for (int row : rows) {
+            const Config& c = kConfigs[row];
             auto a = base;
             a.da = c.da;
             a.nas = c.nas;
             a.hpo = c.hpo;
             a.joint.seed = seed;
             a.joint.out_dir = fmt::format("{}/{}_seed{}", base.joint.out_dir, row, seed);
-            const auto r = dam_joint::dispatch(a, [&]<template <class...> class DA, class NAS, template <class...> class HPO>() {
-                search::JointSearch<DA, NAS, HPO> js(train, test, a.joint);
-                if (js.resume()) fmt::print("resumed {} at step {}\n", a.joint.out_dir, js.step());
-                return js.run();
-            });
-            fmt::print("config=\"{}\" seed={} test_accuracy={:.4f} cpu_minutes={:.1f}\n", c.name, seed, r.test_accuracy,
-                       r.wall_seconds * base.threads / 60.0);
+            const auto [accuracy, minutes] = dam_joint::dispatch(
+                a, [&]<template <class...> class DA, class NAS, template <class...> class HPO>() {
+                    search::JointSearch<DA, NAS, HPO> js(train, test, a.joint);
+                    if (const nlohmann::json done = js.finished_result(); !done.is_null()) {
+                        fmt::print("finished earlier: {}\n", a.joint.out_dir);
+                        return std::pair{done["test_accuracy"].get<double>(),
+                                         done["search_cost_cpu_minutes"].get<double>()};
+                    }
+                    if (js.resume()) fmt::print("resumed {} at step {}\n", a.joint.out_dir, js.step());
+                    const auto r = js.run();
+                    return std::pair{r.test_accuracy, r.wall_seconds * base.threads / 60.0};
+                });
+            fmt::print("config=\"{}\" seed={} test_accuracy={:.4f} cpu_minutes={:.1f}\n", c.name, seed, accuracy,
+                       minutes);
             std::fflush(stdout);
-            acc.push_back(r.test_accuracy);
-            cost.push_back(r.wall_seconds * base.threads / 60.0);
+            acc[row].push_back(accuracy);
+            cost[row].push_back(minutes);
         }
-        const auto [m, s] = mean_std(acc);
+    }
+    for (int row : rows) {
+        const auto [m, s] = mean_std(acc[row]);
         std::string runs;
-        for (double x : acc) runs += fmt::format("{}{:.4f}", runs.empty() ? "" : ", ", x);
-        table += fmt::format("| {} | {:.4f} +- {:.4f} | {:.1f} | {} |\n", c.name, m, s, mean_std(cost).first, runs);
+        for (double x : acc[row]) runs += fmt::format("{}{:.4f}", runs.empty() ? "" : ", ", x);
+        table += fmt::format("| {} | {:.4f} +- {:.4f} | {:.1f} | {} |\n", kConfigs[row].name, m, s,
+                             mean_std(cost[row]).first, runs);
     }
     fmt::print("\n{}", table);
     write_text_atomic(base.joint.out_dir + "/ablation.md", table);

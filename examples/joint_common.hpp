@@ -45,7 +45,7 @@ inline const char* kCommonHelp =
     "           --validation N (5000 training images held out for HPO)  --wd-max X (2e-3)  --hpo-every K (4: hypergradient step every K steps)\n"
     "           --lr-min X (0.08: lower bound of the learned learning rate; --lr must not be below it)\n"
     "           --label-smoothing E (0: training loss (1 - E) CE + E uniform; validation stays plain CE)\n"
-    "           --join-validation X (1: from this share of the steps on, the validation images join training and\n"
+    "           --join-validation X (0.7: from this share of the steps on, the validation images join training and\n"
     "             the learned hyperparameters freeze; 1 = never)\n"
     "  run:     --seed S (0)  --threads T (2)  --checkpoint-minutes M (5)  --quiet\n"
     "           --device cpu|cuda (cpu; cuda trains on the GPU: default policies, shuffle space)\n";

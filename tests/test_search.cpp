@@ -95,6 +95,21 @@ TEST_CASE("joint search end to end: log, model, result, and a model file that re
     const auto a = loaded.net->forward(Var<float>(test.images)).value();
     const auto b = res.model->forward(Var<float>(test.images)).value();
     for (std::int64_t k = 0; k < a.numel(); ++k) REQUIRE(a[k] == b[k]);
+
+    // The finished run is recognised by the same configuration only (how diffautoml-ablation
+    // skips the runs it already has), and not while a checkpoint says a run is in progress.
+    const auto done = Joint(train, test, tiny_options(out), {}, tiny_space()).finished_result();
+    REQUIRE(done.is_object());
+    CHECK(done["test_accuracy"].get<double>() == res.test_accuracy);
+    auto other = tiny_options(out);
+    other.seed += 1;
+    CHECK(Joint(train, test, other, {}, tiny_space()).finished_result().is_null());
+    write_text_atomic(out + "/checkpoint.bin", "in progress");
+    CHECK(Joint(train, test, tiny_options(out), {}, tiny_space()).finished_result().is_null());
+    fs::remove(out + "/checkpoint.bin");
+    write_text_atomic(out + "/result.json", "{\"test_accuracy\": ");
+    CHECK(Joint(train, test, tiny_options(out), {}, tiny_space()).finished_result().is_null());
+    CHECK(Joint(train, test, tiny_options(""), {}, tiny_space()).finished_result().is_null());
 }
 
 TEST_CASE("joint search: a resumed run equals an uninterrupted one", "[search]") {
