@@ -47,6 +47,8 @@ inline const char* kCommonHelp =
     "           --label-smoothing E (0: training loss (1 - E) CE + E uniform; validation stays plain CE)\n"
     "           --join-validation X (0.7: from this share of the steps on, the validation images join training and\n"
     "             the learned hyperparameters freeze; 1 = never)\n"
+    "           --retime-after-join 0|1 (0: with --minutes, time the steps after the join on their own and let the\n"
+    "             step count grow once more from them)\n"
     "  run:     --seed S (0)  --threads T (2)  --checkpoint-minutes M (5)  --quiet\n"
     "           --device cpu|cuda (cpu; cuda trains on the GPU: default policies, shuffle space)\n";
 
@@ -84,6 +86,11 @@ inline Args parse(int argc, char** argv, const char* who) {
         .option("--lr-min", j.lr_min)
         .option("--label-smoothing", j.label_smoothing)
         .option("--join-validation", j.join_validation)
+        .custom("--retime-after-join",
+                [&](const std::string& v) {
+                    DAM_CHECK(v == "0" || v == "1", value_error, "{}: --retime-after-join expects 0 or 1, got '{}'", who, v);
+                    j.retime_after_join = v == "1";
+                })
         .option("--checkpoint-minutes", j.checkpoint_minutes)
         .option("--seed", j.seed)
         .option("--threads", a.threads)

@@ -153,6 +153,8 @@ TEST_CASE("joint search: the validation slice joins training at join_validation,
         o.search_fraction = 0.3;      // the architecture is fixed by step 19
         o.hpo_every = 1;
         o.join_validation = join;     // 0.3 of 63 steps: the join is due at the start of epoch 2
+        o.minutes = 1e4;              // a budget that never binds, so the runs stay deterministic, but
+        o.retime_after_join = true;   // the plan is remade (and checkpointed) through every phase
         return o;
     };
     // Without the join the hypergradient moves the hyperparameters in every epoch.
@@ -180,6 +182,8 @@ TEST_CASE("joint search: the validation slice joins training at join_validation,
     CHECK(a.log()[2]["hyperparameters"] == a.log()[0]["hyperparameters"]);
     CHECK(ra.hyperparameters == a.log()[0]["hyperparameters"]);
     CHECK(a.config_json().at("join_validation") == 0.3);
+    CHECK(a.config_json().at("retime_after_join") == true);
+    CHECK(a.total_steps() == 63);  // grown to the cap, epochs x steps, and no further
     std::ifstream rin(a_dir + "/report.html");
     const std::string html((std::istreambuf_iterator<char>(rin)), std::istreambuf_iterator<char>());
     CHECK(html.find("validation (trained on)") != std::string::npos);
@@ -291,6 +295,48 @@ TEST_CASE("the time budget plans the steps that fit, shrinking or growing within
     CHECK(search::steps_within_budget(100, 50.0, 0, 0.0, 150.0, 10) == 101);
     require_throws_with<value_error>([] { (void)search::steps_within_budget(100, 50.0, 100, 40.0, 150.0, 1000); },
                                      {"no steps timed"});
+}
+
+TEST_CASE("the budget plan times the latest phase and grows once in each later phase", "[search]") {
+    search::BudgetPlan plan;
+    // Search: 100 steps in 100 s (1 s a step), 400 s in all: 400 steps fit, within the plan of 1000.
+    std::int64_t n = plan.replan(100, 100.0, 400.0, 1000, 1000);
+    CHECK(n == 400);
+    // It only shrinks while the search is timed: faster steps do not grow it.
+    CHECK(plan.replan(150, 125.0, 400.0, n, 1000) == 400);
+    // The derived network begins at step 150; at its own first epoch end nothing of it is timed yet.
+    plan.begin(search::BudgetPlan::derived, 150, 125.0);
+    CHECK(plan.replan(150, 125.0, 400.0, n, 1000) == 400);
+    plan.begin(search::BudgetPlan::derived, 170, 135.0);  // a second begin keeps the first mark
+    // 50 derived steps in 25 s (0.5 s a step), 250 s left: 500 more; this first timing may grow the plan ...
+    n = plan.replan(200, 150.0, 400.0, n, 1000);
+    CHECK(n == 700);
+    // ... and from then on it only shrinks again.
+    CHECK(plan.replan(250, 170.0, 400.0, n, 1000) == 700);  // 0.45 s a step would allow 761
+    n = plan.replan(300, 220.0, 400.0, n, 1000);            // 0.633 s a step: 180 s / 0.633 = 284 more
+    CHECK(n == 584);
+    // The join: its steps (0.25 s each) are timed from its mark and grow the plan once, up to the cap.
+    plan.begin(search::BudgetPlan::joined, 300, 220.0);
+    n = plan.replan(340, 230.0, 400.0, n, 1000);
+    CHECK(n == 1000);  // 170 s / 0.25 s = 680 more would be 1020
+    CHECK(plan.replan(380, 245.0, 400.0, n, 2000) == 876);  // grown already: 0.3125 s a step, shrinks only
+    // A phase that is never timed never grows: straight from the search to the join.
+    search::BudgetPlan fresh;
+    fresh.begin(search::BudgetPlan::derived, 100, 50.0);
+    fresh.begin(search::BudgetPlan::joined, 200, 100.0);
+    CHECK(fresh.replan(220, 105.0, 200.0, 300, 400) == 400);   // 0.25 s a step: 380 more, capped at 400
+    CHECK(fresh.replan(240, 130.0, 200.0, 400, 1000) == 333);  // 0.75 s a step, 70 s left
+    CHECK_FALSE(fresh.marks[search::BudgetPlan::derived].grown);
+    // The marks survive a checkpoint.
+    ByteWriter w;
+    fresh.save_state(w);
+    search::BudgetPlan back;
+    ByteReader r(w.bytes.data(), w.bytes.size(), "plan");
+    back.load_state(r);
+    CHECK(r.remaining() == 0);
+    CHECK(back.replan(240, 130.0, 200.0, 400, 1000) == 333);
+    CHECK(back.marks[search::BudgetPlan::derived].step == 100);
+    CHECK(back.marks[search::BudgetPlan::joined].grown);
 }
 
 TEST_CASE("report charts: line chart and heat map SVG", "[search]") {

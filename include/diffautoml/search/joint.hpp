@@ -9,6 +9,7 @@
 // statistics are recomputed on the derived path and the test set is evaluated. State is
 // checkpointed atomically every few minutes and on request (SIGINT/SIGTERM in the binary), and a
 // run resumes from its checkpoint to the same result as an uninterrupted one.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -104,6 +105,9 @@ struct JointOptions {
     /// of all the training images. 1: never (the validation slice stays held out to the end).
     /// At 0.7 the main job gained 0.08, 0.15 and 0.08 points on seeds 0, 1 and 2 (docs/results.md).
     double join_validation = 0.7;
+    /// With a time budget: time the steps after the join on their own and let the step count grow
+    /// once more from them (they skip the hypergradient's validation passes, about 18% of a step).
+    bool retime_after_join = false;
 };
 
 /// The outcome of a finished run.
@@ -131,6 +135,52 @@ inline std::int64_t steps_within_budget(std::int64_t step, double seconds, std::
     const auto fit = step + static_cast<std::int64_t>(std::max(0.0, budget_seconds - seconds) / per_step);
     return std::clamp(fit, step + 1, std::max(cap, step + 1));
 }
+
+/// The step count of a wall-clock budget across a run's phases: the search (timed from step 0),
+/// the derived network (timed from the first epoch end after the architecture is fixed) and,
+/// optionally, training with the validation images joined (timed from the join, where the
+/// hyperparameters freeze and the validation passes of the hypergradient stop). replan() times the
+/// steps of the latest phase that has any; the plan only shrinks, except once in each later phase,
+/// the first time it is timed: its steps cost less than those the plan was made from.
+struct BudgetPlan {
+    enum Phase : std::size_t { search = 0, derived = 1, joined = 2 };
+    struct Mark {
+        std::int64_t step = -1;  ///< -1: the phase has not started
+        double seconds = 0;
+        bool grown = false;
+    };
+    std::array<Mark, 3> marks{Mark{0, 0.0, true}, Mark{}, Mark{}};
+
+    /// The phase begins at (step, seconds); a phase that has begun keeps its first mark.
+    void begin(Phase p, std::int64_t step, double seconds) {
+        if (marks[p].step < 0) marks[p] = Mark{step, seconds, false};
+    }
+    bool begun(Phase p) const { return marks[p].step >= 0; }
+    /// The new step count after `step` steps and `seconds`, `budget_seconds` in all: at most
+    /// `current`, or at most `cap` on a phase's one growth.
+    std::int64_t replan(std::int64_t step, double seconds, double budget_seconds, std::int64_t current, std::int64_t cap) {
+        std::size_t p = marks.size() - 1;
+        while (p > 0 && !(marks[p].step >= 0 && step > marks[p].step)) --p;
+        Mark& m = marks[p];
+        const bool grow = !m.grown;
+        m.grown = true;
+        return steps_within_budget(step, seconds, m.step, m.seconds, budget_seconds, grow ? cap : current);
+    }
+    void save_state(ByteWriter& w) const {
+        for (const auto& m : marks) {
+            w.put<std::int64_t>(m.step);
+            w.put(m.seconds);
+            w.put<std::int64_t>(m.grown ? 1 : 0);
+        }
+    }
+    void load_state(ByteReader& r) {
+        for (auto& m : marks) {
+            m.step = r.get<std::int64_t>();
+            m.seconds = r.get<double>();
+            m.grown = r.get<std::int64_t>() != 0;
+        }
+    }
+};
 
 /// Set by a signal handler (see install_stop_handlers); JointSearch checkpoints and stops.
 inline std::atomic<bool>& stop_flag() {
@@ -405,6 +455,7 @@ public:
                 {"lr_min", opt_.lr_min},
                 {"label_smoothing", opt_.label_smoothing},
                 {"join_validation", opt_.join_validation},
+                {"retime_after_join", opt_.retime_after_join},
                 {"validation", opt_.validation},
                 {"seed", opt_.seed},
                 {"train_images", train_->size()}};
@@ -472,6 +523,7 @@ public:
                 static_cast<double>(step_) >= opt_.join_validation * static_cast<double>(total_steps_)) {
                 join_validation();
                 loader_->start_epoch(epoch);
+                if (opt_.minutes > 0 && opt_.retime_after_join) plan_.begin(BudgetPlan::joined, step_, elapsed());
             }
             if (in_epoch == 0 && loader_->position() != 0) loader_->start_epoch(epoch);
             hctx.frozen = joined_;
@@ -527,12 +579,12 @@ public:
         put_generator(body, gen_);
         for (std::int64_t v : {step_, total_steps_, loader_->epoch(), loader_->position(), acc_seen_, acc_correct_,
                                static_cast<std::int64_t>(derived_), static_cast<std::int64_t>(budget_fixed_),
-                               derived_from_step_, static_cast<std::int64_t>(regrown_), static_cast<std::int64_t>(joined_)})
+                               static_cast<std::int64_t>(joined_)})
             body.put<std::int64_t>(v);
+        plan_.save_state(body);
         body.put(acc_loss_);
         body.put(elapsed_before_);
         body.put(search_seconds_);
-        body.put(derived_from_seconds_);
         put_ints(body, arch_);
         body.put<std::uint64_t>(log_.size());
         for (const auto& r : log_) body.put_string(r.dump());
@@ -578,14 +630,12 @@ public:
         acc_correct_ = r.get<std::int64_t>();
         derived_ = r.get<std::int64_t>() != 0;
         budget_fixed_ = r.get<std::int64_t>() != 0;
-        derived_from_step_ = r.get<std::int64_t>();
-        regrown_ = r.get<std::int64_t>() != 0;
         if (r.get<std::int64_t>() != 0 && !joined_) join_validation();
+        plan_.load_state(r);
         loader_->seek(e, pos);
         acc_loss_ = r.get<double>();
         elapsed_before_ = r.get<double>();
         search_seconds_ = r.get<double>();
-        derived_from_seconds_ = r.get<double>();
         arch_.clear();
         get_ints(r, arch_, what);
         if (derived_) net_->set_architecture(arch_);
@@ -604,20 +654,14 @@ private:
     /// far, and the count only shrinks. From the first epoch end after it is fixed, the derived
     /// network alone is timed, and at the next epoch end the count may grow once (up to `epochs`):
     /// the derived network's steps cost less than the supernet's, and a plan made from search steps
-    /// left 20 of 55 minutes unused in one run (docs/results.md, label smoothing).
+    /// left 20 of 55 minutes unused in one run (docs/results.md, label smoothing). With
+    /// retime_after_join the steps after the join are timed on their own and may grow the count
+    /// once more: they skip the hypergradient's validation passes (BudgetPlan).
     void fix_budget(double seconds_so_far) {
         budget_fixed_ = true;
         const double budget = opt_.minutes * 60 * 0.97 - 60;
-        if (derived_ && derived_from_step_ == 0) {  // start timing the derived network here
-            derived_from_step_ = step_;
-            derived_from_seconds_ = seconds_so_far;
-        }
-        const bool timed_derived = derived_from_step_ > 0 && step_ > derived_from_step_;
-        const bool grow = timed_derived && !regrown_;
-        total_steps_ = steps_within_budget(step_, seconds_so_far, timed_derived ? derived_from_step_ : 0,
-                                           timed_derived ? derived_from_seconds_ : 0.0, budget,
-                                           grow ? opt_.epochs * steps_per_epoch_ : total_steps_);
-        regrown_ = regrown_ || grow;
+        if (derived_) plan_.begin(BudgetPlan::derived, step_, seconds_so_far);
+        total_steps_ = plan_.replan(step_, seconds_so_far, budget, total_steps_, opt_.epochs * steps_per_epoch_);
     }
 
     void train_step(const data::Batch& batch, nas::NasContext<T, D>& nctx, hpo::HpoContext<T, D>& hctx) {
@@ -844,9 +888,7 @@ private:
     std::vector<std::int64_t> arch_;
     bool derived_ = false, budget_fixed_ = false;
     double acc_loss_ = 0, elapsed_before_ = 0, search_seconds_ = 0;
-    std::int64_t derived_from_step_ = 0;  ///< budget: the derived network is timed from this step ...
-    double derived_from_seconds_ = 0;     ///< ... and this many seconds into the run
-    bool regrown_ = false;                ///< budget: the one growth after the search has happened
+    BudgetPlan plan_;                     ///< with a time budget: the phases' timing marks
     bool joined_ = false;                 ///< the validation slice has joined training
     std::int64_t acc_seen_ = 0, acc_correct_ = 0;
     std::vector<nlohmann::json> log_;
