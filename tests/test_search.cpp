@@ -339,6 +339,21 @@ TEST_CASE("the budget plan times the latest phase and grows once in each later p
     CHECK(back.marks[search::BudgetPlan::joined].grown);
 }
 
+TEST_CASE("schedule progress: step / total, bent linearly to the end where the plan was remade", "[search]") {
+    CHECK(search::schedule_progress(0, 0, 0.0, 400) == 0.0);
+    CHECK(search::schedule_progress(100, 0, 0.0, 400) == Approx(0.25));
+    CHECK(search::schedule_progress(400, 0, 0.0, 400) == 1.0);
+    CHECK(search::schedule_progress(500, 0, 0.0, 400) == 1.0);  // past the end: clamped
+    // At step 280 of 390 (t = 0.718) the plan grows to 440: the schedules go on from 0.718, not
+    // from 280 / 440 = 0.636, and reach 1 at the new end.
+    const double t = search::schedule_progress(280, 0, 0.0, 390);
+    CHECK(t == Approx(280.0 / 390));
+    CHECK(search::schedule_progress(280, 280, t, 440) == Approx(t));
+    CHECK(search::schedule_progress(360, 280, t, 440) == Approx(t + (1 - t) * 0.5));
+    CHECK(search::schedule_progress(440, 280, t, 440) == Approx(1.0));
+    CHECK(search::schedule_progress(290, 280, t, 280) == 1.0);  // no steps left: the end
+}
+
 TEST_CASE("report charts: line chart and heat map SVG", "[search]") {
     const std::string chart = search::svg_line_chart("lr", "epoch", {{"lr", {{1, 0.1}, {2, 0.05}, {3, 0.01}}}}, true);
     CHECK(chart.find("<polyline") != std::string::npos);

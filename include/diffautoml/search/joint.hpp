@@ -107,6 +107,7 @@ struct JointOptions {
     double join_validation = 0.7;
     /// With a time budget: time the steps after the join on their own and let the step count grow
     /// once more from them (they skip the hypergradient's validation passes, about 18% of a step).
+    /// The cosine and fade schedules then go on from where they are to the new end.
     bool retime_after_join = false;
 };
 
@@ -181,6 +182,16 @@ struct BudgetPlan {
         }
     }
 };
+
+/// How far a run is through its schedules (0 at the start, 1 at the end) at `step` of `total`, when
+/// the plan was last remade at `from_step`, `from_t` of the way through: linear from there to the
+/// end, so that a new step count moves no schedule at the step where it is made. From (0, 0) it is
+/// step / total.
+inline double schedule_progress(std::int64_t step, std::int64_t from_step, double from_t, std::int64_t total) {
+    if (total <= from_step) return 1.0;
+    const double t = from_t + (1 - from_t) * static_cast<double>(step - from_step) / static_cast<double>(total - from_step);
+    return std::clamp(t, 0.0, 1.0);
+}
 
 /// Set by a signal handler (see install_stop_handlers); JointSearch checkpoints and stops.
 inline std::atomic<bool>& stop_flag() {
@@ -409,8 +420,7 @@ public:
     double lr_factor(std::int64_t step) const {
         const double warm = opt_.warmup_epochs * static_cast<double>(steps_per_epoch_);
         if (warm > 0 && static_cast<double>(step) < warm) return (static_cast<double>(step) + 1) / warm;
-        const double t = std::min(1.0, static_cast<double>(step) / static_cast<double>(std::max<std::int64_t>(1, total_steps_)));
-        return 0.5 * (1 + std::cos(3.14159265358979323846 * t));
+        return 0.5 * (1 + std::cos(3.14159265358979323846 * progress(step)));
     }
 
     /// Per-epoch records (also written to out_dir/log.jsonl).
@@ -579,9 +589,10 @@ public:
         put_generator(body, gen_);
         for (std::int64_t v : {step_, total_steps_, loader_->epoch(), loader_->position(), acc_seen_, acc_correct_,
                                static_cast<std::int64_t>(derived_), static_cast<std::int64_t>(budget_fixed_),
-                               static_cast<std::int64_t>(joined_)})
+                               static_cast<std::int64_t>(joined_), sched_from_step_})
             body.put<std::int64_t>(v);
         plan_.save_state(body);
+        body.put(sched_from_t_);
         body.put(acc_loss_);
         body.put(elapsed_before_);
         body.put(search_seconds_);
@@ -631,7 +642,9 @@ public:
         derived_ = r.get<std::int64_t>() != 0;
         budget_fixed_ = r.get<std::int64_t>() != 0;
         if (r.get<std::int64_t>() != 0 && !joined_) join_validation();
+        sched_from_step_ = r.get<std::int64_t>();
         plan_.load_state(r);
+        sched_from_t_ = r.get<double>();
         loader_->seek(e, pos);
         acc_loss_ = r.get<double>();
         elapsed_before_ = r.get<double>();
@@ -661,11 +674,26 @@ private:
         budget_fixed_ = true;
         const double budget = opt_.minutes * 60 * 0.97 - 60;
         if (derived_) plan_.begin(BudgetPlan::derived, step_, seconds_so_far);
+        const double t = progress(step_);
+        const std::int64_t planned = total_steps_;
         total_steps_ = plan_.replan(step_, seconds_so_far, budget, total_steps_, opt_.epochs * steps_per_epoch_);
+        // After the join a new count bends the schedules from where they are (schedule_progress):
+        // the growth would otherwise raise the learning rate by half and the share of augmented
+        // images with it (the first measured run, docs/results.md).
+        if (opt_.retime_after_join && joined_ && total_steps_ != planned) {
+            sched_from_step_ = step_;
+            sched_from_t_ = t;
+        }
+    }
+    /// How far the run is through its cosine and fade schedules at `step`.
+    double progress(std::int64_t step) const {
+        return schedule_progress(step, sched_from_step_, sched_from_t_, std::max<std::int64_t>(1, total_steps_));
     }
 
     void train_step(const data::Batch& batch, nas::NasContext<T, D>& nctx, hpo::HpoContext<T, D>& hctx) {
-        da::DaContext dctx{&gen_, step_, total_steps_};
+        // The DA policy's fade reads step / total_steps: give it the schedule's progress.
+        const auto da_step = static_cast<std::int64_t>(std::llround(progress(step_) * static_cast<double>(total_steps_)));
+        da::DaContext dctx{&gen_, da_step, total_steps_};
         nctx.step = step_;
         nctx.total_steps = std::max<std::int64_t>(1, static_cast<std::int64_t>(opt_.search_fraction * static_cast<double>(total_steps_)));
         nctx.weight_lr = hpo_->values().front().second;
@@ -889,6 +917,8 @@ private:
     bool derived_ = false, budget_fixed_ = false;
     double acc_loss_ = 0, elapsed_before_ = 0, search_seconds_ = 0;
     BudgetPlan plan_;                     ///< with a time budget: the phases' timing marks
+    std::int64_t sched_from_step_ = 0;    ///< the schedules run linearly from this step ...
+    double sched_from_t_ = 0;             ///< ... and progress to the end (schedule_progress)
     bool joined_ = false;                 ///< the validation slice has joined training
     std::int64_t acc_seen_ = 0, acc_correct_ = 0;
     std::vector<nlohmann::json> log_;
