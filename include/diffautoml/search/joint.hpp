@@ -156,7 +156,6 @@ struct BudgetPlan {
     void begin(Phase p, std::int64_t step, double seconds) {
         if (marks[p].step < 0) marks[p] = Mark{step, seconds, false};
     }
-    bool begun(Phase p) const { return marks[p].step >= 0; }
     /// The new step count after `step` steps and `seconds`, `budget_seconds` in all: at most
     /// `current`, or at most `cap` on a phase's one growth.
     std::int64_t replan(std::int64_t step, double seconds, double budget_seconds, std::int64_t current, std::int64_t cap) {
