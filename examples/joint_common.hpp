@@ -38,6 +38,7 @@ inline const char* kCommonHelp =
     "           --da-max-ratio R (10: no pair more than R times as likely as another; 0 = no clamp)\n"
     "           --da-entropy B (0: weight of KL(P || uniform) in the pair policy's loss)\n"
     "           --da-fade F (0.5: from this share of the steps on, fewer images are augmented, none at the end; 1 = never)\n"
+    "           --da-fade-floor P (0: the share of images still augmented when the fade ends)\n"
     "           --da-flip P (0: each image is also mirrored left-right with probability P under its pair, through the fade)\n"
     "           --da-ops grey|all|Op,Op,... (grey for Fashion-MNIST: no Invert/Solarize/Color; all for other data)\n"
     "           --hpo hypergrad|fixed (hypergrad)  --arch i,j,... (for --nas fixed)\n"
@@ -80,6 +81,7 @@ inline Args parse(int argc, char** argv, const char* who) {
         .option("--da-max-ratio", j.da_max_ratio)
         .option("--da-entropy", j.da_entropy)
         .option("--da-fade", j.da_fade_start)
+        .option("--da-fade-floor", j.da_fade_floor)
         .option("--da-flip", j.da_flip)
         .option("--da-ops", a.da_ops)
         .option("--wd-max", j.wd_max)

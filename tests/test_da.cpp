@@ -394,6 +394,18 @@ TEST_CASE("PairPolicyDA: fading augments a cosine-falling share of the images; c
     CHECK(p.apply_probability(1000, 1000) == Approx(0.0).margin(1e-12));
     for (std::int64_t s = 600; s < 1000; s += 10) CHECK(p.apply_probability(s + 10, 1000) < p.apply_probability(s, 1000));
     CHECK(PairPolicyDA<double>(PairPolicyOptions{}).apply_probability(999, 1000) == 1.0);  // the default never fades
+    // A floor: the same cosine, falling to the floor instead of 0; out-of-range floors are refused.
+    PairPolicyOptions of = o;
+    of.fade_floor = 0.25;
+    PairPolicyDA<double> pf(of);
+    CHECK(pf.apply_probability(600, 1000) == 1.0);
+    CHECK(pf.apply_probability(800, 1000) == Approx(0.25 + 0.75 * 0.5).margin(1e-12));
+    CHECK(pf.apply_probability(1000, 1000) == Approx(0.25).margin(1e-12));
+    for (std::int64_t s = 600; s < 1000; s += 10) CHECK(pf.apply_probability(s + 10, 1000) < pf.apply_probability(s, 1000));
+    for (const double bad : {1.5, -0.1, std::nan("")}) {
+        of.fade_floor = bad;
+        require_throws_with<value_error>([&] { PairPolicyDA<double> r(of); }, {"fade_floor", "[0, 1]"});
+    }
 
     const std::int64_t n = 4000;
     Tensor<double> x(Shape{n, 1, 3, 3});

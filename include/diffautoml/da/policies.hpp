@@ -117,6 +117,9 @@ struct PairPolicyOptions {
     /// which falls from 1 to 0 at the last step, so that the last epochs train on the clean images
     /// the network is tested on. Images left clean take no part in L_DA.
     double fade_start = 1.0;
+    /// The share of images still augmented at the last step of a fade (0: none, clean images at
+    /// the end): p(t) = floor + (1 - floor) (1 + cos(pi (t/T - f) / (1 - f))) / 2.
+    double fade_floor = 0.0;
     /// A base augmentation under the policy (0: none, the policy as ALGORITHMS.md states it): each
     /// image is mirrored left-right with this probability before its pair is applied, at every
     /// step and whether or not fading leaves its pair out, the way AutoAugment's policies run on
@@ -154,6 +157,9 @@ public:
         DAM_CHECK(opt_.fade_start >= 0 && opt_.fade_start <= 1, value_error,
                   "PairPolicyDA: fade_start must be a fraction of the steps in [0, 1] (1: no fading), got {}",
                   opt_.fade_start);
+        DAM_CHECK(opt_.fade_floor >= 0 && opt_.fade_floor <= 1, value_error,
+                  "PairPolicyDA: fade_floor must be a probability in [0, 1] (0: clean images at the end), got {}",
+                  opt_.fade_floor);
         detail::check_options(opt_.augment, "PairPolicyDA");
         logits_.assign(static_cast<std::size_t>(pair_count()), 0.0);
     }
@@ -185,7 +191,8 @@ public:
         if (f >= 1 || total_steps <= 0) return 1.0;
         const double t = std::clamp(static_cast<double>(step) / static_cast<double>(total_steps), 0.0, 1.0);
         if (t <= f) return 1.0;
-        return 0.5 * (1 + std::cos(std::numbers::pi * (t - f) / (1 - f)));
+        const double c = 0.5 * (1 + std::cos(std::numbers::pi * (t - f) / (1 - f)));
+        return opt_.fade_floor + (1 - opt_.fade_floor) * c;
     }
     /// The apply probability of the last augmented batch.
     double last_apply_probability() const { return last_p_; }

@@ -84,6 +84,8 @@ struct JointOptions {
     /// images to the end and fitted them no better than the clean ones it is tested on
     /// (docs/results.md).
     double da_fade_start = 0.5;
+    /// PairPolicyDA's fade_floor: the share of images still augmented at the end of the fade.
+    double da_fade_floor = 0.0;
     /// PairPolicyDA's flip_probability: a base left-right flip under the pair policy, kept through
     /// the fade (0: none, the policy as ALGORITHMS.md states it).
     double da_flip = 0.0;
@@ -215,6 +217,7 @@ std::unique_ptr<P> default_da(const JointOptions& o) {
         po.max_ratio = o.da_max_ratio;
         po.entropy_weight = o.da_entropy;
         po.fade_start = o.da_fade_start;
+        po.fade_floor = o.da_fade_floor;
         po.flip_probability = o.da_flip;
         if (!o.da_ops.empty()) po.ops = o.da_ops;
         po.pixels = o.pixels;
@@ -458,6 +461,7 @@ public:
                 {"da_max_ratio", opt_.da_max_ratio},
                 {"da_entropy", opt_.da_entropy},
                 {"da_fade_start", opt_.da_fade_start},
+                {"da_fade_floor", opt_.da_fade_floor},
                 {"da_flip", opt_.da_flip},
                 {"da_ops", da_ops_names()},
                 {"wd_max", opt_.wd_max},
