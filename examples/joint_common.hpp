@@ -50,6 +50,8 @@ inline const char* kCommonHelp =
     "             the learned hyperparameters freeze; 1 = never)\n"
     "           --retime-after-join 0|1 (0: with --minutes, time the steps after the join on their own and let the\n"
     "             step count grow once more from them)\n"
+    "           --average-from X (1 = off: from this share of the steps on, the weights at each epoch end are\n"
+    "             averaged (SWA) and the average, with recomputed batch-norm statistics, is the final model)\n"
     "  run:     --seed S (0)  --threads T (2)  --checkpoint-minutes M (5)  --quiet\n"
     "           --device cpu|cuda (cpu; cuda trains on the GPU: default policies, shuffle space)\n";
 
@@ -88,6 +90,7 @@ inline Args parse(int argc, char** argv, const char* who) {
         .option("--lr-min", j.lr_min)
         .option("--label-smoothing", j.label_smoothing)
         .option("--join-validation", j.join_validation)
+        .option("--average-from", j.average_from)
         .custom("--retime-after-join",
                 [&](const std::string& v) {
                     DAM_CHECK(v == "0" || v == "1", value_error, "{}: --retime-after-join expects 0 or 1, got '{}'", who, v);

@@ -96,6 +96,51 @@ TEST_CASE("warm-up + cosine schedule", "[optim]") {
     CHECK(optim::StepLr{1.0, 10, 0.5}(25) == Approx(0.25));
 }
 
+TEST_CASE("weight averaging: the running mean of the states added, copied back, saved and restored", "[optim]") {
+    Var<float> a(Tensor<float>::from(Shape{3}, {1.f, 2.f, 3.f}), true), b(Tensor<float>::from(Shape{1}, {-4.f}), true);
+    const std::vector<Var<float>> params{a, b};
+    optim::WeightAverage<float> avg;
+    require_throws_with<value_error>([&] { avg.copy_to(params); }, {"nothing has been averaged"});
+    avg.add(params);  // (1, 2, 3 | -4)
+    a.value()[0] = 4.f;
+    a.value()[2] = -3.f;
+    b.value()[0] = 2.f;
+    avg.add(params);  // (4, 2, -3 | 2)
+    a.value()[1] = 8.f;
+    avg.add(params);  // (4, 8, -3 | 2)
+    CHECK(avg.count() == 3);
+    const std::vector<double> expected{3.0, 4.0, -1.0, 0.0};
+    REQUIRE(avg.mean().size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) CHECK(avg.mean()[i] == Approx(expected[i]).margin(1e-12));
+
+    ByteWriter w;
+    avg.save_state(w);
+    optim::WeightAverage<float> back;
+    ByteReader r(w.bytes.data(), w.bytes.size(), "test");
+    back.load_state(r);
+    CHECK(r.remaining() == 0);
+    CHECK(back.count() == 3);
+    CHECK(back.mean() == avg.mean());
+
+    back.copy_to(params);  // into the parameters themselves, in place
+    CHECK(a.value()[0] == 3.f);
+    CHECK(a.value()[1] == 4.f);
+    CHECK(a.value()[2] == -1.f);
+    CHECK(b.value()[0] == 0.f);
+
+    // Other shapes are refused, with what differs.
+    Var<float> c(Tensor<float>::from(Shape{2}, {1.f, 2.f}), true);
+    require_throws_with<shape_error>([&] { avg.add({c, b}); }, {"parameter 0 has 2 values, the mean holds 3"});
+    require_throws_with<shape_error>([&] { avg.copy_to({a}); }, {"1 parameter tensors given, the mean holds 2"});
+    // A state whose length does not match its sizes is corrupt.
+    ByteWriter bad;
+    bad.put<std::int64_t>(1);
+    put_ints(bad, {3, 1});
+    put_doubles(bad, {1.0, 2.0});
+    ByteReader rb(bad.bytes.data(), bad.bytes.size(), "test");
+    require_throws_with<format_error>([&] { optim::WeightAverage<float>().load_state(rb); }, {"the state is corrupt"});
+}
+
 TEST_CASE("training a tiny network lowers the loss", "[nn][optim]") {
     Generator g(4);
     auto net = nn::make<nn::Sequential<float>>(std::initializer_list<nn::ModulePtr<float>>{

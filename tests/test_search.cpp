@@ -3,6 +3,7 @@
 // result of an uninterrupted one; divergence and corrupt checkpoints are clear errors.
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <catch2/catch.hpp>
 #include <diffautoml/diffautoml.hpp>
@@ -215,6 +216,115 @@ TEST_CASE("joint search: the validation slice joins training at join_validation,
     for (const double bad : {0.0, 1.5, std::nan("")})
         require_throws_with<value_error>([&] { Joint(train, test, options("", bad), {}, tiny_space()); },
                                          {"join_validation must be in (0, 1]"});
+}
+
+TEST_CASE("joint search: weight averaging makes the model the mean of the epoch-end weights, evaluates the last "
+          "weights too, and resumes exactly", "[search]") {
+    const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
+    auto options = [](const std::string& dir, double from) {
+        auto o = tiny_options(dir);
+        o.epochs = 3;              // 21 steps an epoch, 63 in all
+        o.search_fraction = 0.3;   // the architecture is fixed by step 18
+        o.join_validation = 1.0;
+        o.average_from = from;     // 0.3: the epoch ends at steps 21, 42 and 63 are averaged
+        return o;
+    };
+    using Named = std::map<std::string, Tensor<float>>;
+    auto weights_of = [](const nas::Supernet<float>& net) {
+        Named m;
+        for (auto& [name, p] : net.named_parameters()) m.emplace(name, p.value().clone());
+        return m;
+    };
+
+    // The same run without averaging, stopped at the first two epoch ends: its weights there and
+    // at the end are what the averaged run must average (averaging does not change the training).
+    const std::string c_dir = fresh_dir("avg_plain");
+    std::vector<Named> states;
+    auto oc = options(c_dir, 1.0);
+    for (const std::int64_t stop : {21, 42}) {
+        oc.stop_after_steps = stop;
+        Joint c(train, test, oc, {}, tiny_space());
+        if (stop != 21) REQUIRE(c.resume());
+        CHECK_THROWS_AS(c.run(), search::interrupted);
+        states.push_back(weights_of(c.net()));
+    }
+    oc.stop_after_steps = -1;
+    Joint c(train, test, oc, {}, tiny_space());
+    REQUIRE(c.resume());
+    const auto rc = c.run();
+    states.push_back(weights_of(c.net()));
+    CHECK(rc.averaged == 0);
+    CHECK(std::isnan(rc.test_accuracy_last));
+    CHECK_FALSE(nlohmann::json::parse(std::ifstream(c_dir + "/result.json")).contains("test_accuracy_last"));
+
+    const std::string a_dir = fresh_dir("avg_a");
+    Joint a(train, test, options(a_dir, 0.3), {}, tiny_space());
+    const auto ra = a.run();
+    CHECK(ra.averaged == 3);
+    CHECK(ra.test_accuracy_last == rc.test_accuracy);  // the last weights are the plain run's
+    REQUIRE(a.log().size() == 3);
+    for (std::size_t e = 0; e < 3; ++e) CHECK(a.log()[e]["averaged_weights"] == static_cast<int>(e + 1));
+    // The supernet keeps its last weights; the model holds their mean over the three epoch ends.
+    const auto last = weights_of(a.net());
+    for (const auto& [name, w] : last)
+        for (std::int64_t k = 0; k < w.numel(); ++k) REQUIRE(w[k] == states[2].at(name)[k]);
+    std::int64_t compared = 0, moved = 0;
+    for (auto& [name, p] : ra.model->named_parameters()) {
+        const auto& v = p.value();
+        for (std::int64_t k = 0; k < v.numel(); ++k, ++compared) {
+            const double mean = (static_cast<double>(states[0].at(name)[k]) + states[1].at(name)[k] + states[2].at(name)[k]) / 3;
+            REQUIRE(v[k] == Approx(mean).margin(1e-6));
+            moved += std::abs(states[2].at(name)[k] - mean) > 1e-4;
+        }
+    }
+    CHECK(compared == ra.model->parameter_count());
+    CHECK(moved > compared / 2);  // the mean is not the last weights
+    // The averaged model is the one evaluated, written and reported, with the last weights' figure beside it.
+    const auto result = nlohmann::json::parse(std::ifstream(a_dir + "/result.json"));
+    CHECK(result["test_accuracy"].get<double>() == ra.test_accuracy);
+    CHECK(result["test_accuracy_last"].get<double>() == ra.test_accuracy_last);
+    CHECK(result["averaged_weights"] == 3);
+    CHECK(a.config_json().at("average_from") == 0.3);
+    auto loaded = nas::load_derived<float>(a_dir + "/model.bin");
+    CHECK(nn::serialize_model(*loaded.net) == nn::serialize_model(*ra.model));
+    {
+        NoGradGuard no_grad;
+        ra.model->eval();
+        const auto z = ra.model->forward(Var<float>(test.images)).value();
+        const std::int64_t classes = z.shape()[1];
+        std::int64_t right = 0;
+        for (std::int64_t i = 0; i < test.size(); ++i) {
+            const float* row = z.data() + i * classes;
+            right += std::max_element(row, row + classes) - row == test.labels[static_cast<std::size_t>(i)];
+        }
+        CHECK(static_cast<double>(right) / static_cast<double>(test.size()) == ra.test_accuracy);
+    }
+    std::ifstream rin(a_dir + "/report.html");
+    const std::string html((std::istreambuf_iterator<char>(rin)), std::istreambuf_iterator<char>());
+    CHECK(html.find(fmt::format("{:.4f} (the model averages the weights of 3 epoch ends)", ra.test_accuracy_last)) !=
+          std::string::npos);
+
+    // Interrupted after the first average (step 30) and resumed: the same model, byte for byte.
+    const std::string b_dir = fresh_dir("avg_b");
+    auto ob = options(b_dir, 0.3);
+    ob.stop_after_steps = 30;
+    {
+        Joint b(train, test, ob, {}, tiny_space());
+        CHECK_THROWS_AS(b.run(), search::interrupted);
+    }
+    ob.stop_after_steps = -1;
+    Joint b(train, test, ob, {}, tiny_space());
+    REQUIRE(b.resume());
+    const auto rb = b.run();
+    CHECK(rb.averaged == 3);
+    CHECK(rb.test_accuracy == ra.test_accuracy);
+    CHECK(rb.test_accuracy_last == ra.test_accuracy_last);
+    CHECK(nn::serialize_model(*rb.model) == nn::serialize_model(*ra.model));
+    same_logs_but_time(a, b);
+
+    for (const double bad : {-0.1, 1.5, std::nan("")})
+        require_throws_with<value_error>([&] { Joint(train, test, options("", bad), {}, tiny_space()); },
+                                         {"average_from must be in [0, 1]"});
 }
 
 TEST_CASE("joint search: divergence stops with a message and keeps the checkpoint; bad checkpoints are errors", "[search][errors]") {

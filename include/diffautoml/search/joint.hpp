@@ -26,6 +26,7 @@
 #include "../hpo.hpp"
 #include "../nas.hpp"
 #include "../nn/serialize.hpp"
+#include "../optim/averaging.hpp"
 #include "report.hpp"
 
 namespace diffautoml::search {
@@ -111,11 +112,19 @@ struct JointOptions {
     /// once more from them (they skip the hypergradient's validation passes, about 18% of a step).
     /// The cosine and fade schedules then go on from where they are to the new end.
     bool retime_after_join = false;
+    /// Weight averaging (SWA, optim::WeightAverage): from the first epoch end at or after this
+    /// share of the steps (and not before the architecture is fixed), the weights at every epoch
+    /// end and at the last step are averaged uniformly; the final model is the average, with its
+    /// batch-norm statistics recomputed. The last weights are evaluated too (result.json's
+    /// test_accuracy_last). 1: off, the final model is the last weights.
+    double average_from = 1.0;
 };
 
 /// The outcome of a finished run.
 struct JointResult {
-    double test_accuracy = 0;
+    double test_accuracy = 0;            ///< of `model`: the averaged weights when averaging is on
+    double test_accuracy_last = NAN;     ///< with weight averaging: the last weights' (else NaN)
+    std::int64_t averaged = 0;           ///< how many weight states the model's weights average (0: none)
     double wall_seconds = 0;
     double search_seconds = 0;           ///< time until the architecture was fixed
     std::int64_t steps = 0;
@@ -389,6 +398,9 @@ public:
         DAM_CHECK(opt_.join_validation > 0 && opt_.join_validation <= 1, value_error,
                   "JointSearch: join_validation must be in (0, 1] (a share of the steps; 1 = never), got {}",
                   opt_.join_validation);
+        DAM_CHECK(opt_.average_from >= 0 && opt_.average_from <= 1, value_error,
+                  "JointSearch: average_from must be in [0, 1] (a share of the steps; 1 = no weight averaging), got {}",
+                  opt_.average_from);
         DAM_CHECK(opt_.minutes >= 0 && opt_.checkpoint_minutes > 0, value_error,
                   "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.minutes,
                   opt_.checkpoint_minutes);
@@ -468,6 +480,7 @@ public:
                 {"lr_min", opt_.lr_min},
                 {"label_smoothing", opt_.label_smoothing},
                 {"join_validation", opt_.join_validation},
+                {"average_from", opt_.average_from},
                 {"retime_after_join", opt_.retime_after_join},
                 {"validation", opt_.validation},
                 {"seed", opt_.seed},
@@ -600,6 +613,7 @@ public:
         body.put(elapsed_before_);
         body.put(search_seconds_);
         put_ints(body, arch_);
+        average_.save_state(body);
         body.put<std::uint64_t>(log_.size());
         for (const auto& r : log_) body.put_string(r.dump());
         ByteWriter file;
@@ -655,6 +669,7 @@ public:
         arch_.clear();
         get_ints(r, arch_, what);
         if (derived_) net_->set_architecture(arch_);
+        average_.load_state(r);
         log_.clear();
         const auto records = r.get<std::uint64_t>();
         for (std::uint64_t k = 0; k < records; ++k) log_.push_back(nlohmann::json::parse(r.get_string()));
@@ -794,6 +809,9 @@ private:
 
     void end_epoch(double seconds) {
         if (derived_ && search_seconds_ == 0) search_seconds_ = seconds;
+        if (opt_.average_from < 1 && derived_ &&
+            static_cast<double>(step_) >= opt_.average_from * static_cast<double>(total_steps_))
+            average_.add(weights_);
         const auto arch = derived_ ? arch_ : nas_->derived();
         if (!derived_) net_->set_architecture(arch);
         const auto [val_loss, val_acc] = evaluate(*net_, val_->data());
@@ -814,6 +832,7 @@ private:
                               {"derived", net_->choice_names(arch)},
                               {"da_top", detail::policy_json(da_->summary(10))},
                               {"hyperparameters", detail::values_json(*hpo_)},
+                              {"averaged_weights", average_.count()},
                               {"wall_seconds", seconds}};
         if constexpr (requires { nas_->temperature(); }) rec["tau"] = nas_->temperature();
         if constexpr (requires { da_->probabilities(); }) rec["da_probabilities"] = da_->probabilities();
@@ -855,13 +874,29 @@ private:
             arch_ = nas_->derived();
             derived_ = true;
         }
-        auto derived = nas::derive<Space>(*net_, arch_);
-        data::BatchLoader calib(training_images(), 256, true, opt_.seed + 3, true);
-        calib.start_epoch(0);
-        nn::recalibrate_batch_norm(*derived, std::min(opt_.recalibration_batches, calib.batches_per_epoch()),
-                                   [&] { return on_device<D>(calib.next().images); });
+        // The derived network with fresh batch-norm statistics: of the last weights, then (with
+        // weight averaging) of their average, which becomes the model.
+        auto derive_recalibrated = [&] {
+            auto net = nas::derive<Space>(*net_, arch_);
+            data::BatchLoader calib(training_images(), 256, true, opt_.seed + 3, true);
+            calib.start_epoch(0);
+            nn::recalibrate_batch_norm(*net, std::min(opt_.recalibration_batches, calib.batches_per_epoch()),
+                                       [&] { return on_device<D>(calib.next().images); });
+            return net;
+        };
+        auto derived = derive_recalibrated();
         JointResult res;
         res.test_accuracy = evaluate(*derived, *test_).second;
+        if (average_.count() > 0) {
+            res.test_accuracy_last = res.test_accuracy;
+            res.averaged = average_.count();
+            std::vector<Tensor<T>> last;  // the supernet keeps its last weights (run() may be called again)
+            for (const auto& p : weights_) last.push_back(on_host(p.value()).clone());
+            average_.copy_to(weights_);
+            derived = derive_recalibrated();
+            for (std::size_t i = 0; i < weights_.size(); ++i) copy_from_host(weights_[i].value(), last[i]);
+            res.test_accuracy = evaluate(*derived, *test_).second;
+        }
         std::shared_ptr<nas::Supernet<T, cpu>> host_model;  // the result and model.bin live on the host
         if constexpr (std::is_same_v<D, cpu>) host_model = derived;
         else host_model = nas::derive_on<Space, cpu>(*derived, arch_);
@@ -880,7 +915,7 @@ private:
                                           {"pixels", {{"mean", opt_.pixels.mean}, {"std", opt_.pixels.std}}}};
             nas::save_derived(opt_.out_dir + "/model.bin", *host_model, extra);
             write_text(opt_.out_dir + "/architecture.json", nas::architecture_json(*net_, arch_).dump(2) + "\n");
-            const nlohmann::json result = {{"test_accuracy", res.test_accuracy},
+            nlohmann::json result = {{"test_accuracy", res.test_accuracy},
                                            {"device", std::string(D::name)},
                                            {"wall_seconds", res.wall_seconds},
                                            {"search_seconds", res.search_seconds},
@@ -891,6 +926,10 @@ private:
                                            {"hyperparameters", res.hyperparameters},
                                            {"da_policy", res.da_policy},
                                            {"config", config_json()}};
+            if (res.averaged > 0) {
+                result["test_accuracy_last"] = res.test_accuracy_last;
+                result["averaged_weights"] = res.averaged;
+            }
             write_text(opt_.out_dir + "/result.json", result.dump(2) + "\n");
             write_report(result);
             std::filesystem::remove(checkpoint_path());
@@ -923,6 +962,7 @@ private:
     std::int64_t sched_from_step_ = 0;    ///< the schedules run linearly from this step ...
     double sched_from_t_ = 0;             ///< ... and progress to the end (schedule_progress)
     bool joined_ = false;                 ///< the validation slice has joined training
+    optim::WeightAverage<T, D> average_;  ///< JointOptions::average_from
     std::int64_t acc_seen_ = 0, acc_correct_ = 0;
     std::vector<nlohmann::json> log_;
 };

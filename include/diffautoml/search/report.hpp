@@ -225,6 +225,10 @@ inline std::string html_report(const std::vector<nlohmann::json>& log, const nlo
         h += fmt::format("<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>\n", escape(k), escape(v));
     };
     if (std::isfinite(test)) row("test accuracy", fmt::format("{:.4f}", test));
+    if (result.contains("test_accuracy_last"))
+        row("test accuracy of the last weights",
+            fmt::format("{:.4f} (the model averages the weights of {} epoch ends)",
+                        result["test_accuracy_last"].get<double>(), result.value("averaged_weights", 0)));
     if (result.contains("wall_seconds")) row("wall time", fmt::format("{:.1f} min", result["wall_seconds"].get<double>() / 60));
     if (result.contains("search_cost_cpu_minutes"))
         row("search cost", fmt::format("{:.1f} CPU minutes", result["search_cost_cpu_minutes"].get<double>()));
