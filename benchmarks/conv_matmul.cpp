@@ -1,6 +1,8 @@
 // Microbenchmarks of the dense kernels: conv2d and matmul, forward and backward, in GFLOP/s, with
 // PyTorch's figure for the same shapes measured in the same run (benchmarks/torch_ops.py).
 //
+// Batch norm, which is memory-bound, is reported in GB/s instead (see below).
+//
 // FLOP counts: conv forward 2*N*K*OH*OW*(C/groups)*k*k; conv backward twice that (data + weight
 // gradients); matmul forward 2*M*K*N, backward twice that. Times are the best of 10 repetitions.
 #include <chrono>
@@ -25,14 +27,26 @@ double best_seconds(const std::function<void()>& f, int reps) {
     return best;
 }
 
+/// Best of `reps` timings of f, with `before` run untimed ahead of each.
+double best_seconds(const std::function<void()>& f, const std::function<void()>& before, int reps) {
+    double best = 1e30;
+    for (int i = 0; i < reps + 2; ++i) {
+        before();
+        const auto t = std::chrono::steady_clock::now();
+        f();
+        if (i >= 2) best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
+    }
+    return best;
+}
+
 struct Report {
     std::string name;
     double ours;
     std::optional<double> peer;
 };
 
-void print(const Report& r) {
-    fmt::print("op={} ours_gflops={:.1f} pytorch_gflops={} ratio={}\n", r.name, r.ours, dam_bench::fmt_opt(r.peer),
+void print(const Report& r, const char* unit = "gflops") {
+    fmt::print("op={} ours_{}={:.1f} pytorch_{}={} ratio={}\n", r.name, unit, r.ours, unit, dam_bench::fmt_opt(r.peer),
                r.peer ? fmt::format("{:.2f}", r.ours / *r.peer) : "nan");
     std::fflush(stdout);
 }
@@ -111,6 +125,59 @@ int main(int argc, char** argv) try {
         const std::string label = fmt::format("{}x{}x{}", M, K, N);
         print({"matmul_fwd:" + label, flops / fwd / 1e9, run_peer ? dam_bench::run_and_read(py + " " + args + " fwd", "gflops") : std::nullopt});
         print({"matmul_bwd:" + label, 2 * flops / bwd / 1e9, run_peer ? dam_bench::run_and_read(py + " " + args + " bwd", "gflops") : std::nullopt});
+    }
+    // Batch norm (training mode, fused ReLU where the network has one) on the planes of the main
+    // job. Memory-bound, so in GB/s of the least traffic: forward reads x and writes y, backward
+    // reads x, dy (and y for the ReLU mask) and writes dx. The peer runs batch_norm then relu.
+    struct BnCase {
+        const char* label;
+        std::int64_t N, C, H, W;
+        bool relu;
+    };
+    const BnCase bns[] = {
+        {"shuffle.stem_16_28", 128, 16, 28, 28, true},
+        {"shuffle.branch_24_14", 128, 24, 14, 14, true},
+        {"shuffle.branch_48_7", 128, 48, 7, 7, true},
+        {"shuffle.depthwise_96_7", 128, 96, 7, 7, false},
+    };
+    std::vector<float> flush(64 << 20);
+    const auto evict = [&flush] {
+        for (std::size_t i = 0; i < flush.size(); i += 16) flush[i] += 1.0f;
+    };
+    for (const auto& c : bns) {
+        const Shape shape{c.N, c.C, c.H, c.W};
+        Tensor<float> x(shape), y(shape), dy(shape), dx(shape), gamma(Shape{c.C}), beta(Shape{c.C}),
+            mean(Shape{c.C}), invstd(Shape{c.C}), rm(Shape{c.C}), rv(Shape{c.C}), dg(Shape{c.C}), db(Shape{c.C});
+        normal_(x, gen, 0.5, 2);
+        normal_(dy, gen, 0, 1);
+        gamma.fill(1.5f);
+        beta.fill(0.1f);
+        rv.fill(1.0f);
+        const double HW = static_cast<double>(c.H * c.W), bytes = 4.0 * static_cast<double>(c.N * c.C) * HW;
+        auto fwd = [&] {
+            batchnorm2d_forward_train(cpu{}, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), invstd.data(),
+                                      rm.data(), rv.data(), c.N, c.C, c.H * c.W, 0.1, 1e-5, c.relu);
+        };
+        auto bwd = [&] {
+            batchnorm2d_backward(cpu{}, x.data(), c.relu ? y.data() : static_cast<const float*>(nullptr), dy.data(),
+                                 gamma.data(), mean.data(), invstd.data(), dx.data(), dg.data(), db.data(), c.N, c.C,
+                                 c.H * c.W, true);
+        };
+        const std::string args = fmt::format("bn {} {} {} {} {}", c.N, c.C, c.H, c.W, c.relu ? 1 : 0);
+        const double fwd_bytes = 2 * bytes, bwd_bytes = (c.relu ? 4 : 3) * bytes;
+        // Warm: the tensors stay in cache between repetitions. Cold: 256 MiB are written before
+        // each repetition, as in a training step, where the backward pass reads activations the
+        // forward pass wrote long before.
+        for (const bool cold : {false, true}) {
+            const auto before = cold ? std::function<void()>(evict) : std::function<void()>([] {});
+            const char* tag = cold ? "_cold" : "";
+            print({fmt::format("batchnorm_fwd{}:{}", tag, c.label), fwd_bytes / best_seconds(fwd, before, 10) / 1e9,
+                   run_peer ? dam_bench::run_and_read(py + " " + args + " fwd" + tag, "gbs") : std::nullopt},
+                  "gbs");
+            print({fmt::format("batchnorm_bwd{}:{}", tag, c.label), bwd_bytes / best_seconds(bwd, before, 10) / 1e9,
+                   run_peer ? dam_bench::run_and_read(py + " " + args + " bwd" + tag, "gbs") : std::nullopt},
+                  "gbs");
+        }
     }
     return 0;
 } catch (const std::exception& e) {

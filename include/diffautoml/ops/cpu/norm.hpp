@@ -1,5 +1,6 @@
 #pragma once
 // CPU batch norm over (N, C, H, W), one channel per task.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -23,6 +24,22 @@ void scale_shift_channel(const T* x, T* y, std::int64_t c, std::int64_t N, std::
         }
     }
 }
+
+/// The channel-major loops below visit one plane of HW values per image, C * HW values apart.
+/// Planes of 7x7 or 14x14 values are too short for the hardware prefetcher to follow, so the
+/// first pass over data not in cache waited on memory: 3.3 GB/s on 7x7 planes against 10.7 with
+/// the planes of image n + ahead requested ahead (docs/results.md, batch norm). About 8 KiB ahead.
+template <class T>
+std::int64_t prefetch_ahead(std::int64_t HW) {
+    return std::clamp<std::int64_t>(8192 / (HW * static_cast<std::int64_t>(sizeof(T))), 4, 16);
+}
+/// Requests the cache lines of the HW values at p (a hint: never faults, past the end included).
+template <class T>
+inline void prefetch_plane(const T* p, std::int64_t HW) {
+    const char* q = reinterpret_cast<const char*>(p);
+    const std::int64_t bytes = HW * static_cast<std::int64_t>(sizeof(T));
+    for (std::int64_t k = 0; k < bytes + 63; k += 64) __builtin_prefetch(q + k);
+}
 }  // namespace detail
 
 
@@ -37,9 +54,11 @@ void batchnorm2d_forward_train(cpu, const T* x, const T* gamma, const T* beta, T
         // One pass over the data with the shifted-data algorithm: sums of (x - K) and (x - K)^2
         // with K = the channel's first value stay accurate when the mean is large against the spread.
         const T K = x[c * HW];
+        const std::int64_t ahead = detail::prefetch_ahead<T>(HW);
         double s = 0, s2 = 0;
         for (std::int64_t n = 0; n < N; ++n) {
             const T* p = x + (n * C + c) * HW;
+            if (n + ahead < N) detail::prefetch_plane(p + ahead * C * HW, HW);
             T a = 0, b = 0;
             // simd reductions: without them the sums are one serial chain of adds.
 #pragma omp simd reduction(+ : a, b)
@@ -95,11 +114,18 @@ void batchnorm2d_backward(cpu, const T* x, const T* y, const T* dy, const T* gam
     const std::int64_t M = N * HW;
     parallel_for(C, [&](std::int64_t c) {
         const T m = mean[c], is = invstd[c];
+        const std::int64_t ahead = detail::prefetch_ahead<T>(HW);
         double sdy = 0, sdyx = 0;
         for (std::int64_t n = 0; n < N; ++n) {
             const std::int64_t o = (n * C + c) * HW;
             const T* p = x + o;
             const T* d = dy + o;
+            if (n + ahead < N) {
+                const std::int64_t f = o + ahead * C * HW;
+                detail::prefetch_plane(x + f, HW);
+                detail::prefetch_plane(dy + f, HW);
+                if (y) detail::prefetch_plane(y + f, HW);
+            }
             T a = 0, b = 0;
             if (y) {
                 const T* q = y + o;
