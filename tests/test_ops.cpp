@@ -314,6 +314,35 @@ TEST_CASE("batchnorm2d normalises and updates its running statistics", "[ops][no
                                      {"batchnorm2d", "(4,)", "(8, 3, 4, 4)"});
 }
 
+TEST_CASE("batchnorm2d: batches long enough to prefetch, and empty planes", "[ops][norm][gradcheck]") {
+    // The first passes prefetch the planes of image n + ahead (4 to 16 images ahead): the
+    // gradient checker above uses 3 images, so it never reaches that path. 20 images of 2x3
+    // doubles prefetch 16 ahead, for the first 4 images.
+    auto x = randn(Shape{20, 2, 2, 3}, 65, true, 1.5);
+    auto gamma = randn(Shape{2}, 66), beta = randn(Shape{2}, 67);
+    for (const bool relu : {false, true})
+        require_gradcheck(
+            [relu](const VD& v) {
+                return ops::batchnorm2d(v[0], v[1], v[2], Tensor<double>(), Tensor<double>(), {true, 0.1, 1e-5, relu});
+            },
+            {x, gamma, beta});
+    // Planes of no values: evaluation mode runs forward and backward (nothing to normalise,
+    // zero parameter gradients); training mode refuses, it has no statistics to compute.
+    Var<double> empty(Tensor<double>(Shape{2, 3, 0, 4}), true);
+    Var<double> g3(Tensor<double>::full(Shape{3}, 1.0), true), b3(Tensor<double>::zeros(Shape{3}), true);
+    Tensor<double> rm = Tensor<double>::zeros(Shape{3}), rv = Tensor<double>::full(Shape{3}, 1.0);
+    auto y = ops::batchnorm2d(empty, g3, b3, rm, rv, {false, 0.1, 1e-5});
+    CHECK(y.shape() == Shape{2, 3, 0, 4});
+    ops::sum(y).backward();
+    CHECK(empty.grad().numel() == 0);
+    for (std::int64_t c = 0; c < 3; ++c) {
+        CHECK(g3.grad()[c] == 0.0);
+        CHECK(b3.grad()[c] == 0.0);
+    }
+    require_throws_with<shape_error>(
+        [&] { (void)ops::batchnorm2d(empty, g3, b3, rm, rv, {true, 0.1, 1e-5}); }, {"batchnorm2d", "(2, 3, 0, 4)"});
+}
+
 TEST_CASE("pooling passes the gradient checker and computes the window values", "[ops][pool][gradcheck]") {
     auto x = randn(Shape{2, 3, 6, 5}, 71);
     require_gradcheck([](const VD& v) { return ops::max_pool2d(v[0], {2, 2, 0}); }, {x});

@@ -31,14 +31,14 @@ void scale_shift_channel(const T* x, T* y, std::int64_t c, std::int64_t N, std::
 /// the planes of image n + ahead requested ahead (docs/results.md, batch norm). About 8 KiB ahead.
 template <class T>
 std::int64_t prefetch_ahead(std::int64_t HW) {
-    return std::clamp<std::int64_t>(8192 / (HW * static_cast<std::int64_t>(sizeof(T))), 4, 16);
+    return std::clamp<std::int64_t>(8192 / std::max<std::int64_t>(1, HW * static_cast<std::int64_t>(sizeof(T))), 4, 16);
 }
-/// Requests the cache lines of the HW values at p (a hint: never faults, past the end included).
+/// Requests the 64-byte cache lines that hold the HW values at p (a hint: it never faults).
 template <class T>
 inline void prefetch_plane(const T* p, std::int64_t HW) {
-    const char* q = reinterpret_cast<const char*>(p);
-    const std::int64_t bytes = HW * static_cast<std::int64_t>(sizeof(T));
-    for (std::int64_t k = 0; k < bytes + 63; k += 64) __builtin_prefetch(q + k);
+    const auto first = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{63};
+    const auto end = reinterpret_cast<std::uintptr_t>(p + HW);
+    for (std::uintptr_t a = first; a < end; a += 64) __builtin_prefetch(reinterpret_cast<const void*>(a));
 }
 }  // namespace detail
 
