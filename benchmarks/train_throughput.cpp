@@ -1,10 +1,15 @@
-// Training throughput (images/s) of the reference networks `small` and `mbv2` against the PyTorch
-// peer, measured in the same run: batch 128, SGD (Nesterov momentum 0.9, weight decay 5e-4), random
-// batches of Fashion-MNIST, 5 warm-up steps, then `--steps` timed steps.
+// Training throughput (images/s) of the reference networks `small` and `mbv2`, and of `shuffle`, a
+// derived network of the main job's ShuffleNetV2 space (`--arch`, by default an architecture DSNAS
+// found on Fashion-MNIST), against the PyTorch peer (../shared/peers/torch_ref.py;
+// benchmarks/torch_nets.py for `shuffle`), measured in the same run: batch 128, SGD (Nesterov
+// momentum 0.9, weight decay 5e-4), random batches of Fashion-MNIST, 5 warm-up steps, then
+// `--steps` timed steps.
 //
 // Output, one line per network:
 //   net=small ours_img_per_s=... pytorch_img_per_s=... ratio=...
+#include <algorithm>
 #include <chrono>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,7 +23,8 @@ namespace {
 
 struct Args {
     int steps = 30, batch = 128, threads = 2;
-    std::vector<std::string> nets{"small", "mbv2"};
+    std::vector<std::string> nets{"small", "mbv2", "shuffle"};
+    std::vector<std::int64_t> arch{3, 0, 0, 2, 2, 0, 2, 2};  ///< xception, k3, k3, k7, k7, k3, k7, k7 (seed 0)
     std::string peer = DAM_PEERS_DIR "/torch_ref.py";
     std::string data = DAM_FASHION_DIR;
     bool run_peer = true;
@@ -37,11 +43,18 @@ Args parse(int argc, char** argv) {
         else if (k == "--threads") a.threads = std::stoi(val());
         else if (k == "--net") a.nets = {val()};
         else if (k == "--peer") a.peer = val();
+        else if (k == "--arch") {
+            a.arch.clear();
+            std::stringstream list(val());
+            for (std::string v; std::getline(list, v, ',');) a.arch.push_back(std::stoll(v));
+            DAM_CHECK(a.arch.size() == 8 && std::all_of(a.arch.begin(), a.arch.end(), [](auto c) { return c >= 0 && c <= 3; }),
+                      value_error, "train_throughput: --arch needs 8 comma-separated choices in 0..3 (k3, k5, k7, xception)");
+        }
         else if (k == "--data") a.data = val();
         else if (k == "--no-peer") a.run_peer = false;
         else if (k == "--help") {
-            fmt::print("train_throughput [--steps N] [--batch B] [--threads T] [--net small|mbv2] [--peer torch_ref.py] "
-                       "[--data DIR] [--no-peer]\n");
+            fmt::print("train_throughput [--steps N] [--batch B] [--threads T] [--net small|mbv2|shuffle] "
+                       "[--arch i,j,... (shuffle: 8 choices in 0..3)] [--peer torch_ref.py] [--data DIR] [--no-peer]\n");
             std::exit(0);
         } else {
             throw value_error(fmt::format("train_throughput: unknown option '{}' (see --help)", k));
@@ -52,7 +65,10 @@ Args parse(int argc, char** argv) {
 
 double measure(const std::string& net_name, const data::Dataset& train, const Args& a) {
     Generator gen(0);
-    auto net = net_name == "small" ? nn::small_net<float>(gen) : nn::mbv2_net<float>(gen);
+    std::shared_ptr<nn::Module<float>> net;
+    if (net_name == "small") net = nn::small_net<float>(gen);
+    else if (net_name == "mbv2") net = nn::mbv2_net<float>(gen);
+    else net = nas::ShuffleSpace::build<float>(nas::ShuffleSpace::default_options(), gen, a.arch);
     optim::SGD<float> opt({{net->parameters(), 0.05, 5e-4, "all"}}, {0.9, true, 0.0});
     Generator batch_gen(1);
     auto step = [&]() {
@@ -89,13 +105,21 @@ int main(int argc, char** argv) try {
     set_num_threads(a.threads);
     const data::Dataset train = data::load_fashion_mnist(a.data, true);
     for (const auto& net : a.nets) {
-        DAM_CHECK(net == "small" || net == "mbv2", value_error, "train_throughput: unknown net '{}' (small or mbv2)", net);
+        DAM_CHECK(net == "small" || net == "mbv2" || net == "shuffle", value_error,
+                  "train_throughput: unknown net '{}' (small, mbv2 or shuffle)", net);
         const double ours = measure(net, train, a);
         std::optional<double> peer;
-        if (a.run_peer)
-            peer = dam_bench::run_and_read(fmt::format("/usr/bin/python3 '{}' --net {} --threads {} --steps {} --batch {}",
-                                                       a.peer, net, a.threads, a.steps, a.batch),
-                                           "train_img_per_s");
+        if (a.run_peer) {
+            std::string arch;
+            for (auto c : a.arch) arch += fmt::format("{}{}", arch.empty() ? "" : ",", c);
+            const std::string cmd =
+                net == "shuffle"
+                    ? fmt::format("/usr/bin/python3 '{}/torch_nets.py' --arch {} --threads {} --steps {} --batch {}",
+                                  DAM_BENCH_DIR, arch, a.threads, a.steps, a.batch)
+                    : fmt::format("/usr/bin/python3 '{}' --net {} --threads {} --steps {} --batch {}", a.peer, net,
+                                  a.threads, a.steps, a.batch);
+            peer = dam_bench::run_and_read(cmd, "train_img_per_s");
+        }
         fmt::print("net={} ours_img_per_s={:.1f} pytorch_img_per_s={} ratio={}\n", net, ours, dam_bench::fmt_opt(peer),
                    peer ? fmt::format("{:.2f}", ours / *peer) : "nan");
     }

@@ -387,6 +387,46 @@ TEST_CASE("concat, split, narrow, channel shuffle, reshape and flatten", "[ops][
     require_throws_with<shape_error>([&] { (void)ops::channel_shuffle(a, 2); }, {"channel_shuffle", "2 groups"});
 }
 
+TEST_CASE("concat_shuffle equals channel_shuffle(concat) and passes the gradient checker", "[ops][shape][gradcheck]") {
+    // Equal branches (a ShuffleNetV2 unit that keeps its width) and unequal ones (the first unit of
+    // a stage, e.g. 16 -> 48 channels: projection 16, main branch 32), with one constant input.
+    require_gradcheck([](const VD& v) { return ops::concat_shuffle(v[0], v[1]); },
+                      {randn(Shape{2, 3, 2, 3}, 84), randn(Shape{2, 3, 2, 3}, 85)});
+    require_gradcheck([](const VD& v) { return ops::concat_shuffle(v[0], v[1]); },
+                      {randn(Shape{2, 2, 3, 2}, 86), randn(Shape{2, 4, 3, 2}, 87)});
+    require_gradcheck([](const VD& v) { return ops::concat_shuffle(v[0], ops::tanh(v[0]) * 2.0); },
+                      {randn(Shape{3, 5, 2, 2}, 88)});
+    const auto c = randn(Shape{2, 1, 2, 2}, 89, false);
+    require_gradcheck([&c](const VD& v) { return ops::concat_shuffle(c, v[0]); }, {randn(Shape{2, 3, 2, 2}, 90)});
+    // ShuffleNetV2's split: x cut into two slices that are merged again, and x used once more.
+    require_gradcheck(
+        [](const VD& v) {
+            const auto& x = v[0];
+            return ops::concat_shuffle(ops::narrow(x, 1, 0, 2), ops::tanh(ops::narrow(x, 1, 2, 2))) + x * 0.5;
+        },
+        {randn(Shape{2, 4, 3, 3}, 91)});
+    // Bit for bit what the two ops give, forward and backward, on odd sizes.
+    for (auto [ca, cb] : {std::pair{4, 4}, std::pair{1, 5}, std::pair{6, 2}}) {
+        const auto a = randn(Shape{3, ca, 5, 7}, 92 + ca), b = randn(Shape{3, cb, 5, 7}, 93 + cb);
+        const auto w = randn(Shape{3, ca + cb, 5, 7}, 94, false);
+        const auto fused = ops::concat_shuffle(a, b);
+        ops::sum(ops::mul(fused, w)).backward();
+        const Tensor<double> ga = a.grad().clone(), gb = b.grad().clone();
+        const auto a2 = Var<double>(a.value(), true), b2 = Var<double>(b.value(), true);
+        const auto ref = ops::channel_shuffle(ops::concat<double, cpu>({a2, b2}, 1), 2);
+        ops::sum(ops::mul(ref, w)).backward();
+        REQUIRE(fused.shape() == ref.shape());
+        for (std::int64_t i = 0; i < ref.value().numel(); ++i) REQUIRE(fused.value()[i] == ref.value()[i]);
+        for (std::int64_t i = 0; i < ga.numel(); ++i) REQUIRE(ga[i] == a2.grad()[i]);
+        for (std::int64_t i = 0; i < gb.numel(); ++i) REQUIRE(gb[i] == b2.grad()[i]);
+    }
+    const auto a = randn(Shape{2, 3, 2, 2}, 95);
+    require_throws_with<shape_error>([&] { (void)ops::concat_shuffle(a, randn(Shape{2, 2, 2, 2}, 96)); },
+                                     {"concat_shuffle", "3 + 2", "even"});
+    require_throws_with<shape_error>([&] { (void)ops::concat_shuffle(a, randn(Shape{2, 3, 2, 3}, 97)); },
+                                     {"concat_shuffle", "(2, 3, 2, 2)", "(2, 3, 2, 3)"});
+}
+
 TEST_CASE("softmax, log_softmax and cross-entropy pass the gradient checker", "[ops][loss][gradcheck]") {
     auto z = randn(Shape{4, 5}, 91, true, 2.0);
     auto z3 = randn(Shape{2, 3, 4}, 92);

@@ -52,11 +52,9 @@ public:
     Var<T, D> forward(const Var<T, D>& x) override {
         if (split_) {
             const std::int64_t half = x.dim(1) / 2;
-            return ops::channel_shuffle(
-                ops::concat(std::vector<Var<T, D>>{ops::narrow(x, 1, 0, half), main_->forward(ops::narrow(x, 1, half, half))}),
-                2);
+            return ops::concat_shuffle(ops::narrow(x, 1, 0, half), main_->forward(ops::narrow(x, 1, half, half)));
         }
-        return ops::channel_shuffle(ops::concat(std::vector<Var<T, D>>{proj_->forward(x), main_->forward(x)}), 2);
+        return ops::concat_shuffle(proj_->forward(x), main_->forward(x));
     }
 
 private:

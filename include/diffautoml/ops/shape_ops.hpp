@@ -1,7 +1,8 @@
 #pragma once
 // Front doors of the ops that only move data: reshape/flatten (views), concat, narrow, split
-// along an axis, and the ShuffleNet channel shuffle.
+// along an axis, the ShuffleNet channel shuffle, and ShuffleNetV2's concat + shuffle fused.
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #include "../autograd/variable.hpp"
@@ -90,9 +91,11 @@ Var<T, D> narrow(const Var<T, D>& x, int axis, std::int64_t start, std::int64_t 
     Tensor<T, D> y(out);
     narrow_axis(D{}, x.value().data(), y.data(), sp.outer, length, sp.inner, n, start);
     return Var<T, D>::make_result(y, "narrow", {x}, [xn = x.node(), sp, n, start, length](const Tensor<T, D>& g) {
-        Tensor<T, D> dx = Tensor<T, D>::zeros(xn->value.shape());
-        copy_axis_block(D{}, g.data(), dx.data(), sp.outer, length, sp.inner, n, start, false);
-        xn->accumulate_owned(std::move(dx));
+        // Written into the slice of x's pending gradient in place: no full-size temporary, and when
+        // x is cut into parts (ShuffleNetV2's split) each part's backward touches only its slice.
+        const bool fresh = !xn->pending.defined();
+        if (fresh) xn->pending = Tensor<T, D>::zeros(xn->value.shape());
+        copy_axis_block(D{}, g.data(), xn->pending.data(), sp.outer, length, sp.inner, n, start, !fresh);
     });
 }
 
@@ -131,6 +134,43 @@ Var<T, D> channel_shuffle(const Var<T, D>& x, std::int64_t groups) {
         permute_channels(D{}, g.data(), dx.data(), perm->data(), N, C, inner, true);
         xn->accumulate_owned(std::move(dx));
     });
+}
+
+/// ShuffleNetV2's merge of its two branches, channel_shuffle(concat({a, b}), 2), as one op: on the
+/// CPU one pass over memory forward and one backward instead of two each. a and b must agree in
+/// every axis but the channels, and Ca + Cb must be even. Other devices compose the two ops.
+template <class T, Device D>
+Var<T, D> concat_shuffle(const Var<T, D>& a, const Var<T, D>& b) {
+    if constexpr (!std::is_same_v<D, cpu>) {
+        return channel_shuffle(concat(std::vector<Var<T, D>>{a, b}), 2);
+    } else {
+        const Shape& sa = a.shape();
+        const Shape& sb = b.shape();
+        bool ok = sa.rank() >= 2 && sa.rank() == sb.rank();
+        for (int i = 0; ok && i < sa.rank(); ++i) ok = i == 1 || sa[i] == sb[i];
+        DAM_CHECK(ok, shape_error, "concat_shuffle: needs (N, C, ...) inputs that agree outside the channels, got {} and {}",
+                  sa, sb);
+        const std::int64_t N = sa[0], Ca = sa[1], Cb = sb[1];
+        DAM_CHECK((Ca + Cb) % 2 == 0, shape_error,
+                  "concat_shuffle: {} + {} channels do not split into 2 groups; make the two branches' widths add up "
+                  "to an even number", Ca, Cb);
+        std::int64_t inner = 1;
+        for (int i = 2; i < sa.rank(); ++i) inner *= sa[i];
+        Shape out = sa;
+        out[1] = Ca + Cb;
+        Tensor<T, D> y(out);
+        concat_shuffle2(D{}, a.value().data(), b.value().data(), y.data(), N, Ca, Cb, inner);
+        return Var<T, D>::make_result(y, "concat_shuffle", {a, b},
+                                      [an = a.node(), bn = b.node(), N, Ca, Cb, inner](const Tensor<T, D>& g) {
+                                          Tensor<T, D> da, db;
+                                          if (an->requires_grad) da = Tensor<T, D>(an->value.shape());
+                                          if (bn->requires_grad) db = Tensor<T, D>(bn->value.shape());
+                                          concat_shuffle2_backward(D{}, g.data(), da.defined() ? da.data() : nullptr,
+                                                                   db.defined() ? db.data() : nullptr, N, Ca, Cb, inner);
+                                          if (da.defined()) an->accumulate_owned(std::move(da));
+                                          if (db.defined()) bn->accumulate_owned(std::move(db));
+                                      });
+    }
 }
 
 }  // namespace diffautoml::ops

@@ -1,6 +1,6 @@
 #pragma once
-// CPU kernels that move blocks along one axis: concat/narrow (x viewed as (outer, n, inner)) and
-// channel permutation (the channel shuffle of ShuffleNet).
+// CPU kernels that move blocks along one axis: concat/narrow (x viewed as (outer, n, inner)),
+// channel permutation (the channel shuffle of ShuffleNet) and the two fused into ShuffleNetV2's merge.
 #include <algorithm>
 #include <cstdint>
 
@@ -41,6 +41,31 @@ void permute_channels(cpu, const T* x, T* y, const std::int64_t* perm, std::int6
         const std::int64_t src = inverse ? k : perm[k], dst = inverse ? perm[k] : k;
         const T* s = x + (n * C + src) * inner;
         std::copy(s, s + inner, y + (n * C + dst) * inner);
+    }, 4);
+}
+
+/// ShuffleNetV2's merge of its two branches, channel_shuffle(concat(a, b), 2), in one pass: with
+/// C = Ca + Cb and P = C / 2, output channel k reads channel (k % 2) * P + k / 2 of concat(a, b).
+/// a is (N, Ca, inner), b is (N, Cb, inner), y is (N, C, inner).
+template <class T>
+void concat_shuffle2(cpu, const T* a, const T* b, T* y, std::int64_t N, std::int64_t Ca, std::int64_t Cb,
+                     std::int64_t inner) {
+    const std::int64_t C = Ca + Cb, P = C / 2;
+    parallel_for(N * C, [&](std::int64_t p) {
+        const std::int64_t n = p / C, k = p % C, c = (k % 2) * P + k / 2;
+        const T* s = c < Ca ? a + (n * Ca + c) * inner : b + (n * Cb + (c - Ca)) * inner;
+        std::copy(s, s + inner, y + p * inner);
+    }, 4);
+}
+/// The gradient of concat_shuffle2: da and db (either may be null: not wanted) from g (N, C, inner).
+template <class T>
+void concat_shuffle2_backward(cpu, const T* g, T* da, T* db, std::int64_t N, std::int64_t Ca, std::int64_t Cb,
+                              std::int64_t inner) {
+    const std::int64_t C = Ca + Cb, P = C / 2;
+    parallel_for(N * C, [&](std::int64_t p) {
+        const std::int64_t n = p / C, k = p % C, c = (k % 2) * P + k / 2;
+        T* d = c < Ca ? (da ? da + (n * Ca + c) * inner : nullptr) : (db ? db + (n * Cb + (c - Ca)) * inner : nullptr);
+        if (d) std::copy(g + p * inner, g + (p + 1) * inner, d);
     }, 4);
 }
 
