@@ -44,15 +44,18 @@ void permute_channels(cpu, const T* x, T* y, const std::int64_t* perm, std::int6
     }, 4);
 }
 
+/// The channel of concat(a, b) that output channel k of channel_shuffle(., 2) reads, P = C / 2.
+constexpr std::int64_t shuffle2_source(std::int64_t k, std::int64_t P) { return (k % 2) * P + k / 2; }
+
 /// ShuffleNetV2's merge of its two branches, channel_shuffle(concat(a, b), 2), in one pass: with
-/// C = Ca + Cb and P = C / 2, output channel k reads channel (k % 2) * P + k / 2 of concat(a, b).
+/// C = Ca + Cb and P = C / 2, output channel k reads channel shuffle2_source(k, P) of concat(a, b).
 /// a is (N, Ca, inner), b is (N, Cb, inner), y is (N, C, inner).
 template <class T>
 void concat_shuffle2(cpu, const T* a, const T* b, T* y, std::int64_t N, std::int64_t Ca, std::int64_t Cb,
                      std::int64_t inner) {
     const std::int64_t C = Ca + Cb, P = C / 2;
     parallel_for(N * C, [&](std::int64_t p) {
-        const std::int64_t n = p / C, k = p % C, c = (k % 2) * P + k / 2;
+        const std::int64_t n = p / C, k = p % C, c = shuffle2_source(k, P);
         const T* s = c < Ca ? a + (n * Ca + c) * inner : b + (n * Cb + (c - Ca)) * inner;
         std::copy(s, s + inner, y + p * inner);
     }, 4);
@@ -63,7 +66,7 @@ void concat_shuffle2_backward(cpu, const T* g, T* da, T* db, std::int64_t N, std
                               std::int64_t inner) {
     const std::int64_t C = Ca + Cb, P = C / 2;
     parallel_for(N * C, [&](std::int64_t p) {
-        const std::int64_t n = p / C, k = p % C, c = (k % 2) * P + k / 2;
+        const std::int64_t n = p / C, k = p % C, c = shuffle2_source(k, P);
         T* d = c < Ca ? (da ? da + (n * Ca + c) * inner : nullptr) : (db ? db + (n * Cb + (c - Ca)) * inner : nullptr);
         if (d) std::copy(g + p * inner, g + (p + 1) * inner, d);
     }, 4);
