@@ -49,7 +49,11 @@ inline search::JointOptions tiny_options(const std::string& out) {
     o.validation_batch = 32;
     o.recalibration_batches = 4;
     o.lr = 0.05;
-    o.lr_min = 1e-3;  // the main job's floor (0.08) is above this tiny run's rate
+    // Room for the tiny runs' hypergradient to move both ways: the main job's bounds (lr >= 0.1,
+    // wd <= 5e-4) would pin them at their start, and a step every 4 so that a tiny run takes some.
+    o.lr_min = 1e-3;
+    o.wd_max = 2e-3;
+    o.hpo_every = 4;
     o.out_dir = out;
     o.progress = false;
     o.pixels = {0.3, 0.35};
