@@ -103,9 +103,11 @@ int main(int argc, char** argv) try {
                pair.augment(b.images, ctx);
                pair.update(losses, ctx);
            }));
-    da::DADA<float> dada(da::DADAOptions{.pixels = ps});
+    // The adversarial objective: its gradients come from the training backward pass timed here
+    // (the validation objective adds the unrolled passes of a whole network, a trainer's cost).
+    da::DADA<float> dada(da::DADAOptions{.objective = da::DADAOptions::Objective::adversarial, .pixels = ps});
     const Tensor<float> seed = Tensor<float>::full(b.images.shape(), 1e-3f);
-    report("dada (augment + backward + update)", best_us(a.reps, [&] {
+    report("dada adversarial (augment + backward + update)", best_us(a.reps, [&] {
                auto y = dada.augment(b.images, ctx);
                y.backward(seed);
                dada.update(losses, ctx);

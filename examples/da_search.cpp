@@ -21,7 +21,8 @@ namespace {
 struct Args {
     int epochs = 5, batch = 128, threads = 2;
     double lr = 0.1, weight_decay = 5e-4, da_lr = -1, max_magnitude = 1.0;
-    std::int64_t subset = 0;
+    std::int64_t subset = 0, val = 5000;
+    std::string dada_objective = "validation";
     std::uint64_t seed = 0;
     std::vector<std::string> policies{"pair", "standard", "none"};
     std::string data = DAM_FASHION_DIR, out = "da_search_out", ops;
@@ -34,6 +35,8 @@ void usage() {
         "  --epochs N (5)  --batch B (128)  --lr X (0.1)  --wd X (5e-4)\n"
         "  --da-lr X (policy learning rate: pair 20, dada 5e-3)  --max-magnitude M (1.0, pair policy: m ~ U(0, M))\n"
         "  --ops A,B,... (ops of pair/dada, default all 17, e.g. Identity,FlipLR,Rotate)\n"
+        "  --dada-objective validation|adversarial (validation: DADA's bilevel objective on --val images held out\n"
+        "    of DADA's training set; adversarial: raise the training loss)  --val N (5000)\n"
         "  --subset N (train on the first N images; 0 = all)  --seed S (0)  --threads T (2)\n"
         "  --data DIR  --out DIR (da_search_out: galleries and the learned policy)\n");
 }
@@ -51,6 +54,8 @@ Args parse(int argc, char** argv) {
         .option("--ops", a.ops)
         .custom("--policies", [&](const std::string& v) { a.policies = cli.read_list<std::string>("--policies", v); })
         .option("--subset", a.subset)
+        .option("--val", a.val)
+        .option("--dada-objective", a.dada_objective)
         .option("--seed", a.seed)
         .option("--threads", a.threads)
         .option("--data", a.data)
@@ -60,12 +65,17 @@ Args parse(int argc, char** argv) {
     for (const auto& p : a.policies)
         DAM_CHECK(p == "pair" || p == "standard" || p == "none" || p == "dada" || p == "randaugment", value_error,
                   "da_search: unknown policy '{}' (pair, standard, none, dada, randaugment)", p);
+    DAM_CHECK(a.dada_objective == "validation" || a.dada_objective == "adversarial", value_error,
+              "da_search: --dada-objective must be validation or adversarial, got '{}'", a.dada_objective);
+    DAM_CHECK(a.val >= 1, value_error, "da_search: --val must be >= 1, got {}", a.val);
     return a;
 }
 
-/// Trains `small` with policy p for the budget and returns the test accuracy.
+/// Trains `small` with policy p for the budget and returns the test accuracy. A policy with the
+/// bilevel validation objective (DADA) takes its validation batches from `val`.
 template <da::DaPolicy P>
-double train_with(P& policy, const data::Dataset& train, const data::Dataset& test, const Args& a) {
+double train_with(P& policy, const data::Dataset& train, const data::Dataset& test, const Args& a,
+                  const data::Dataset* val = nullptr) {
     Generator gen(a.seed);
     auto net = nn::small_net<float>(gen, train.image_shape()[0], train.classes);
     Generator da_gen(a.seed + 7);
@@ -75,6 +85,16 @@ double train_with(P& policy, const data::Dataset& train, const data::Dataset& te
     const optim::WarmupCosine schedule{a.lr, total, steps_per_epoch / 2, 0.0, 0.1};
     std::int64_t step = 0;
     double test_acc = 0;
+    bool bilevel = false;
+    if constexpr (requires { policy.needs_unrolled_gradient(); }) bilevel = policy.needs_unrolled_gradient();
+    DAM_CHECK(!bilevel || val != nullptr, value_error, "da_search: policy {} needs validation images", P::policy_name);
+    std::unique_ptr<data::BatchLoader> val_loader;
+    std::int64_t val_epoch = 0;
+    if (bilevel) {
+        val_loader = std::make_unique<data::BatchLoader>(*val, a.batch, true, a.seed + 2, true);
+        val_loader->start_epoch(val_epoch++);
+    }
+    const auto weights = net->parameters();
     for (int epoch = 0; epoch < a.epochs; ++epoch) {
         loader.start_epoch(epoch);
         ProgressBar bar(steps_per_epoch, fmt::format("{:>11} {:2}/{}", P::policy_name, epoch + 1, a.epochs));
@@ -90,12 +110,21 @@ double train_with(P& policy, const data::Dataset& train, const data::Dataset& te
             auto per_sample = ops::cross_entropy(logits, b.labels, {0.0, ops::Reduction::none});
             auto loss = ops::mean(per_sample);
             loss.backward();
-            opt.step();
             const float l = loss.value().item();
             DAM_CHECK(std::isfinite(l), value_error,
                       "da_search: the loss became {} at step {} with policy {}; lower --lr or --da-lr", l, step,
                       P::policy_name);
+            if (bilevel)
+                ctx.unrolled_image_gradient = da::unrolled_image_gradient<float, cpu>(
+                    weights, [&](const std::vector<Tensor<float>>& g) { return opt.update_for(weights, g); },
+                    [&] {
+                        if (!val_loader->has_next()) val_loader->start_epoch(val_epoch++);
+                        auto vb = val_loader->next();
+                        return ops::cross_entropy(net->forward(Var<float>(vb.images)), vb.labels);
+                    },
+                    [&](const Var<float>& xv) { return ops::cross_entropy(net->forward(xv), b.labels); }, x.value());
             policy.update(per_sample.value(), ctx);
+            opt.step();
             loss_sum += l * static_cast<double>(b.labels.numel());
             correct += dam_examples::count_correct(logits.value(), b.labels);
             seen += b.labels.numel();
@@ -166,8 +195,15 @@ int main(int argc, char** argv) try {
         } else if (name == "dada") {
             da::DADAOptions o{.ops = ops, .augment = aug, .pixels = ps};
             if (a.da_lr > 0) o.lr = a.da_lr;
+            if (a.dada_objective == "adversarial") o.objective = da::DADAOptions::Objective::adversarial;
             da::DADA<float> p(o);
-            acc = train_with(p, train, test, a);
+            if (p.needs_unrolled_gradient()) {
+                // DADA trains on the rest (fewer steps per epoch than the other policies).
+                const auto [rest, val] = data::split_train_val(train, a.val, a.seed);
+                acc = train_with(p, rest, test, a, &val);
+            } else {
+                acc = train_with(p, train, test, a);
+            }
             write_outputs(p, train, a, ps);
         } else if (name == "randaugment") {
             da::RandAugment<float> p(da::RandAugmentOptions{.augment = aug, .pixels = ps});

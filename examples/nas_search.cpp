@@ -28,7 +28,7 @@ struct Args {
 void usage() {
     fmt::print(
         "nas_search: architecture search on Fashion-MNIST, the searched weights are the final model.\n"
-        "  --policy dsnas|darts|gdas|fixed (dsnas)   --space shuffle|mobilenetv2|darts (shuffle)\n"
+        "  --policy dsnas|darts|gdas|snas|fixed (dsnas)   --space shuffle|mobilenetv2|darts (shuffle)\n"
         "  --epochs N (15)  --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --alpha-lr X (DSNAS 3e-2, else the policy default)\n"
         "  --fix-threshold X (0.3, DSNAS)  --warmup-epochs X (0.25: DSNAS samples uniformly before alpha moves)\n"
         "  --flops-penalty X (0, DSNAS)  --arch i,j,... (fixed)\n"
@@ -59,11 +59,12 @@ Args parse(int argc, char** argv) {
     cli.parse(argc, argv);
     DAM_CHECK(a.epochs >= 1 && a.batch >= 2 && a.threads >= 1 && a.lr > 0 && a.val >= 0, value_error,
               "nas_search: epochs and threads must be >= 1, batch >= 2, lr > 0 and val >= 0");
-    DAM_CHECK(a.policy == "dsnas" || a.policy == "darts" || a.policy == "gdas" || a.policy == "fixed", value_error,
-              "nas_search: unknown policy '{}' (dsnas, darts, gdas or fixed)", a.policy);
+    DAM_CHECK(a.policy == "dsnas" || a.policy == "darts" || a.policy == "gdas" || a.policy == "snas" || a.policy == "fixed",
+              value_error, "nas_search: unknown policy '{}' (dsnas, darts, gdas, snas or fixed)", a.policy);
     DAM_CHECK(a.space == "shuffle" || a.space == "mobilenetv2" || a.space == "darts", value_error,
               "nas_search: unknown space '{}' (shuffle, mobilenetv2 or darts)", a.space);
-    DAM_CHECK(a.policy != "darts" || a.val > 0, value_error, "nas_search: DARTS needs a validation split (--val > 0)");
+    DAM_CHECK((a.policy != "darts" && a.policy != "gdas") || a.val > 0, value_error,
+              "nas_search: {} steps alpha on validation batches and needs a validation split (--val > 0)", a.policy);
     return a;
 }
 
@@ -101,6 +102,7 @@ int run(const Args& a, const data::Dataset& train, const data::Dataset& val, con
     ctx.gen = &gen;
     ctx.total_steps = a.epochs * steps_per_epoch;
     ctx.weights = weights;
+    ctx.weight_update = [&](const std::vector<Tensor<float>>& g) { return opt.update_for(weights, g); };
     ctx.train_loss = [&] { return ops::cross_entropy(net->forward(Var<float>(batch.images)), batch.labels); };
     ctx.val_loss = [&] {
         if (!val_loader->has_next()) val_loader->start_epoch(val_epoch++);
@@ -202,6 +204,12 @@ int run_space(const Args& a, const data::Dataset& train, const data::Dataset& va
         nas::GDASOptions o;
         if (a.alpha_lr > 0) o.lr = a.alpha_lr;
         nas::GDAS<Space> p(*net, o);
+        return run<Space>(a, train, val, test, net, p, gen);
+    }
+    if (a.policy == "snas") {
+        nas::SNASOptions o;
+        if (a.alpha_lr > 0) o.lr = a.alpha_lr;
+        nas::SNAS<Space> p(*net, o);
         return run<Space>(a, train, val, test, net, p, gen);
     }
     nas::FixedArch<Space> p(*net, parse_arch(a.arch, net->num_decisions()));

@@ -17,8 +17,13 @@ TEST_CASE("gradients accumulate across backward calls on leaves", "[autograd]") 
     ops::sum(x * x).backward();
     ops::sum(x * x).backward();
     CHECK(x.grad()[0] == Approx(12.0));
-    x.zero_grad();
+    x.fill_grad_zero();
+    REQUIRE(x.grad().defined());
     CHECK(x.grad()[0] == 0.0);
+    x.zero_grad();  // releases: the next backward pass starts a new gradient
+    CHECK_FALSE(x.grad().defined());
+    ops::sum(x * x).backward();
+    CHECK(x.grad()[0] == Approx(6.0));
 }
 
 TEST_CASE("a deep chain runs without recursion", "[autograd]") {

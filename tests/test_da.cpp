@@ -544,6 +544,7 @@ TEST_CASE("DADA: parameter gradients match finite differences of the augmented b
     DADAOptions o;
     o.ops = {Op::rotate, Op::brightness, Op::shear_x};
     o.magnitude_gradient = MagnitudeGradient::exact;
+    o.objective = DADAOptions::Objective::training;  // gradients through the augmented batch
     o.pixels = {0.3, 0.5};
     o.initial_magnitude = 0.4;
     DADA<double> d(o);
@@ -592,6 +593,7 @@ TEST_CASE("DADA: the adversarial update raises the sub-policies that raise the l
     DADAOptions o;
     o.ops = {Op::identity, Op::invert};
     o.lr = 0.05;
+    o.objective = DADAOptions::Objective::adversarial;
     DADA<double> d(o);
     const Tensor<double> x = random_pixels(Shape{32, 1, 4, 4}, 1);
     for (std::int64_t k = 0; k < x.numel(); ++k) x[k] *= 0.3;

@@ -202,7 +202,7 @@ TEST_CASE("hyperparameters stay in their ranges however large the hypergradient"
 TEST_CASE("BaydinHD follows eta_t = eta_{t-1} + beta g_t . g_{t-1}", "[hpo][baydin]") {
     Var<double> w(Tensor<double>::from(Shape{3}, {1.0, -2.0, 0.5}), true);
     std::vector<optim::ParamGroup<double>> groups{{{w}, 0.1, 0.0, "all"}};
-    hpo::BaydinHD<double> hd(groups, {0.0, 0.01, 1e-5, 1.0, 0.0});
+    hpo::BaydinHD<double> hd(groups, {0.0, 0.01, 1e-5, 1.0, {}});
     hpo::HpoContext<double> ctx;
     const auto g0 = Tensor<double>::from(Shape{3}, {0.5, 1.0, -1.0}), g1 = Tensor<double>::from(Shape{3}, {2.0, 0.5, 1.0});
     w.grad() = g0.clone();

@@ -50,6 +50,38 @@ TEST_CASE("train and eval mode switch batch norm statistics", "[nn]") {
     CHECK(y[0] == Approx(expect));
 }
 
+TEST_CASE("zero_grad releases gradients: a parameter the next backward pass misses does not move", "[optim]") {
+    // A supernet candidate sampled once and then not again must get no weight decay and no
+    // momentum step (DSNAS, GDAS): the optimizer skips parameters without a gradient.
+    for (bool adam : {false, true}) {
+        auto a = Var<double>(Tensor<double>::from(Shape{1}, {1.0}), true);
+        auto b = Var<double>(Tensor<double>::from(Shape{1}, {2.0}), true);
+        std::vector<optim::ParamGroup<double>> groups{{{a, b}, 0.1, 0.01, "w"}};
+        std::unique_ptr<optim::Optimizer<double>> opt;
+        if (adam) opt = std::make_unique<optim::Adam<double>>(groups);
+        else opt = std::make_unique<optim::SGD<double>>(groups, optim::SGDOptions{0.9, true, 0.0});
+        ops::sum(a * b).backward();  // both sampled
+        opt->step();
+        const double b_after_first = b.value()[0];
+        for (int t = 0; t < 3; ++t) {
+            opt->zero_grad();
+            CHECK_FALSE(b.grad().defined());
+            ops::sum(ops::square(a)).backward();  // only a is reached
+            opt->step();
+        }
+        INFO((adam ? "Adam" : "SGD"));
+        CHECK(b.value()[0] == b_after_first);
+        // fill_grad_zero keeps the zero gradient, and then decay and momentum move b.
+        ops::sum(a * b).backward();
+        opt->step();
+        const double before = b.value()[0];
+        opt->fill_grad_zero();
+        ops::sum(ops::square(a)).backward();
+        opt->step();
+        CHECK(b.value()[0] != before);
+    }
+}
+
 TEST_CASE("SGD follows the momentum / Nesterov / weight decay formula", "[optim]") {
     for (bool nesterov : {false, true}) {
         auto w = Var<double>(Tensor<double>::from(Shape{1}, {1.0}), true);

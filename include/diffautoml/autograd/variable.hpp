@@ -133,7 +133,13 @@ public:
     /// The accumulated gradient (undefined until a backward pass reaches this variable).
     const TensorT& grad() const { return node_->grad; }
     TensorT& grad() { return node_->grad; }
-    void zero_grad() {
+    /// Releases the accumulated gradient (PyTorch's set_to_none): grad() is undefined until the
+    /// next backward pass reaches this variable, so an optimizer skips it (no decay, no momentum
+    /// step) when that pass does not.
+    void zero_grad() { node_->grad = TensorT(); }
+    /// Sets the accumulated gradient to zeros in place, keeping its storage (for code that reads
+    /// grad() whether or not a backward pass reached this variable).
+    void fill_grad_zero() {
         if (node_->grad.defined()) node_->grad.zero();
     }
     void set_requires_grad(bool r) {
@@ -232,6 +238,58 @@ private:
 
     std::shared_ptr<NodeT> node_;
 };
+
+/// The vector-Jacobian product seed^T d out / d wrt_i for each of `wrt` (leaves), as a pure
+/// function (torch.autograd.grad): the accumulated gradient of every leaf, in `wrt` or not, is
+/// left as it was, and the other leaves' gradients are not even computed (ops skip inputs that
+/// do not require a gradient). A leaf that `out` does not reach gets zeros. With retain_graph the
+/// graph stays usable for another backward pass.
+template <class T, Device D>
+std::vector<Tensor<T, D>> grad(const Var<T, D>& out, const Tensor<T, D>& seed, const std::vector<Var<T, D>>& wrt,
+                               bool retain_graph = false) {
+    for (const auto& w : wrt)
+        DAM_CHECK(w.defined() && w.is_leaf(), autograd_error, "grad: every variable to differentiate by must be a leaf");
+    std::vector<Tensor<T, D>> out_grads;
+    for (const auto& w : wrt) out_grads.push_back(Tensor<T, D>::zeros(w.shape()));
+    if (!out.requires_grad()) return out_grads;
+    std::unordered_set<const Node<T, D>*> wanted;
+    for (const auto& w : wrt) wanted.insert(w.node());
+    // Stash the wanted leaves' gradients and switch the other leaves off; restore both on exit,
+    // also when backward() throws.
+    struct Restore {
+        std::vector<std::pair<std::shared_ptr<Node<T, D>>, Tensor<T, D>>> stashed;
+        std::vector<std::shared_ptr<Node<T, D>>> switched_off;
+        ~Restore() {
+            for (auto& [n, g] : stashed) n->grad = std::move(g);
+            // A one-input op may pass its gradient on without asking whether the input wants it:
+            // what reached a switched-off leaf is dropped, never carried into a later pass.
+            for (auto& n : switched_off) {
+                n->requires_grad = true;
+                n->pending = Tensor<T, D>();
+            }
+        }
+    } restore;
+    for (auto& leaf : out.reachable_leaves()) {
+        if (wanted.count(leaf.get())) {
+            restore.stashed.emplace_back(leaf, std::move(leaf->grad));
+            leaf->grad = Tensor<T, D>();
+        } else {
+            leaf->requires_grad = false;
+            restore.switched_off.push_back(leaf);
+        }
+    }
+    out.backward(seed, retain_graph);
+    for (std::size_t i = 0; i < wrt.size(); ++i)
+        if (wrt[i].grad().defined()) out_grads[i] = wrt[i].grad();
+    return out_grads;
+}
+
+/// grad() of a one-element value (seed 1).
+template <class T, Device D>
+std::vector<Tensor<T, D>> grad(const Var<T, D>& out, const std::vector<Var<T, D>>& wrt, bool retain_graph = false) {
+    DAM_CHECK(out.numel() == 1, autograd_error, "grad: the value has shape {}; pass a seed of that shape", out.shape());
+    return grad(out, Tensor<T, D>::full(out.shape(), T(1)), wrt, retain_graph);
+}
 
 /// Convenience: a trainable leaf.
 template <class T, Device D>

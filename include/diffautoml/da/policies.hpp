@@ -6,7 +6,9 @@
 //    apply probabilities and learned magnitudes, all differentiable through the augmented images;
 //  - RandAugment(N, M), StandardAugment (pad-and-random-crop + flip), NoAugment.
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <numbers>
 #include <numeric>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "../optim/optimizer.hpp"
+#include "../optim/unrolled.hpp"
 #include "../sampling/sampling.hpp"
 #include "augment.hpp"
 
@@ -25,6 +28,11 @@ struct DaContext {
     Generator* gen = nullptr;      ///< every random draw of the step comes from streams of this generator
     std::int64_t step = 0;         ///< 0-based training step
     std::int64_t total_steps = 1;  ///< planned steps (temperature schedules)
+    /// For policies that minimise the validation loss through the next weight step (DADA's
+    /// bilevel objective): dF/dx for the last augmented batch x, F = L_val(w - u(grad_w L_train(w,
+    /// x))) unrolled one step (optim::unrolled_input_gradient), in the stored space, shape (N, C, H,
+    /// W). The trainer sets it; policies with other objectives ignore it.
+    std::function<Tensor<double>()> unrolled_image_gradient{};
 };
 
 /// One row of a learned policy: ops applied in sequence, how likely the row is, and per op the
@@ -60,6 +68,24 @@ template <class P, class D>
 concept DaPolicyOn = DaPolicy<P> && requires(P& p, const Tensor<typename P::value_type, D>& x, DaContext& ctx) {
     { p.augment(x, ctx) } -> std::same_as<Var<typename P::value_type, D>>;
 };
+
+/// What a trainer sets as DaContext::unrolled_image_gradient for the batch x it trains on: the
+/// weights' current gradients (from the training backward pass, undefined = 0) are g, `update` the
+/// weight optimizer's next update, and the result optim::unrolled_input_gradient's dF/dx on the host.
+template <class T, Device D>
+std::function<Tensor<double>()> unrolled_image_gradient(std::vector<Var<T, D>> weights, optim::UpdateFn<T, D> update,
+                                                        std::function<Var<T, D>()> val_loss,
+                                                        std::function<Var<T, D>(const Var<T, D>&)> train_loss_of,
+                                                        Tensor<T, D> x) {
+    return [=]() mutable {
+        std::vector<Tensor<T, D>> g;
+        for (const auto& w : weights) g.push_back(w.grad().defined() ? w.grad() : Tensor<T, D>::zeros(w.shape()));
+        const Tensor<T, cpu> dx = on_host(optim::unrolled_input_gradient(weights, g, update, val_loss, train_loss_of, x));
+        Tensor<double> out(dx.shape());
+        for (std::int64_t k = 0; k < dx.numel(); ++k) out[k] = static_cast<double>(dx[k]);
+        return out;
+    };
+}
 
 namespace detail {
 
@@ -125,6 +151,18 @@ struct PairPolicyOptions {
     /// step and whether or not fading leaves its pair out, the way AutoAugment's policies run on
     /// top of standard flips. The flip takes no part in L_DA.
     double flip_probability = 0.0;
+    /// How L_DA's gradient in the logits is estimated:
+    ///  - direct: the gradient of mean_i(-l_i P[pair_i]) as ALGORITHMS.md step 4 states it (DHA's
+    ///    code); its expected step on pair k is about P_k^2 l_k, so probable pairs grow faster than
+    ///    their loss warrants (rich get richer), which max_ratio and the fade hold in check;
+    ///  - score_function: the unbiased REINFORCE estimate of grad_pi E_P[l],
+    ///    mean_i((l_i - b) grad log P[pair_i]), b a running mean of the losses (Williams 1992),
+    ///    ascended: probability moves toward pairs whose loss is above the baseline.
+    enum class Estimator { direct, score_function };
+    Estimator estimator = Estimator::direct;
+    /// score_function: b <- m b + (1 - m) mean(l) after each update (b starts at the first batch's
+    /// mean, used from the second update on).
+    double baseline_momentum = 0.9;
     AugmentOptions augment{};
     PixelSpace pixels{};
 };
@@ -157,6 +195,8 @@ public:
         DAM_CHECK(opt_.fade_start >= 0 && opt_.fade_start <= 1, value_error,
                   "PairPolicyDA: fade_start must be a fraction of the steps in [0, 1] (1: no fading), got {}",
                   opt_.fade_start);
+        DAM_CHECK(opt_.baseline_momentum >= 0 && opt_.baseline_momentum < 1, value_error,
+                  "PairPolicyDA: baseline_momentum must be in [0, 1), got {}", opt_.baseline_momentum);
         DAM_CHECK(opt_.fade_floor >= 0 && opt_.fade_floor <= 1, value_error,
                   "PairPolicyDA: fade_floor must be a probability in [0, 1] (0: clean images at the end), got {}",
                   opt_.fade_floor);
@@ -198,8 +238,18 @@ public:
     double last_apply_probability() const { return last_p_; }
     const PairPolicyOptions& options() const { return opt_; }
     bool searching() const { return opt_.lr > 0; }
-    void save_state(ByteWriter& w) const { put_doubles(w, logits_); }
-    void load_state(ByteReader& r) { get_doubles(r, logits_, "PairPolicyDA state"); }
+    /// The score-function baseline b (NaN until the first update).
+    double baseline() const { return baseline_; }
+    /// The magnitudes of each image's pair in the last batch (2 per image, first op first).
+    const std::vector<double>& last_magnitudes() const { return magnitudes_; }
+    void save_state(ByteWriter& w) const {
+        put_doubles(w, logits_);
+        if (opt_.estimator == PairPolicyOptions::Estimator::score_function) w.put(baseline_);
+    }
+    void load_state(ByteReader& r) {
+        get_doubles(r, logits_, "PairPolicyDA state");
+        if (opt_.estimator == PairPolicyOptions::Estimator::score_function) baseline_ = r.get<double>();
+    }
 
     /// The augmented batch, on the device the images are on (the draws are made on the host, so a
     /// GPU batch gets exactly the ops and magnitudes a CPU batch would).
@@ -219,6 +269,7 @@ public:
         const bool flips = opt_.flip_probability > 0;
         const std::int64_t S = flips ? 3 : 2, first = flips ? 1 : 0;
         flipped_.assign(static_cast<std::size_t>(N), false);
+        magnitudes_.assign(static_cast<std::size_t>(2 * N), 0.0);
         std::vector<OpDraw> draws(static_cast<std::size_t>(S * N));
         std::vector<double> m(static_cast<std::size_t>(S * N), 0.0);
         for (std::int64_t i = 0; i < N; ++i) {
@@ -247,6 +298,7 @@ public:
                 const auto at = static_cast<std::size_t>(S * i + first + s);
                 draws[at] = random_draw(s == 0 ? o1 : o2, draws_s, k);
                 m[at] = opt_.max_magnitude * mags.uniform_double(k);
+                magnitudes_[k] = m[at];
             }
             if (flips) {
                 // Indices 3N.. of the magnitude stream: without flips no draw changes.
@@ -285,6 +337,20 @@ public:
         detail::check_losses(losses, N, "PairPolicyDA::update");
         const std::vector<double> grad = gradient(losses);
         for (std::size_t j = 0; j < logits_.size(); ++j) logits_[j] -= opt_.lr * grad[j];
+        if (opt_.estimator == PairPolicyOptions::Estimator::score_function) {
+            double sum = 0;
+            std::int64_t n = 0;
+            for (std::int64_t i = 0; i < N; ++i)
+                if (applied_[static_cast<std::size_t>(i)]) {
+                    sum += static_cast<double>(losses[i]);
+                    ++n;
+                }
+            if (n > 0) {
+                const double mean = sum / static_cast<double>(n);
+                baseline_ = std::isnan(baseline_) ? mean
+                                                  : opt_.baseline_momentum * baseline_ + (1 - opt_.baseline_momentum) * mean;
+            }
+        }
         for (double v : logits_)
             DAM_CHECK(std::isfinite(v), value_error,
                       "PairPolicyDA::update: the pair logits became non-finite; lower PairPolicyOptions::lr");
@@ -294,18 +360,24 @@ public:
         }
     }
 
-    /// The gradient of L_DA (with its entropy term) in the logits for the last batch and these
-    /// losses (exposed for tests).
+    /// The descent direction of the update in the logits for the last batch and these losses
+    /// (exposed for tests), over the augmented images: direct, the gradient of L_DA =
+    /// mean_i(-l_i P[k_i]); score_function, -mean_i((l_i - b) (e_{k_i} - P)) with b the baseline
+    /// (0 before the first update). Plus the entropy term.
     std::vector<double> gradient(const Tensor<T>& losses) const {
         const auto N = static_cast<std::int64_t>(pairs_.size());
         detail::check_losses(losses, N, "PairPolicyDA::gradient");
         const std::vector<double> P = probabilities();
         std::vector<double> g(P.size(), 0.0);
         const auto augmented = static_cast<std::int64_t>(std::count(applied_.begin(), applied_.end(), true));
+        const bool score = opt_.estimator == PairPolicyOptions::Estimator::score_function;
+        const double b = std::isnan(baseline_) ? 0.0 : baseline_;
         for (std::int64_t i = 0; i < N; ++i) {
             if (!applied_[static_cast<std::size_t>(i)]) continue;
             const auto k = static_cast<std::size_t>(pairs_[static_cast<std::size_t>(i)]);
-            const double c = -static_cast<double>(losses[i]) * P[k] / static_cast<double>(augmented);
+            // d(-l P_k)/dpi_j = -l P_k (e_k - P)_j;  score function: -(l - b) (e_k - P)_j.
+            const double l = static_cast<double>(losses[i]);
+            const double c = (score ? -(l - b) : -l * P[k]) / static_cast<double>(augmented);
             for (std::size_t j = 0; j < P.size(); ++j) g[j] -= c * P[j];
             g[k] += c;
         }
@@ -335,7 +407,9 @@ private:
     std::vector<double> logits_;
     std::vector<std::int64_t> pairs_;
     std::vector<bool> applied_, flipped_;
+    std::vector<double> magnitudes_;
     double last_p_ = 1.0;
+    double baseline_ = std::numeric_limits<double>::quiet_NaN();
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -347,9 +421,15 @@ struct DADAOptions {
     double lr = 5e-3;                 ///< Adam on every policy parameter (DADA: 0.005)
     double initial_magnitude = 0.5;
     double initial_probability = 0.5;
-    /// true: raise the training loss (the DiffAutoML convention for DA, one backward pass);
-    /// false: lower it.
-    bool adversarial = true;
+    /// What the policy's parameters d descend on:
+    ///  - validation (DADA): F(d) = L_val(w - u(grad_w L_train(w, d))), the validation loss after
+    ///    the next weight step, through DaContext::unrolled_image_gradient (DADA eq. 10-11: the
+    ///    one-step unrolled bilevel gradient with the finite-difference Hessian-vector product);
+    ///  - adversarial: -L_train (raise the training loss, the DiffAutoML convention for DA; the
+    ///    gradients come from the one training backward pass);
+    ///  - training: L_train (lower it).
+    enum class Objective { validation, adversarial, training };
+    Objective objective = Objective::validation;
     MagnitudeGradient magnitude_gradient = MagnitudeGradient::straight_through;  ///< DADA's estimator
     AugmentOptions augment{};
     PixelSpace pixels{};
@@ -404,6 +484,8 @@ public:
     /// The sub-policy each image of the last batch drew.
     const std::vector<std::int64_t>& last_subpolicies() const { return chosen_; }
     bool searching() const { return true; }
+    /// Whether update() needs DaContext::unrolled_image_gradient (the validation objective).
+    bool needs_unrolled_gradient() const { return opt_.objective == DADAOptions::Objective::validation; }
     const DADAOptions& options() const { return opt_; }
     void save_state(ByteWriter& w) const {
         for (const auto* v : {&pi_, &beta_, &mag_}) put_tensor(w, v->value());
@@ -476,22 +558,64 @@ public:
         from_pixels_(out, opt_.pixels);
         st->a2 = a2;
         st->chosen = chosen_;
+        st->S = S;
+        st->C = C;
+        st->H = H;
+        st->W = W;
+        last_ = st;
+        // With the validation objective the gradients come from update(), not from the training
+        // backward pass: the batch is a constant there.
+        if (opt_.objective == DADAOptions::Objective::validation) return Var<T>(out, false);
         return Var<T>::make_result(out, "dada_augment", {pi_, beta_, mag_},
-                                   [st, opt = opt_, pn = pi_.node(), bn = beta_.node(), mn = mag_.node(), S,
-                                    C, H, W](const Tensor<T>& g) { backward(*st, opt, g, pn, bn, mn, S, C, H, W); });
+                                   [st, opt = opt_, pn = pi_.node(), bn = beta_.node(), mn = mag_.node()](const Tensor<T>& g) {
+                                       auto [gpi, gbeta, gmag] = parameter_gradients(*st, opt, g);
+                                       if (pn->requires_grad) pn->accumulate_owned(std::move(gpi));
+                                       if (bn->requires_grad) bn->accumulate_owned(std::move(gbeta));
+                                       if (mn->requires_grad) mn->accumulate_owned(std::move(gmag));
+                                   });
     }
 
-    /// One Adam step on every parameter (ascent when adversarial), magnitudes clamped to [0, 1];
-    /// the gradients are cleared. The losses are checked but the gradients already hold them.
-    void update(const Tensor<T>& losses, DaContext&) {
+    /// The gradients (pi, beta, magnitudes) that an image gradient g = dL/d(output) of the last
+    /// augmented batch gives, without touching the parameters' accumulated gradients.
+    std::array<Tensor<T>, 3> backward_images(const Tensor<T>& g) const {
+        DAM_CHECK(last_ != nullptr, value_error, "DADA::backward_images: no batch was augmented yet");
+        DAM_CHECK(g.defined() && g.numel() == last_->N * last_->n, shape_error,
+                  "DADA::backward_images: the image gradient has shape {}, the last batch {} images of {} values",
+                  g.defined() ? g.shape() : Shape{}, last_->N, last_->n);
+        return parameter_gradients(*last_, opt_, g);
+    }
+    /// The soft Gumbel-softmax weights of each image of the last batch over the sub-policies
+    /// (N x S, row-major); the hard sample is each row's argmax.
+    const std::vector<double>& last_soft_weights() const {
+        static const std::vector<double> none;
+        return last_ ? last_->soft : none;
+    }
+
+    /// One Adam step on every parameter, magnitudes clamped to [0, 1]; the gradients are cleared.
+    /// Validation objective: the gradients come from ctx.unrolled_image_gradient(); otherwise the
+    /// training backward pass left them (negated for ascent when adversarial). The losses are
+    /// checked.
+    void update(const Tensor<T>& losses, DaContext& ctx) {
         detail::check_losses(losses, static_cast<std::int64_t>(chosen_.size()), "DADA::update");
+        if (opt_.objective == DADAOptions::Objective::validation) {
+            DAM_CHECK(static_cast<bool>(ctx.unrolled_image_gradient), value_error,
+                      "DADA::update: the validation objective needs DaContext::unrolled_image_gradient from the trainer "
+                      "(JointSearch sets it); or choose DADAOptions::Objective::adversarial");
+            const Tensor<double> gd = ctx.unrolled_image_gradient();
+            Tensor<T> g(gd.shape());
+            for (std::int64_t k = 0; k < gd.numel(); ++k) g[k] = static_cast<T>(gd[k]);
+            auto [gpi, gbeta, gmag] = backward_images(g);
+            pi_.grad() = std::move(gpi);
+            beta_.grad() = std::move(gbeta);
+            mag_.grad() = std::move(gmag);
+        }
         for (auto* v : {&pi_, &beta_, &mag_}) {
             if (!v->grad().defined()) continue;
             T* gp = v->grad().data();
             for (std::int64_t k = 0; k < v->numel(); ++k) {
                 DAM_CHECK(std::isfinite(static_cast<double>(gp[k])), value_error,
                           "DADA::update: a policy gradient is non-finite; lower the learning rate or check the loss");
-                if (opt_.adversarial) gp[k] = -gp[k];
+                if (opt_.objective == DADAOptions::Objective::adversarial) gp[k] = -gp[k];
             }
         }
         adam_->step();
@@ -519,7 +643,7 @@ public:
 private:
     /// What the backward pass of one augmented batch needs.
     struct State {
-        std::int64_t N = 0, n = 0;
+        std::int64_t N = 0, n = 0, S = 0, C = 0, H = 0, W = 0;
         Tensor<T> a0, t1, a1, t2, a2;  ///< pixels: input, op 1 output, after gate 1, op 2 output, result
         std::vector<double> soft, b, m;
         std::vector<OpDraw> draws;
@@ -528,10 +652,8 @@ private:
 
     /// dL/dw_i = <g_i, a2_i> (pixels) feeds pi through the soft sample; the gates and ops are
     /// differentiated back from a2 to a0 (the images themselves need no gradient).
-    static void backward(const State& st, const DADAOptions& opt, const Tensor<T>& g, typename Var<T>::NodeT* pn,
-                         typename Var<T>::NodeT* bn, typename Var<T>::NodeT* mn, std::int64_t S, std::int64_t C, std::int64_t H,
-                         std::int64_t W) {
-        const std::int64_t N = st.N, n = st.n;
+    static std::array<Tensor<T>, 3> parameter_gradients(const State& st, const DADAOptions& opt, const Tensor<T>& g) {
+        const std::int64_t N = st.N, n = st.n, S = st.S, C = st.C, H = st.H, W = st.W;
         const double to_pix = 1.0 / opt.pixels.std;  // dL/d(pixels) = dL/d(stored) / std
         std::vector<double> dw(static_cast<std::size_t>(N)), db(static_cast<std::size_t>(2 * N)),
             dm(static_cast<std::size_t>(2 * N));
@@ -580,15 +702,14 @@ private:
                 gmag[2 * k + j] += static_cast<T>(dm[q]);
             }
         }
-        if (pn->requires_grad) pn->accumulate_owned(std::move(gpi));
-        if (bn->requires_grad) bn->accumulate_owned(std::move(gbeta));
-        if (mn->requires_grad) mn->accumulate_owned(std::move(gmag));
+        return {std::move(gpi), std::move(gbeta), std::move(gmag)};
     }
 
     DADAOptions opt_;
     Var<T> pi_, beta_, mag_;
     std::unique_ptr<optim::Adam<T>> adam_;
     std::vector<std::int64_t> chosen_;
+    std::shared_ptr<const State> last_;  ///< what the last augmented batch's gradients need
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../data/dataset.hpp"
@@ -181,6 +182,33 @@ public:
             }
         }
     }
+    /// The update step(lr, wd) would subtract from `weights` for the gradients `grads` (one per
+    /// weight, matched to the groups' parameters by identity), u = eta_g (mu buf + g + lambda_g w),
+    /// without changing any state; zero for a weight in no group. For unrolled (bilevel) gradients.
+    std::vector<Tensor<T, D>> update_for(const std::vector<double>& lr, const std::vector<double>& wd,
+                                         const std::vector<Var<T, D>>& weights,
+                                         const std::vector<Tensor<T, D>>& grads) const {
+        DAM_CHECK(weights.size() == grads.size() && lr.size() == groups_.size() && wd.size() == groups_.size(),
+                  value_error, "HyperSGD::update_for: {} weights with {} gradients, {} groups with {} rates and {} decays",
+                  weights.size(), grads.size(), groups_.size(), lr.size(), wd.size());
+        NoGradGuard no_grad;
+        std::unordered_map<const void*, std::pair<std::size_t, std::size_t>> where;
+        for (std::size_t gi = 0; gi < groups_.size(); ++gi)
+            for (std::size_t pi = 0; pi < groups_[gi].size(); ++pi) where[groups_[gi][pi].node()] = {gi, pi};
+        std::vector<Tensor<T, D>> out;
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            const auto it = where.find(weights[i].node());
+            if (it == where.end()) {
+                out.push_back(Tensor<T, D>::zeros(weights[i].shape()));
+                continue;
+            }
+            const auto [gi, pi] = it->second;
+            Var<T, D> d = ops::add(Var<T, D>(grads[i]), ops::mul_scalar(Var<T, D>(weights[i].value()), wd[gi]));
+            if (buffers_[gi][pi].defined()) d = ops::add(d, ops::mul_scalar(Var<T, D>(buffers_[gi][pi]), mu_));
+            out.push_back(ops::mul_scalar(d, lr[gi]).value());
+        }
+        return out;
+    }
     /// With v = the parameters' current gradients (grad L_val at w'): dL_val/d eta_g = -v_g . buf_g.
     std::vector<double> lr_hypergradients() const {
         std::vector<double> h(groups_.size(), 0.0);
@@ -321,6 +349,11 @@ struct HypergradOptions {
     std::function<double(std::int64_t)> lr_factor;
 };
 
+/// Per-group learning rates and weight decays of one weight step.
+struct Rates {
+    std::vector<double> lr, wd;
+};
+
 namespace detail {
 
 /// Shared machinery: groups, HyperSGD, the validation pass.
@@ -353,6 +386,15 @@ public:
     /// The options it was made with (ranges, rates, schedule).
     const HypergradOptions& options() const { return opt_; }
     double lr_factor(std::int64_t step) const { return opt_.lr_factor ? opt_.lr_factor(step) : 1.0; }
+    /// The per-group learning rates (schedule applied) and weight decays of the weight step at `step`.
+    virtual Rates rates(std::int64_t step) const = 0;
+    /// The update the weight step at `step` would subtract for gradients `grads` (one per weight of
+    /// `weights`), without changing any state: what bilevel NAS and DA policies unroll through.
+    std::vector<Tensor<T, D>> weight_update(std::int64_t step, const std::vector<Var<T, D>>& weights,
+                                            const std::vector<Tensor<T, D>>& grads) const {
+        const Rates r = rates(step);
+        return sgd_->update_for(r.lr, r.wd, weights, grads);
+    }
     virtual ~HypergradBase() = default;
 
 protected:
@@ -391,12 +433,17 @@ public:
         lr_.check();
         wd_.check();
     }
+    Rates rates(std::int64_t step) const override {
+        const std::size_t G = this->sgd_->group_count();
+        Rates r{std::vector<double>(G, lr_.value * this->lr_factor(step)), std::vector<double>(G, 0.0)};
+        for (std::size_t g = 0; g < G; ++g) r.wd[g] = this->decays_[g] ? wd_.value : 0.0;
+        return r;
+    }
     void step(HpoContext<T, D>& ctx) {
         const double f = this->lr_factor(ctx.step);
         const std::size_t G = this->sgd_->group_count();
-        std::vector<double> lrs(G, lr_.value * f), wds(G, 0.0);
-        for (std::size_t g = 0; g < G; ++g) wds[g] = this->decays_[g] ? wd_.value : 0.0;
-        this->sgd_->step(lrs, wds);
+        const Rates r = rates(ctx.step);
+        this->sgd_->step(r.lr, r.wd);
         if (!this->validation_gradient(ctx)) {
             this->sgd_->zero_grad();
             return;
@@ -478,15 +525,20 @@ public:
         loss.backward();
     }
 
+    Rates rates(std::int64_t step) const override {
+        const double f = this->lr_factor(step);
+        Rates r;
+        for (std::size_t g = 0; g < lrs_.size(); ++g) {
+            r.lr.push_back(lrs_[g].value * f);
+            r.wd.push_back(this->decays_[g] ? wds_[g].value : 0.0);
+        }
+        return r;
+    }
     void step(HpoContext<T>& ctx) {
         const double f = this->lr_factor(ctx.step);
         const std::size_t G = lrs_.size();
-        std::vector<double> lr(G), wd(G);
-        for (std::size_t g = 0; g < G; ++g) {
-            lr[g] = lrs_[g].value * f;
-            wd[g] = this->decays_[g] ? wds_[g].value : 0.0;
-        }
-        this->sgd_->step(lr, wd);
+        const Rates r = rates(ctx.step);
+        this->sgd_->step(r.lr, r.wd);
         if (!this->validation_gradient(ctx)) {
             this->sgd_->zero_grad();
             return;
@@ -539,48 +591,67 @@ struct BaydinOptions {
     double momentum = 0.0;
     double beta = 1e-4;  ///< hyper learning rate of eta (Baydin et al.'s beta)
     double lr_lo = 1e-5, lr_hi = 1.0;
-    double weight_decay = 0.0;
+    /// Multiplier of the learned rate at step t (warm-up, cosine decay); 1 by default. The
+    /// hypergradient of the learned base rate carries the factor of the step it moved.
+    std::function<double(std::int64_t)> lr_factor;
 };
 
 /// Hypergradient descent (Baydin et al., ICLR 2018), no validation set: the training gradient at
 /// step t is also the hypergradient of the previous step's learning rate,
 ///     dL(w_t)/d eta_{t-1} = -g_t . u_{t-1},   eta_t = eta_{t-1} + beta g_t . u_{t-1},
-/// with u the previous update direction (u = g for plain SGD: h_t = g_t . g_{t-1}).
+/// with u the previous update direction (u = g for plain SGD: h_t = g_t . g_{t-1}; with momentum
+/// the buffer, which holds the weight decay term too). Each group keeps the weight decay it was
+/// given; with a schedule the step's rate is f(t) eta and the base rate moves by beta f(t-1) g_t . u_{t-1}.
 template <class T = float>
 class BaydinHD {
 public:
     using value_type = T;
     static constexpr std::string_view policy_name = "baydin_hd";
 
-    BaydinHD(const std::vector<optim::ParamGroup<T, cpu>>& groups, BaydinOptions o = {}) : opt_(o) {
+    BaydinHD(const std::vector<optim::ParamGroup<T, cpu>>& groups, BaydinOptions o = {}) : opt_(std::move(o)) {
+        DAM_CHECK(!groups.empty(), value_error, "BaydinHD: needs at least one parameter group");
+        DAM_CHECK(std::isfinite(opt_.beta) && opt_.beta >= 0, value_error, "BaydinHD: beta must be finite and >= 0, got {}",
+                  opt_.beta);
         std::vector<std::vector<Var<T>>> params;
         for (const auto& g : groups) {
             params.push_back(g.params);
-            decays_.push_back(g.weight_decay > 0);
+            wds_.push_back(g.weight_decay);
         }
-        sgd_ = std::make_unique<HyperSGD<T>>(params, o.momentum);
-        lr_ = {"lr", groups.front().lr, o.lr_lo, o.lr_hi, false};
+        sgd_ = std::make_unique<HyperSGD<T>>(params, opt_.momentum);
+        lr_ = {"lr", groups.front().lr, opt_.lr_lo, opt_.lr_hi, false};
         lr_.check();
     }
     Var<T> training_loss(const Var<T>& logits, const Tensor<std::int32_t>& labels) const {
         return ops::cross_entropy(logits, labels);
     }
     void backward(const Var<T>& loss, const Var<T>&, const Tensor<std::int32_t>&) { loss.backward(); }
-    void step(HpoContext<T>&) {
+    double lr_factor(std::int64_t step) const { return opt_.lr_factor ? opt_.lr_factor(step) : 1.0; }
+    Rates rates(std::int64_t step) const {
+        return {std::vector<double>(sgd_->group_count(), lr_.value * lr_factor(step)), wds_};
+    }
+    std::vector<Tensor<T>> weight_update(std::int64_t step, const std::vector<Var<T>>& weights,
+                                         const std::vector<Tensor<T>>& grads) const {
+        const Rates r = rates(step);
+        return sgd_->update_for(r.lr, r.wd, weights, grads);
+    }
+    void step(HpoContext<T>& ctx) {
         // h = -g_t . u_{t-1}: the buffers still hold the previous update direction.
         if (started_) {
             double h = 0;
             for (const double x : sgd_->lr_hypergradients()) h += x;  // -g . buf per group
-            last_h_ = h;
-            lr_.value = std::clamp(lr_.value - opt_.beta * h, lr_.lo, lr_.hi);
+            last_h_ = h * last_factor_;
+            lr_.value = std::clamp(lr_.value - opt_.beta * last_h_, lr_.lo, lr_.hi);
         }
-        std::vector<double> lrs(sgd_->group_count(), lr_.value), wds(sgd_->group_count(), 0.0);
-        for (std::size_t g = 0; g < wds.size(); ++g) wds[g] = decays_[g] ? opt_.weight_decay : 0.0;
-        sgd_->step(lrs, wds);
+        const Rates r = rates(ctx.step);
+        last_factor_ = lr_factor(ctx.step);
+        sgd_->step(r.lr, r.wd);
         sgd_->zero_grad();
         started_ = true;
     }
-    std::vector<std::pair<std::string, double>> values() const { return {{"lr", lr_.value}}; }
+    std::vector<std::pair<std::string, double>> values() const {
+        return {{"lr", lr_.value}, {"weight_decay", *std::max_element(wds_.begin(), wds_.end())}};
+    }
+    /// dL/d(base rate) of the last step (0 before the second step).
     double last_hypergradient() const { return last_h_; }
     HyperSGD<T>& sgd() { return *sgd_; }
     void save_state(ByteWriter& w) const {
@@ -588,21 +659,23 @@ public:
         lr_.save_state(w);
         w.put<std::uint8_t>(started_ ? 1 : 0);
         w.put(last_h_);
+        w.put(last_factor_);
     }
     void load_state(ByteReader& r) {
         sgd_->load_state(r);
         lr_.load_state(r);
         started_ = r.get<std::uint8_t>() != 0;
         last_h_ = r.get<double>();
+        last_factor_ = r.get<double>();
     }
 
 private:
     BaydinOptions opt_;
     std::unique_ptr<HyperSGD<T>> sgd_;
     Hyperparameter lr_;
-    std::vector<bool> decays_;
+    std::vector<double> wds_;
     bool started_ = false;
-    double last_h_ = 0;
+    double last_h_ = 0, last_factor_ = 1;
 };
 
 /// The baseline: fixed weight decay and a learning-rate schedule (constant, step or cosine).
@@ -630,6 +703,12 @@ public:
         return ops::cross_entropy(logits, labels, {eps_, ops::Reduction::mean});
     }
     void backward(const Var<T, D>& loss, const Var<T, D>&, const Tensor<std::int32_t, D>&) { loss.backward(); }
+    Rates rates(std::int64_t step) const { return {std::vector<double>(wds_.size(), lr_(step)), wds_}; }
+    std::vector<Tensor<T, D>> weight_update(std::int64_t step, const std::vector<Var<T, D>>& weights,
+                                            const std::vector<Tensor<T, D>>& grads) const {
+        const Rates r = rates(step);
+        return sgd_->update_for(r.lr, r.wd, weights, grads);
+    }
     void step(HpoContext<T, D>& ctx) {
         current_ = lr_(ctx.step);
         sgd_->step(std::vector<double>(wds_.size(), current_), wds_);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../optim/optimizer.hpp"
+#include "../optim/unrolled.hpp"
 #include "../sampling/sampling.hpp"
 #include "supernet.hpp"
 
@@ -25,10 +26,14 @@ struct NasContext {
     Generator* gen = nullptr;
     std::int64_t step = 0;         ///< 0-based training step
     std::int64_t total_steps = 1;  ///< planned steps of the search (temperature schedules)
-    double weight_lr = 0.0;        ///< current learning rate of the weights (DARTS' xi)
-    std::function<Var<T, D>()> train_loss;  ///< forward + loss of this step's training batch
+    double weight_lr = 0.0;        ///< current (scheduled) learning rate of the weights
+    /// forward + loss of this step's training batch, as the weight step will see it (augmented)
+    std::function<Var<T, D>()> train_loss;
     std::function<Var<T, D>()> val_loss;    ///< forward + loss of a validation batch
     std::vector<Var<T, D>> weights;         ///< the network weights (DARTS second order perturbs them)
+    /// The weight optimizer's next update for gradients given in `weights` order, without changing
+    /// its state (DARTS' second order unrolls through it). Empty: plain SGD, weight_lr * g.
+    optim::UpdateFn<T, D> weight_update;
 };
 
 /// Contract of a NAS policy. Requires: value/device types; prepare(ctx) and update(ctx) as above;
@@ -245,56 +250,30 @@ private:
 struct DARTSOptions {
     double lr = 3e-4, beta1 = 0.5, weight_decay = 1e-3;  ///< Adam on alpha, as in DARTS
     bool second_order = false;
+    /// The finite difference of the Hessian-vector term steps the weights by this / ||v|| (DARTS: 0.01).
+    double hessian_step = 0.01;
 };
 
 /// The DARTS Hessian-vector term (Liu et al., 2019, eq. 8):
 ///     (grad_alpha L_train(w + eps v) - grad_alpha L_train(w - eps v)) / (2 eps),  eps = 0.01 / ||v||,
-/// a central difference for (d^2 L_train / d alpha d w) v. Weights are restored afterwards.
+/// a central difference for (d^2 L_train / d alpha d w) v. Weights are restored afterwards and no
+/// leaf's accumulated gradient changes.
 template <class T, Device D>
 std::vector<Tensor<T, D>> darts_hessian_vector_product(std::vector<Var<T, D>>& weights, const std::vector<Tensor<T, D>>& v,
-                                                       std::vector<Var<T, D>>& alphas,
+                                                       const std::vector<Var<T, D>>& alphas,
                                                        const std::function<Var<T, D>()>& train_loss) {
-    DAM_CHECK(weights.size() == v.size(), shape_error, "darts_hessian_vector_product: {} weights but {} directions",
-              weights.size(), v.size());
-    double norm2 = 0;
-    for (const auto& t : v)
-        for (std::int64_t i = 0; i < t.numel(); ++i) norm2 += static_cast<double>(t[i]) * static_cast<double>(t[i]);
-    const double norm = std::sqrt(norm2);
-    std::vector<Tensor<T, D>> out;
-    for (const auto& a : alphas) out.push_back(Tensor<T, D>::zeros(a.shape()));
-    if (norm == 0) return out;
-    const double eps = 0.01 / norm;
-    std::vector<Tensor<T, D>> saved;
-    for (const auto& w : weights) saved.push_back(w.value().clone());
-    auto shift = [&](double s) {
-        for (std::size_t i = 0; i < weights.size(); ++i) {
-            T* p = weights[i].value().data();
-            const T* o = saved[i].data();
-            const T* d = v[i].data();
-            for (std::int64_t j = 0; j < weights[i].numel(); ++j) p[j] = static_cast<T>(o[j] + s * d[j]);
-        }
-    };
-    for (const double sign : {1.0, -1.0}) {
-        shift(sign * eps);
-        for (auto& a : alphas) a.zero_grad();
-        if (Var<T, D> l = train_loss(); l.requires_grad()) l.backward();
-        for (std::size_t i = 0; i < alphas.size(); ++i) {
-            const auto& g = alphas[i].grad();
-            if (!g.defined()) continue;
-            for (std::int64_t j = 0; j < g.numel(); ++j) out[i][j] += static_cast<T>(sign * g[j] / (2 * eps));
-        }
-    }
-    shift(0.0);
-    for (auto& a : alphas) a.zero_grad();
-    return out;
+    return optim::mixed_hessian_vector_product(weights, v, [&] { return grad(train_loss(), alphas); });
 }
 
 /// DARTS (Liu et al., ICLR 2019): every candidate runs, mixed by softmax(alpha). Before each
 /// training step alpha takes an Adam step on a validation batch:
 ///   first order:  grad alpha = grad_alpha L_val(w, alpha);
-///   second order: grad alpha = grad_alpha L_val(w', alpha) - xi H v, with w' = w - xi grad_w L_train(w),
-///                 v = grad_w' L_val(w', alpha) and H v from darts_hessian_vector_product; xi is the
-///                 current weight learning rate (the unrolled step ignores momentum and weight decay).
+///   second order: grad alpha = grad_alpha L_val(w', alpha) - (d^2 L_train / d alpha d w) C v, with
+///                 w' = w - u(grad_w L_train(w)) the weight optimizer's real next step (momentum,
+///                 weight decay and the scheduled rate: ctx.weight_update), C v = u(v) - u(0) and
+///                 v = grad_w' L_val(w', alpha) (for plain SGD, C v = xi v as in DARTS eq. 7).
+/// Only alpha's gradients are computed in these passes: the weights' accumulated gradients are
+/// left as they were, so the weight step uses the training gradient alone.
 template <class Space, class T = float, Device D = cpu>
 class DARTS : public AlphaPolicy<T, D> {
 public:
@@ -307,15 +286,16 @@ public:
 
     void prepare(NasContext<T, D>& ctx) {
         DAM_CHECK(ctx.val_loss, value_error, "DARTS::prepare: the context needs a validation loss (val_loss)");
-        this->zero_alpha_grads();
+        std::vector<Tensor<T, D>> g;
         if (!opt_.second_order) {
             set_gates(true);
-            ctx.val_loss().backward();
+            g = grad(ctx.val_loss(), this->alphas_);
         } else {
             DAM_CHECK(ctx.train_loss && !ctx.weights.empty(), value_error,
                       "DARTS (second order): the context needs train_loss and the network weights");
-            second_order_gradient(ctx);
+            g = second_order_gradient(ctx);
         }
+        for (std::size_t d = 0; d < g.size(); ++d) this->alphas_[d].grad() = g[d];
         this->adam_->step();
         this->zero_alpha_grads();
         this->check_alphas("DARTS");
@@ -333,80 +313,193 @@ public:
         }
     }
 
-private:
-    void second_order_gradient(NasContext<T, D>& ctx) {
+    /// The second-order architecture gradient of the class comment at the current weights (which
+    /// it leaves as they were); exposed for tests.
+    std::vector<Tensor<T, D>> second_order_gradient(NasContext<T, D>& ctx) {
         auto& ws = ctx.weights;
+        const optim::UpdateFn<T, D> update = ctx.weight_update ? ctx.weight_update : plain_sgd(ctx.weight_lr);
         std::vector<Tensor<T, D>> saved;
         for (auto& w : ws) saved.push_back(w.value().clone());
-        // w' = w - xi grad_w L_train(w)
-        set_gates(false);
-        for (auto& w : ws) w.zero_grad();
-        if (Var<T, D> lt = ctx.train_loss(); lt.requires_grad()) lt.backward();  // else no weight reaches the loss
-        const T xi = static_cast<T>(ctx.weight_lr);
-        for (auto& w : ws) {
-            if (!w.grad().defined()) continue;
-            T* p = w.value().data();
-            const T* g = w.grad().data();
-            for (std::int64_t i = 0; i < w.numel(); ++i) p[i] -= xi * g[i];
+        // w' = w - u(grad_w L_train(w))
+        set_gates(true);
+        const auto u = update(grad(ctx.train_loss(), ws));
+        {
+            NoGradGuard no_grad;
+            for (std::size_t i = 0; i < ws.size(); ++i)
+                ws[i].value().copy_from(ops::sub(Var<T, D>(saved[i]), Var<T, D>(u[i])).value());
         }
         // grad_alpha L_val(w') and v = grad_w' L_val(w')
-        for (auto& w : ws) w.zero_grad();
-        set_gates(true);
-        ctx.val_loss().backward();
-        std::vector<Tensor<T, D>> dalpha, v;
-        for (auto& a : this->alphas_) dalpha.push_back(a.grad().defined() ? a.grad().clone() : Tensor<T, D>::zeros(a.shape()));
-        for (auto& w : ws) v.push_back(w.grad().defined() ? w.grad().clone() : Tensor<T, D>::zeros(w.shape()));
-        for (std::size_t i = 0; i < ws.size(); ++i) ws[i].value().copy_from(saved[i]);
-        auto hv = darts_hessian_vector_product(ws, v, this->alphas_, ctx.train_loss);
-        for (auto& w : ws) w.zero_grad();
-        for (std::size_t d = 0; d < this->alphas_.size(); ++d) {
-            for (std::int64_t k = 0; k < dalpha[d].numel(); ++k) dalpha[d][k] -= xi * hv[d][k];
-            this->alphas_[d].grad() = dalpha[d];
+        std::vector<Var<T, D>> both(this->alphas_.begin(), this->alphas_.end());
+        both.insert(both.end(), ws.begin(), ws.end());
+        std::vector<Tensor<T, D>> g;
+        try {
+            set_gates(true);
+            g = grad(ctx.val_loss(), both);
+        } catch (...) {
+            for (std::size_t i = 0; i < ws.size(); ++i) ws[i].value().copy_from(saved[i]);
+            throw;
         }
+        for (std::size_t i = 0; i < ws.size(); ++i) ws[i].value().copy_from(saved[i]);
+        const std::vector<Tensor<T, D>> v(g.begin() + static_cast<std::ptrdiff_t>(this->alphas_.size()), g.end());
+        g.resize(this->alphas_.size());
+        const auto hv = optim::mixed_hessian_vector_product(
+            ws, optim::update_jacobian_product(update, v),
+            [&] {
+                set_gates(true);
+                return grad(ctx.train_loss(), this->alphas_);
+            },
+            opt_.hessian_step);
+        NoGradGuard no_grad;
+        for (std::size_t d = 0; d < g.size(); ++d) g[d] = ops::sub(Var<T, D>(g[d]), Var<T, D>(hv[d])).value();
+        return g;
+    }
+
+private:
+    static optim::UpdateFn<T, D> plain_sgd(double lr) {
+        return [lr](const std::vector<Tensor<T, D>>& grads) {
+            NoGradGuard no_grad;
+            std::vector<Tensor<T, D>> u;
+            for (const auto& g : grads) u.push_back(ops::mul_scalar(Var<T, D>(g), lr).value());
+            return u;
+        };
     }
     DARTSOptions opt_;
 };
 
 // ---------------------------------------------------------------------------------------------
 
+/// How a temperature falls from tau_start to tau_end over the search steps.
+enum class Anneal { linear, exponential };
+
 struct GDASOptions {
-    double lr = 3e-4, beta1 = 0.5, weight_decay = 1e-3;  ///< Adam on alpha
-    double tau_start = 10.0, tau_end = 0.1;             ///< exponential anneal over ctx.total_steps (GDAS: 10 -> 0.1)
+    double lr = 3e-4, beta1 = 0.5, weight_decay = 1e-3;  ///< Adam on alpha (GDAS: 3e-4, (0.5, 0.999), 1e-3)
+    double tau_start = 10.0, tau_end = 0.1;             ///< GDAS: 10 -> 0.1
+    Anneal anneal = Anneal::linear;                     ///< GDAS lowers tau linearly over the search
+    /// true (GDAS): alpha steps on a validation batch in prepare(), alternating with the weight
+    /// steps; false: single level, alpha steps on the training loss's gradient in update().
+    bool bilevel = true;
 };
+
+struct SNASOptions {
+    double lr = 3e-4, beta1 = 0.5, weight_decay = 1e-3;  ///< Adam on alpha
+    double tau_start = 1.0, tau_end = 0.03;             ///< SNAS: from 1, lowered exponentially
+    Anneal anneal = Anneal::exponential;
+};
+
+namespace detail {
+/// Shared machinery of the Gumbel-softmax policies: per decision a sample
+/// h = gumbel_softmax(alpha, tau) gates the supernet, hard (one candidate runs, multiplied by
+/// h_k = 1; the straight-through gradient reaches alpha through the soft sample) or relaxed (every
+/// candidate runs, mixed by the soft h).
+template <class T, Device D>
+class GumbelPolicy : public AlphaPolicy<T, D> {
+public:
+    struct Config {
+        double lr, beta1, weight_decay, tau_start, tau_end;
+        Anneal anneal;
+        bool hard, bilevel;
+    };
+    GumbelPolicy(Supernet<T, D>& net, Config c) : AlphaPolicy<T, D>(net, c.lr, c.beta1, c.weight_decay), c_(c) {
+        DAM_CHECK(c.tau_start > 0 && c.tau_end > 0 && std::isfinite(c.tau_start) && std::isfinite(c.tau_end), value_error,
+                  "Gumbel NAS policy: temperatures {} -> {} must be finite and > 0", c.tau_start, c.tau_end);
+    }
+    /// The temperature of the last prepare().
+    double temperature() const { return tau_; }
+    /// tau at `step` of a search of `steps` steps.
+    double temperature_at(std::int64_t step, std::int64_t steps) const {
+        steps = std::max<std::int64_t>(1, steps);
+        return c_.anneal == Anneal::linear ? sampling::LinearAnneal{c_.tau_start, c_.tau_end, steps}(step)
+                                           : sampling::ExponentialAnneal{c_.tau_start, c_.tau_end, steps}(step);
+    }
+
+    void prepare(NasContext<T, D>& ctx) {
+        DAM_CHECK(ctx.gen, value_error, "{}::prepare: the context needs a generator", name());
+        tau_ = temperature_at(ctx.step, ctx.total_steps);
+        this->zero_alpha_grads();
+        if (c_.bilevel) {
+            // Alternating (GDAS Algorithm 1): alpha first, on a validation batch through its own
+            // sample; then a fresh sample gates the weight step, detached from alpha.
+            DAM_CHECK(ctx.val_loss, value_error,
+                      "{} (bilevel): the context needs a validation loss (val_loss); set bilevel = false to update "
+                      "alpha on the training loss",
+                      name());
+            sample(ctx, true);
+            const auto g = grad(ctx.val_loss(), this->alphas_);
+            for (std::size_t d = 0; d < g.size(); ++d) this->alphas_[d].grad() = g[d];
+            this->adam_->step();
+            this->zero_alpha_grads();
+            this->check_alphas(name());
+            sample(ctx, false);
+        } else {
+            sample(ctx, true);
+        }
+    }
+    void update(NasContext<T, D>&) {
+        if (c_.bilevel) return;
+        this->adam_->step();
+        this->zero_alpha_grads();
+        this->check_alphas(name());
+    }
+
+private:
+    const char* name() const { return c_.hard ? "GDAS" : "SNAS"; }
+    void sample(NasContext<T, D>& ctx, bool differentiable) {
+        for (std::size_t d = 0; d < this->alphas_.size(); ++d) {
+            Var<T, D> h = sampling::gumbel_softmax(this->alphas_[d], tau_, ctx.gen->next_stream(), c_.hard);
+            if (!differentiable) h = h.detach();
+            if (!c_.hard) {
+                this->net_->set_gate(d, {-1, h});
+                continue;
+            }
+            const Tensor<T, cpu> hv = on_host(h.value());
+            const std::int64_t k = std::max_element(hv.data(), hv.data() + hv.numel()) - hv.data();
+            this->net_->set_gate(d, {k, h});
+        }
+    }
+    Config c_;
+    double tau_ = 0;
+};
+}  // namespace detail
 
 /// GDAS (Dong & Yang, CVPR 2019): per decision h = gumbel_softmax(alpha, tau, hard): the one-hot
 /// value picks one candidate that runs alone, multiplied by h_k (= 1); the straight-through
-/// gradient reaches alpha through the soft sample. Alpha takes an Adam step after each training
-/// backward (single-level: the training loss; GDAS proper alternates with a validation batch).
+/// gradient reaches alpha through the soft sample. Bilevel by default, as in GDAS: before each
+/// weight step alpha takes an Adam step on a validation batch, grad alpha = grad_alpha L_val(w,
+/// alpha) through its own sample; tau falls linearly from 10 to 0.1 over the search.
+/// With bilevel = false alpha steps on the training loss instead (after the training backward).
 template <class Space, class T = float, Device D = cpu>
-class GDAS : public AlphaPolicy<T, D> {
+class GDAS : public detail::GumbelPolicy<T, D> {
 public:
     using space_type = Space;
     static constexpr std::string_view policy_name = "gdas";
 
-    GDAS(Supernet<T, D>& net, GDASOptions o = {}) : AlphaPolicy<T, D>(net, o.lr, o.beta1, o.weight_decay), opt_(o) {}
-
-    void prepare(NasContext<T, D>& ctx) {
-        DAM_CHECK(ctx.gen, value_error, "GDAS::prepare: the context needs a generator");
-        tau_ = sampling::ExponentialAnneal{opt_.tau_start, opt_.tau_end, std::max<std::int64_t>(1, ctx.total_steps)}(ctx.step);
-        this->zero_alpha_grads();
-        for (std::size_t d = 0; d < this->alphas_.size(); ++d) {
-            Var<T, D> h = sampling::gumbel_softmax(this->alphas_[d], tau_, ctx.gen->next_stream(), true);
-            const T* hv = h.value().data();
-            const std::int64_t k = std::max_element(hv, hv + h.numel()) - hv;
-            this->net_->set_gate(d, {k, h});
-        }
-    }
-    void update(NasContext<T, D>&) {
-        this->adam_->step();
-        this->zero_alpha_grads();
-        this->check_alphas("GDAS");
-    }
-    double temperature() const { return tau_; }
+    GDAS(Supernet<T, D>& net, GDASOptions o = {})
+        : detail::GumbelPolicy<T, D>(net, {o.lr, o.beta1, o.weight_decay, o.tau_start, o.tau_end, o.anneal, true, o.bilevel}),
+          opt_(o) {}
+    const GDASOptions& options() const { return opt_; }
 
 private:
     GDASOptions opt_;
-    double tau_ = 0;
+};
+
+/// SNAS (Xie et al., ICLR 2019), the relaxed form: per decision a soft sample
+/// z = softmax((alpha + g) / tau), g ~ Gumbel, mixes every candidate (as DARTS' weighted sum, so
+/// it costs every candidate's memory); one training backward pass gives the gradients of the
+/// weights and of alpha (single level: both lower the training loss), tau falls exponentially.
+/// SNAS's resource constraint is not included (DSNAS offers one).
+template <class Space, class T = float, Device D = cpu>
+class SNAS : public detail::GumbelPolicy<T, D> {
+public:
+    using space_type = Space;
+    static constexpr std::string_view policy_name = "snas";
+
+    SNAS(Supernet<T, D>& net, SNASOptions o = {})
+        : detail::GumbelPolicy<T, D>(net, {o.lr, o.beta1, o.weight_decay, o.tau_start, o.tau_end, o.anneal, false, false}),
+          opt_(o) {}
+    const SNASOptions& options() const { return opt_; }
+
+private:
+    SNASOptions opt_;
 };
 
 // ---------------------------------------------------------------------------------------------

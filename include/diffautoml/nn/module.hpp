@@ -49,8 +49,13 @@ public:
     }
     void eval() { train(false); }
     bool is_training() const { return training_; }
+    /// Releases every parameter's gradient (Var::zero_grad).
     void zero_grad() {
         for (auto& [name, p] : named_parameters()) p.zero_grad();
+    }
+    /// Fills every defined parameter gradient with zeros (Var::fill_grad_zero).
+    void fill_grad_zero() {
+        for (auto& [name, p] : named_parameters()) p.fill_grad_zero();
     }
     /// Calls f(module) for this module and every descendant, depth first.
     template <class F>

@@ -7,6 +7,7 @@
 #include "../autograd/variable.hpp"
 #include "../core/state.hpp"
 #include "../ops/cpu/optim.hpp"
+#include "../ops/elementwise.hpp"
 
 namespace diffautoml::optim {
 
@@ -39,9 +40,18 @@ public:
     }
     virtual ~Optimizer() = default;
     virtual void step() = 0;
+    /// Releases every gradient (the default, as PyTorch's set_to_none): step() skips a parameter
+    /// whose gradient is undefined, so a candidate the next backward pass does not reach (a
+    /// supernet path that was not sampled) gets no weight decay and no momentum step.
     void zero_grad() {
         for (auto& g : groups_)
             for (auto& p : g.params) p.zero_grad();
+    }
+    /// Fills the defined gradients with zeros instead: such parameters keep stepping (decay and
+    /// momentum) even when no later backward pass reaches them.
+    void fill_grad_zero() {
+        for (auto& g : groups_)
+            for (auto& p : g.params) p.fill_grad_zero();
     }
     /// Sets the learning rate of every group (schedules call this each step).
     void set_lr(double lr) {
@@ -88,6 +98,33 @@ public:
                          p.numel(), s);
             }
         }
+    }
+    /// The update step() would subtract from `weights` now for gradients `grads` (one per weight,
+    /// matched to the groups' parameters by identity; zero for a weight in no group), computed by
+    /// the same kernel on copies, so no state changes. For unrolled (bilevel) gradients.
+    std::vector<Tensor<T, D>> update_for(const std::vector<Var<T, D>>& weights, const std::vector<Tensor<T, D>>& grads) const {
+        DAM_CHECK(weights.size() == grads.size(), value_error, "SGD::update_for: {} weights with {} gradients",
+                  weights.size(), grads.size());
+        NoGradGuard no_grad;
+        std::vector<Tensor<T, D>> out;
+        for (std::size_t i = 0; i < weights.size(); ++i) {
+            Tensor<T, D> u = Tensor<T, D>::zeros(weights[i].shape());
+            for (std::size_t gi = 0; gi < this->groups_.size(); ++gi) {
+                const auto& g = this->groups_[gi];
+                for (std::size_t pi = 0; pi < g.params.size(); ++pi) {
+                    if (g.params[pi].node() != weights[i].node()) continue;
+                    const Tensor<T, D>& buf = buffers_[gi][pi];
+                    body::SgdStep<T> s{static_cast<T>(g.lr), static_cast<T>(g.weight_decay), static_cast<T>(opt_.momentum),
+                                       static_cast<T>(1 - opt_.dampening), opt_.nesterov, !buf.defined()};
+                    Tensor<T, D> w = weights[i].value().clone();
+                    Tensor<T, D> b = buf.defined() ? buf.clone() : Tensor<T, D>(weights[i].shape());
+                    sgd_step(D{}, w.data(), grads[i].data(), s.mu > 0 ? b.data() : static_cast<T*>(nullptr), w.numel(), s);
+                    u = ops::sub(Var<T, D>(weights[i].value()), Var<T, D>(w)).value();
+                }
+            }
+            out.push_back(std::move(u));
+        }
+        return out;
     }
     /// The momentum buffer of parameter `pi` of group `gi` (undefined before the first step).
     const Tensor<T, D>& momentum_buffer(std::size_t gi, std::size_t pi) const { return buffers_[gi][pi]; }

@@ -303,6 +303,7 @@ std::unique_ptr<P> default_hpo(const std::vector<optim::ParamGroup<typename P::v
     } else if constexpr (std::is_same_v<P, hpo::BaydinHD<T>>) {
         hpo::BaydinOptions b;
         b.momentum = o.momentum;
+        b.lr_factor = std::move(lr_factor);  // the groups carry the run's weight decay
         return std::make_unique<P>(groups, b);
     } else {
         static_assert(detail::dependent_false<P>, "JointSearch: no default factory for this HPO policy; set Factories::hpo");
@@ -541,8 +542,10 @@ public:
         hctx.forward = [&](const Tensor<float>& x) { return net_->forward(Var<T, D>(on_device<D>(x))); };
         data::Batch batch;
         nctx.train_loss = [&] {
-            return ops::cross_entropy(net_->forward(Var<T, D>(on_device<D>(batch.images))), on_device<D>(batch.labels));
+            return ops::cross_entropy(net_->forward(Var<T, D>(train_input_)), on_device<D>(batch.labels));
         };
+        if constexpr (requires(const HpoPolicy& h) { h.weight_update(step_, weights_, std::vector<Tensor<T, D>>{}); })
+            nctx.weight_update = [this](const std::vector<Tensor<T, D>>& g) { return hpo_->weight_update(step_, weights_, g); };
         nctx.val_loss = [&] {
             auto vb = val_->next(opt_.validation_batch);
             return ops::cross_entropy(net_->forward(Var<T, D>(on_device<D>(vb.images))), on_device<D>(vb.labels));
@@ -720,10 +723,12 @@ private:
         da::DaContext dctx{&gen_, da_step, total_steps_};
         nctx.step = step_;
         nctx.total_steps = std::max<std::int64_t>(1, static_cast<std::int64_t>(opt_.search_fraction * static_cast<double>(total_steps_)));
-        nctx.weight_lr = hpo_->values().front().second;
+        if constexpr (requires { hpo_->rates(step_).lr.front(); }) nctx.weight_lr = hpo_->rates(step_).lr.front();
+        else nctx.weight_lr = hpo_->values().front().second * lr_factor(step_);
         hctx.step = step_;
         const Tensor<std::int32_t, D> labels = on_device<D>(batch.labels);
         auto x = da_->augment(on_device<D>(batch.images), dctx);                 // 1
+        train_input_ = x.value();  // what nctx.train_loss sees: the batch the weight step trains on
         if (!derived_) nas_->prepare(nctx);                                       // 2
         auto logits = net_->forward(x);                                           // 3
         auto loss = hpo_->training_loss(logits, labels);
@@ -740,6 +745,19 @@ private:
         // NaN inputs can give a finite loss (ReLU maps NaN to 0) but non-finite gradients: check
         // them too, before anything is updated.
         if (!gradients_finite()) diverged("the weight gradients became non-finite");
+        if constexpr (requires { da_->needs_unrolled_gradient(); })
+            if (da_->needs_unrolled_gradient()) {
+                const optim::UpdateFn<T, D> update =
+                    nctx.weight_update ? nctx.weight_update : [lr = nctx.weight_lr](const std::vector<Tensor<T, D>>& g) {
+                        NoGradGuard no_grad;
+                        std::vector<Tensor<T, D>> u;
+                        for (const auto& t : g) u.push_back(ops::mul_scalar(Var<T, D>(t), lr).value());
+                        return u;
+                    };
+                dctx.unrolled_image_gradient = da::unrolled_image_gradient<T, D>(
+                    weights_, update, nctx.val_loss,
+                    [&](const Var<T, D>& xv) { return hpo_->training_loss(net_->forward(xv), labels); }, x.value());
+            }
         da_->update(per_sample, dctx);                                            // 5: pi
         if (!derived_) nas_->update(nctx);                                        //    alpha
         hpo_->step(hctx);                                                         //    w, then 6: eta, lambda
@@ -961,6 +979,7 @@ private:
     std::unique_ptr<NAS> nas_;
     std::unique_ptr<HpoPolicy> hpo_;
     std::vector<Var<T, D>> weights_;
+    Tensor<T, D> train_input_;  ///< the (augmented) images of the current training step
     std::vector<std::int64_t> arch_;
     bool derived_ = false, budget_fixed_ = false;
     double acc_loss_ = 0, elapsed_before_ = 0, search_seconds_ = 0;
