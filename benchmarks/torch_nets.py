@@ -2,8 +2,9 @@
 network of the ShuffleNetV2 space (include/diffautoml/nas/spaces.hpp, ShuffleSpace), built layer
 for layer as the library builds it, on random batches of Fashion-MNIST.
 
-Usage: /usr/bin/python3 torch_nets.py [--threads N] [--steps S] [--batch B] [--arch 3,0,0,2,2,0,2,2]
-Prints `net=shuffle ... train_img_per_s=X` (the line train_throughput reads).
+Usage: /usr/bin/python3 torch_nets.py [--threads N] [--steps S] [--batch B] [--arch 3,0,0,2,2,0,2,2] [--params-only]
+Prints `net=shuffle ... train_img_per_s=X` (the line train_throughput reads); with --params-only
+only `params=N` (tests/test_nn_optim.cpp checks it against the library's network).
 
 The space: stem 3x3/16 conv-BN-ReLU (stride 1), stages 48x2 (stride 2), 96x4 (stride 2), 192x2
 (stride 1), 1x1/256 conv-BN-ReLU, global average pool, linear. Choice 0/1/2 is the ShuffleNetV2
@@ -83,12 +84,16 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--arch", default="3,0,0,2,2,0,2,2")
+    ap.add_argument("--params-only", action="store_true", help="print params=N for --arch and exit (no data, no timing)")
     a = ap.parse_args()
     arch = [int(v) for v in a.arch.split(",")]
     if len(arch) != 8 or any(v < 0 or v > 3 for v in arch):
         raise SystemExit(f"torch_nets.py: --arch needs 8 choices in 0..3, got {a.arch}")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.params_only:
+        print(f"net=shuffle arch={a.arch} params={sum(p.numel() for p in shuffle_net(arch).parameters())}")
+        raise SystemExit(0)
     x, y = load_train()
     m = shuffle_net(arch)
     opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)

@@ -15,12 +15,16 @@ TEST_CASE("Philox-4x32-10 matches the Random123 known-answer vectors", "[core][r
 
 TEST_CASE("random fills do not depend on the thread count", "[core][rng]") {
     Tensor<float> a(Shape{100000}), b(Shape{100000});
-    set_num_threads(1);
-    Generator g1(42);
-    normal_(a, g1, 0.0, 1.0);
-    set_num_threads(2);
-    Generator g2(42);
-    normal_(b, g2, 0.0, 1.0);
+    {
+        const ScopedThreads one(1);
+        Generator g1(42);
+        normal_(a, g1, 0.0, 1.0);
+    }
+    {
+        const ScopedThreads two(2);
+        Generator g2(42);
+        normal_(b, g2, 0.0, 1.0);
+    }
     for (std::int64_t i = 0; i < a.numel(); ++i) REQUIRE(a[i] == b[i]);
 }
 

@@ -252,11 +252,12 @@ TEST_CASE("PairPolicyDA: pairs follow softmax(pi), same seed same batch, thread 
     Generator again(42);
     DaContext ctx2{&again, 0, 1};
     const auto y2 = p.augment(x, ctx2).value();
-    set_num_threads(1);
-    Generator once_more(42);
-    DaContext ctx3{&once_more, 0, 1};
-    const auto y3 = p.augment(x, ctx3).value();
-    set_num_threads(2);
+    const auto y3 = [&] {
+        const ScopedThreads one(1);
+        Generator once_more(42);
+        DaContext ctx3{&once_more, 0, 1};
+        return p.augment(x, ctx3).value();
+    }();
     Generator other(43);
     DaContext ctx4{&other, 0, 1};
     const auto y4 = p.augment(x, ctx4).value();
@@ -302,8 +303,90 @@ TEST_CASE("PairPolicyDA: the update is the gradient of mean(-l_i P[pair_i]) and 
     p.update(losses, ctx);
     const auto after = p.probabilities();
     CHECK(after[4] > before[4]);
-    // Magnitudes stay in [0, M]: Brightness after Identity changes pixels by at most 0.9 * 0.4 relative.
     for (std::size_t k = 0; k < after.size(); ++k) CHECK(std::isfinite(after[k]));
+    // Magnitudes are drawn from U(0, M), M = 0.4: all inside, and spread over the range.
+    const auto& m = p.last_magnitudes();
+    REQUIRE(m.size() == 2 * 64);
+    double lo = 1, hi = 0, mean = 0;
+    for (double v : m) {
+        CHECK(v >= 0.0);
+        CHECK(v <= 0.4);
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+        mean += v / static_cast<double>(m.size());
+    }
+    CHECK(lo < 0.05);
+    CHECK(hi > 0.35);
+    CHECK(mean == Approx(0.2).margin(5 * 0.4 / std::sqrt(12.0 * 128.0)));
+    // Brightness alone at magnitude m scales a pixel by 1 +- 0.9 m: never by more than 0.36 here.
+    PairPolicyOptions ob = o;
+    ob.ops = {Op::brightness};
+    ob.pixels = {0.0, 1.0};
+    PairPolicyDA<double> bright(ob);
+    Tensor<double> half = Tensor<double>::full(Shape{256, 1, 2, 2}, 0.5);
+    const auto yb = bright.augment(half, ctx).value();
+    double worst = 0;
+    for (std::int64_t k = 0; k < yb.numel(); ++k) worst = std::max(worst, std::abs(yb[k] - 0.5) / 0.5);
+    CHECK(worst <= (1 + 0.9 * 0.4) * (1 + 0.9 * 0.4) - 1 + 1e-12);  // two ops, each a factor within 1 +- 0.9 M
+    CHECK(worst > 0.2);
+}
+
+TEST_CASE("PairPolicyDA: the score-function estimator is unbiased for grad E_P[l]; the direct one is not",
+          "[da][statistics]") {
+    // With a loss that depends only on the pair, l(k), the exact ascent direction of E_P[l] in the
+    // logits is P_j (l_j - E_P[l]); the update descends on gradient(), so its mean over many batches
+    // must be -P_j (l_j - E_P[l]) for the score function (whatever the baseline), while the direct
+    // estimator's mean is -P_k-weighted: -P_j (P_j l_j - sum_k P_k^2 l_k).
+    PairPolicyOptions o;
+    o.ops = {Op::identity, Op::flip_lr, Op::invert};
+    o.lr = 0.0;  // measure the estimator, do not move the logits
+    o.pixels = {0.0, 1.0};
+    const std::vector<double> logits{0.8, -0.3, 0.1, 0.5, -0.9, 0.0, 0.3, 0.6, -0.2};
+    const std::vector<double> loss_of{2.0, 0.5, 1.0, 3.0, 0.2, 1.5, 0.7, 2.5, 1.2};
+    const auto P = sampling::softmax_row(logits);
+    double El = 0, El2 = 0;
+    for (std::size_t k = 0; k < P.size(); ++k) {
+        El += P[k] * loss_of[k];
+        El2 += P[k] * P[k] * loss_of[k];
+    }
+    Tensor<double> x = random_pixels(Shape{256, 1, 2, 2}, 3);
+    for (auto estimator : {PairPolicyOptions::Estimator::score_function, PairPolicyOptions::Estimator::direct}) {
+        o.estimator = estimator;
+        PairPolicyDA<double> p(o);
+        p.set_logits(logits);
+        Generator gen(21);
+        const int batches = 400;
+        std::vector<double> mean(P.size(), 0.0), sq(P.size(), 0.0);
+        for (int b = 0; b < batches; ++b) {
+            DaContext ctx{&gen, b, batches};
+            p.augment(x, ctx);
+            Tensor<double> losses(Shape{256});
+            for (std::int64_t i = 0; i < 256; ++i) losses[i] = loss_of[static_cast<std::size_t>(p.last_pairs()[static_cast<std::size_t>(i)])];
+            const auto g = p.gradient(losses);
+            for (std::size_t j = 0; j < g.size(); ++j) {
+                mean[j] += g[j] / batches;
+                sq[j] += g[j] * g[j] / batches;
+            }
+            p.update(losses, ctx);  // moves the baseline (lr 0: not the logits)
+        }
+        const bool score = estimator == PairPolicyOptions::Estimator::score_function;
+        if (score) CHECK(p.baseline() == Approx(El).epsilon(0.05));
+        for (std::size_t j = 0; j < P.size(); ++j) {
+            const double expect = score ? -P[j] * (loss_of[j] - El) : -P[j] * (P[j] * loss_of[j] - El2);
+            const double se = std::sqrt(std::max(sq[j] - mean[j] * mean[j], 0.0) / batches);
+            INFO((score ? "score function" : "direct") << " pair " << j << " mean " << mean[j] << " expected " << expect
+                                                         << " standard error " << se);
+            CHECK(std::abs(mean[j] - expect) <= 5 * se + 1e-12);
+        }
+        if (!score) {
+            // The bias: the direct estimator's mean is not the gradient of E_P[l] (by far, for some pair).
+            double worst = 0;
+            for (std::size_t j = 0; j < P.size(); ++j) worst = std::max(worst, std::abs(mean[j] + P[j] * (loss_of[j] - El)));
+            CHECK(worst > 0.05);
+        }
+    }
+    require_throws_with<value_error>([] { PairPolicyDA<float>(PairPolicyOptions{.baseline_momentum = 1.0}); },
+                                     {"baseline_momentum"});
 }
 
 TEST_CASE("PairPolicyDA: the entropy term is in the gradient; it and the ratio clamp stop the collapse", "[da]") {
@@ -585,6 +668,148 @@ TEST_CASE("DADA: parameter gradients match finite differences of the augmented b
         }
     }
     CHECK(used > 4);  // the sampled sub-policies received gradients
+}
+
+TEST_CASE("DADA: the sub-policy logits' straight-through gradient is that of the relaxed sample", "[da][gradcheck]") {
+    // The hard sample w = one_hot(argmax soft) multiplies the image; its gradient reaches pi as the
+    // soft sample's would: d w_k / d pi_j = soft_k (delta_kj - soft_j) / tau (Jang et al. 2017). So
+    // with the same Gumbel noise, dL/dpi equals the derivative of
+    //     R(pi) = sum_i soft_{i, k_i}(pi) <r_i, y_i> / std
+    // (y the augmented pixels; r = dL/d output in the stored space) while every k_i stays the argmax.
+    DADAOptions o;
+    o.ops = {Op::rotate, Op::brightness, Op::shear_x};
+    o.objective = DADAOptions::Objective::training;
+    o.pixels = {0.3, 0.5};
+    o.tau = 0.7;
+    DADA<double> d(o);
+    for (std::int64_t k = 0; k < d.logits().numel(); ++k) d.logits().value()[k] = 0.2 * std::sin(static_cast<double>(k));
+    const Tensor<double> x = random_pixels(Shape{10, 1, 5, 5}, 4);
+    const Tensor<double> r = random_pixels(Shape{10, 1, 5, 5}, 9);
+    auto run = [&] {
+        Generator gen(13);
+        DaContext ctx{&gen, 0, 1};
+        return d.augment(x, ctx);
+    };
+    auto y = run();
+    y.backward(r);
+    const Tensor<double> analytic = d.logits().grad().clone();
+    const std::vector<std::int64_t> chosen = d.last_subpolicies();
+    const std::int64_t S = d.subpolicy_count(), n = 25;
+    auto relaxed = [&] {
+        const Tensor<double> out = run().value();
+        REQUIRE(d.last_subpolicies() == chosen);  // the perturbation keeps every argmax
+        const auto& soft = d.last_soft_weights();
+        // The output is (w a2 - mean) / std with w = 1: <r, a2> / std per image, a2 the pixels.
+        double sum = 0;
+        for (std::int64_t i = 0; i < 10; ++i) {
+            double dot = 0;
+            for (std::int64_t p = 0; p < n; ++p) dot += r[i * n + p] * (out[i * n + p] * 0.5 + 0.3) / 0.5;
+            sum += soft[static_cast<std::size_t>(i * S + chosen[static_cast<std::size_t>(i)])] * dot;
+        }
+        return sum;
+    };
+    int nonzero = 0;
+    for (std::int64_t j = 0; j < S; ++j) {
+        double& v = d.logits().value()[j];
+        const double keep = v;
+        v = keep + 1e-6;
+        const double rp = relaxed();
+        v = keep - 1e-6;
+        const double rm = relaxed();
+        v = keep;
+        const double num = (rp - rm) / 2e-6;
+        INFO("logit " << j << " analytic " << analytic[j] << " numeric " << num);
+        CHECK(analytic[j] == Approx(num).margin(1e-7).epsilon(1e-5));
+        nonzero += std::abs(num) > 1e-6;
+    }
+    CHECK(nonzero > S / 2);
+}
+
+TEST_CASE("DADA's validation objective: the update's gradient is that of the unrolled validation loss",
+          "[da][gradcheck]") {
+    // F(d) = L_val(w - u(grad_w L_train(w, aug_d(x)))) with u(g) = xi g + c, on a one-layer network
+    // in double precision; the apply logits and the (exact-gradient) magnitudes are checked against
+    // finite differences of F with the same random draws.
+    DADAOptions o;
+    o.ops = {Op::rotate, Op::brightness};
+    o.magnitude_gradient = MagnitudeGradient::exact;
+    o.pixels = {0.3, 0.5};
+    o.lr = 1e-3;
+    DADA<double> d(o);
+    REQUIRE(d.needs_unrolled_gradient());
+    for (std::int64_t k = 0; k < d.apply_logits().numel(); ++k) {
+        d.apply_logits().value()[k] = 0.2 * static_cast<double>(k % 3) - 0.2;
+        d.magnitudes().value()[k] = 0.35 + 0.05 * static_cast<double>(k % 4);
+    }
+    Generator wg(7);
+    nn::Linear<double> lin(25, 3, true, wg);
+    auto net = [&](const Var<double>& v) { return lin.forward(ops::tanh(ops::reshape(v, {v.dim(0), 25}))); };
+    std::vector<Var<double>> weights = lin.parameters();
+    const Tensor<double> x = random_pixels(Shape{8, 1, 5, 5}, 2), xv = random_pixels(Shape{8, 1, 5, 5}, 3);
+    const auto yt = Tensor<std::int32_t>::from(Shape{8}, {0, 1, 2, 0, 1, 2, 0, 1});
+    const auto yv = Tensor<std::int32_t>::from(Shape{8}, {2, 1, 0, 2, 1, 0, 2, 1});
+    const double xi = 0.5;
+    const optim::UpdateFn<double> update = [&](const std::vector<Tensor<double>>& g) {
+        std::vector<Tensor<double>> u;
+        for (const auto& t : g) u.push_back(ops::add_scalar(ops::mul_scalar(Var<double>(t), xi), 0.01).value());
+        return u;
+    };
+    auto val_loss = [&] { return ops::cross_entropy(net(Var<double>(xv)), yv); };
+    auto train_loss_of = [&](const Var<double>& v) { return ops::cross_entropy(net(v), yt); };
+    auto augmented = [&] {
+        Generator gen(17);
+        DaContext ctx{&gen, 0, 1};
+        return d.augment(x, ctx).value();
+    };
+    auto F = [&] {
+        const auto xa = augmented();
+        const auto g = grad(train_loss_of(Var<double>(xa)), weights);
+        const auto u = update(g);
+        std::vector<Tensor<double>> saved;
+        for (auto& w : weights) saved.push_back(w.value().clone());
+        for (std::size_t i = 0; i < weights.size(); ++i)
+            for (std::int64_t k = 0; k < weights[i].numel(); ++k) weights[i].value()[k] -= u[i][k];
+        const double f = val_loss().value().item();
+        for (std::size_t i = 0; i < weights.size(); ++i) weights[i].value().copy_from(saved[i]);
+        return f;
+    };
+    // The update's gradient: the trainer's hook after the training backward pass.
+    const auto xa = augmented();
+    const auto tl = train_loss_of(Var<double>(xa));
+    tl.backward();
+    const auto hook = da::unrolled_image_gradient<double, cpu>(weights, update, val_loss, train_loss_of, xa);
+    auto [gpi, gbeta, gmag] = d.backward_images(hook());
+    int used = 0;
+    for (auto* p : {&d.apply_logits(), &d.magnitudes()}) {
+        const Tensor<double>& g = p == &d.apply_logits() ? gbeta : gmag;
+        for (std::int64_t k = 0; k < p->numel(); ++k) {
+            const double v = p->value()[k];
+            p->value()[k] = v + 1e-6;
+            const double fp = F();
+            p->value()[k] = v - 1e-6;
+            const double fm = F();
+            p->value()[k] = v;
+            const double num = (fp - fm) / 2e-6;
+            INFO("parameter element " << k << " analytic " << g[k] << " numeric " << num);
+            CHECK(g[k] == Approx(num).margin(1e-6).epsilon(2e-3));
+            used += std::abs(num) > 1e-5;
+        }
+    }
+    CHECK(used > 3);
+    // update() takes one Adam step on these gradients (descent) and needs the hook.
+    for (auto& w : weights) w.zero_grad();
+    {
+        Generator gen(17);
+        DaContext ctx{&gen, 0, 1};
+        const auto xb = d.augment(x, ctx).value();
+        train_loss_of(Var<double>(xb)).backward();
+        const double m0 = d.magnitudes().value()[0];
+        require_throws_with<value_error>([&] { d.update(Tensor<double>::full(Shape{8}, 1.0), ctx); },
+                                         {"unrolled_image_gradient", "Objective::adversarial"});
+        ctx.unrolled_image_gradient = da::unrolled_image_gradient<double, cpu>(weights, update, val_loss, train_loss_of, xb);
+        d.update(Tensor<double>::full(Shape{8}, 1.0), ctx);
+        if (gmag[0] != 0) CHECK((d.magnitudes().value()[0] - m0) * gmag[0] < 0);
+    }
 }
 
 TEST_CASE("DADA: the adversarial update raises the sub-policies that raise the loss", "[da]") {

@@ -158,8 +158,7 @@ TEST_CASE("the batch loader visits every sample once per epoch in a seeded order
 TEST_CASE("Fashion-MNIST loads from the Debian package when it is installed", "[data][fashion]") {
     const std::string dirpath = "/usr/share/datasets/fashion-mnist";
     if (!fs::exists(dirpath + "/t10k-images-idx3-ubyte.gz")) {
-        WARN("dataset-fashion-mnist is not installed: skipped");
-        return;
+        DAM_SKIP("dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)");
     }
     auto test = data::load_fashion_mnist(dirpath, false);
     CHECK(test.size() == 10000);

@@ -215,6 +215,46 @@ TEST_CASE("BaydinHD follows eta_t = eta_{t-1} + beta g_t . g_{t-1}", "[hpo][bayd
     CHECK(hd.last_hypergradient() == Approx(-dot));
 }
 
+TEST_CASE("BaydinHD keeps each group's weight decay and follows the learning-rate schedule", "[hpo][baydin]") {
+    // Step t uses the rate f(t) eta and decay lambda on the decayed group; the base rate moves by
+    // beta f(t-1) g_t . u_{t-1}, u = g + lambda w (no momentum).
+    Var<double> w(Tensor<double>::from(Shape{2}, {1.0, -2.0}), true);
+    Var<double> b(Tensor<double>::from(Shape{1}, {0.5}), true);
+    std::vector<optim::ParamGroup<double>> groups{{{w}, 0.1, 0.05, "decay"}, {{b}, 0.1, 0.0, "no_decay"}};
+    hpo::BaydinOptions o;
+    o.beta = 0.01;
+    o.lr_factor = [](std::int64_t step) { return step == 0 ? 0.5 : 0.25; };
+    hpo::BaydinHD<double> hd(groups, o);
+    hpo::HpoContext<double> ctx;
+    const double w0[2] = {1.0, -2.0}, g0[2] = {0.5, 1.0}, g1[2] = {2.0, 0.5};
+    w.grad() = Tensor<double>::from(Shape{2}, {g0[0], g0[1]});
+    b.grad() = Tensor<double>::from(Shape{1}, {1.0});
+    ctx.step = 0;
+    hd.step(ctx);
+    double u0[2], w1[2];
+    for (int i = 0; i < 2; ++i) {
+        u0[i] = g0[i] + 0.05 * w0[i];
+        w1[i] = w0[i] - 0.5 * 0.1 * u0[i];
+        CHECK(w.value()[i] == Approx(w1[i]).epsilon(1e-14));
+    }
+    CHECK(b.value()[0] == Approx(0.5 - 0.5 * 0.1 * 1.0).epsilon(1e-14));  // no decay on this group
+    w.grad() = Tensor<double>::from(Shape{2}, {g1[0], g1[1]});
+    b.grad() = Tensor<double>::from(Shape{1}, {0.0});
+    ctx.step = 1;
+    hd.step(ctx);
+    const double h = -(g1[0] * u0[0] + g1[1] * u0[1]) * 0.5;  // dL/d(base rate), f(0) = 0.5
+    const double lr1 = 0.1 - 0.01 * h;
+    CHECK(hd.last_hypergradient() == Approx(h).epsilon(1e-14));
+    CHECK(hd.values()[0].second == Approx(lr1).epsilon(1e-14));
+    CHECK(hd.values()[1] == std::pair<std::string, double>{"weight_decay", 0.05});
+    for (int i = 0; i < 2; ++i)
+        CHECK(w.value()[i] == Approx(w1[i] - 0.25 * lr1 * (g1[i] + 0.05 * w1[i])).epsilon(1e-14));
+    // weight_update() is the next step's update without taking it.
+    const auto r = hd.rates(2);
+    CHECK(r.lr == std::vector<double>{0.25 * lr1, 0.25 * lr1});
+    CHECK(r.wd == std::vector<double>{0.05, 0.0});
+}
+
 TEST_CASE("the learning-rate hypergradient moves eta to the known best value from both sides", "[hpo]") {
     // L(w) = a/2 |w|^2 from a fixed w0: w' = (1 - eta a) w0 and L(w') is smallest at eta = 1/a.
     const double a = 4.0;

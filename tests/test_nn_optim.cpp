@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 
@@ -20,6 +21,34 @@ TEST_CASE("reference networks have PyTorch's parameter counts and names", "[nn]"
     CHECK(small->named_buffers().size() == 2 * 9);  // 9 batch norms, mean and var each
     auto y = small->forward(Var<float>(Tensor<float>::zeros(Shape{2, 1, 28, 28})));
     CHECK(y.shape() == Shape{2, 10});
+}
+
+TEST_CASE("the ShuffleNetV2 space's derived networks have the parameter counts of their PyTorch twins", "[nn][peer]") {
+    // benchmarks/torch_nets.py builds the derived networks layer for layer for the throughput
+    // comparison; equal parameter counts (for every choice in every layer) check that it is the
+    // same network.
+    const std::string script = std::string(DAM_SOURCE_DIR) + "/benchmarks/torch_nets.py";
+    if (std::system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") != 0)
+        DAM_SKIP("python3-torch is not installed (apt-get install python3-torch)");
+    for (const std::string arch : {"0,0,0,0,0,0,0,0", "1,1,1,1,1,1,1,1", "2,2,2,2,2,2,2,2", "3,3,3,3,3,3,3,3", "3,0,0,2,2,0,2,2"}) {
+        const std::string cmd = "/usr/bin/python3 '" + script + "' --params-only --arch " + arch;
+        std::FILE* pipe = popen(cmd.c_str(), "r");
+        REQUIRE(pipe != nullptr);
+        std::string out;
+        char buf[256];
+        while (std::fgets(buf, sizeof buf, pipe)) out += buf;
+        REQUIRE(pclose(pipe) == 0);
+        const auto at = out.find("params=");
+        REQUIRE(at != std::string::npos);
+        const std::int64_t torch_params = std::stoll(out.substr(at + 7));
+        std::vector<std::int64_t> choices;
+        for (char c : arch)
+            if (c != ',') choices.push_back(c - '0');
+        Generator g(0);
+        auto net = nas::ShuffleSpace::build<float>(nas::ShuffleSpace::default_options(), g, choices);
+        INFO("arch " << arch);
+        CHECK(net->parameter_count() == torch_params);
+    }
 }
 
 TEST_CASE("a whole network passes the gradient checker in double", "[nn][gradcheck]") {

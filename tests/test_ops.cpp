@@ -150,10 +150,8 @@ TEST_CASE("conv2d matches a direct convolution and passes the gradient checker",
 TEST_CASE("conv2d batching several images per GEMM matches the direct convolution", "[ops][conv][gradcheck]") {
     // Small outputs make the kernels put several images side by side in one GEMM; a batch of 6
     // with 2 threads gives blocks of 3 images, and an uneven batch of 5 a short last block.
-    auto& cols = backend_cpu::conv_detail::min_gemm_columns();
-    const auto saved = cols;
-    cols = 1 << 20;
-    set_num_threads(2);
+    const ScopedValue gemm_columns(backend_cpu::conv_detail::min_gemm_columns(), std::int64_t{1} << 20);
+    const ScopedThreads threads(2);
     struct Case {
         std::int64_t N, cin, cout, k;
         Conv2dOptions o;
@@ -166,7 +164,6 @@ TEST_CASE("conv2d batching several images per GEMM matches the direct convolutio
         for (std::int64_t j = 0; j < y.numel(); ++j) REQUIRE(y[j] == Approx(ref[j]).margin(1e-12));
         require_gradcheck([o = c.o](const VD& v) { return ops::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
     }
-    cols = saved;
 }
 
 TEST_CASE("depthwise conv2d over several interleaved image groups matches the direct convolution",
@@ -174,7 +171,7 @@ TEST_CASE("depthwise conv2d over several interleaved image groups matches the di
     // The depthwise kernel works on groups of 16 images: a batch of 19 gives one full group and
     // one of 3 (the missing lanes must contribute nothing), with strides, dilation, a kernel that
     // reads past the image and planes of uneven sizes; 2 threads split the (channel, group) pairs.
-    set_num_threads(2);
+    const ScopedThreads threads(2);
     struct Case {
         std::int64_t N, C, k, H, W;
         Conv2dOptions o;
@@ -202,12 +199,8 @@ TEST_CASE("Winograd F(2x2,3x3) convolution matches the direct convolution and pa
     // Forced on, so that small test shapes take the Winograd path: odd and even output sizes
     // (partial edge tiles), padding 0, 1 and 2 (the data gradient then runs with padding 2, 1, 0),
     // one and several images per block, and a batch that does not split evenly over the threads.
-    auto& mode = backend_cpu::winograd::mode();
-    struct Restore {
-        ~Restore() { backend_cpu::winograd::mode() = backend_cpu::winograd::Mode::automatic; }
-    } restore;
-    mode = backend_cpu::winograd::Mode::always;
-    set_num_threads(2);
+    const ScopedValue winograd(backend_cpu::winograd::mode(), backend_cpu::winograd::Mode::always);
+    const ScopedThreads threads(2);
     struct Case {
         std::int64_t N, cin, cout, H, W, pad;
         bool bias;
@@ -235,7 +228,7 @@ TEST_CASE("Winograd F(2x2,3x3) convolution matches the direct convolution and pa
         auto x = randn(Shape{6, 32, 14, 14}, 71, false), w = randn(Shape{32, 32, 3, 3}, 72, false);
         Var<float> xf(cast<float>(x.value()), true), wf(cast<float>(w.value()), true);
         auto run = [&](backend_cpu::winograd::Mode m) {
-            mode = m;
+            backend_cpu::winograd::mode() = m;
             xf.zero_grad();
             wf.zero_grad();
             auto y = ops::conv2d(xf, wf, Var<float>(), {1, 1, 1, 1});
@@ -474,6 +467,22 @@ TEST_CASE("dropout: gradient check with a fixed mask, and the keep rate", "[ops]
     double s = 0;
     for (std::int64_t i = 0; i < y.numel(); ++i) s += y[i];
     CHECK(s / 1e5 == Approx(1.0).epsilon(0.01));  // E[y] = x (inverted dropout)
+    // Each element is dropped with probability 0.25 and the others scaled by 1 / 0.75: count them
+    // (a mask that kept everything and scaled by 1 would pass the mean check alone).
+    std::int64_t zeros = 0, scaled = 0;
+    for (std::int64_t i = 0; i < y.numel(); ++i) {
+        zeros += y[i] == 0.0;
+        scaled += y[i] == Approx(1.0 / 0.75).epsilon(1e-12);
+    }
+    CHECK(zeros + scaled == y.numel());
+    const double sd = std::sqrt(1e5 * 0.25 * 0.75);
+    CHECK(std::abs(static_cast<double>(zeros) - 0.25e5) < 5 * sd);
+    // The gradient passes through the same mask: zero where dropped, 1 / 0.75 where kept.
+    auto xin = Var<double>(Tensor<double>::full(Shape{1000}, 2.0), true);
+    Generator gm(11);
+    auto yd = ops::dropout(xin, 0.25, true, gm);
+    ops::sum(yd).backward();
+    for (std::int64_t i = 0; i < 1000; ++i) CHECK(xin.grad()[i] == Approx(yd.value()[i] / 2.0).epsilon(1e-12));
     CHECK(ops::dropout(ones, 0.25, false, g).value().shares_storage_with(ones.value()));
     require_throws_with<value_error>([&] { (void)ops::dropout(ones, 1.0, true, g); }, {"dropout", "[0, 1)"});
 }

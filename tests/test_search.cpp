@@ -113,6 +113,42 @@ TEST_CASE("joint search end to end: log, model, result, and a model file that re
     CHECK(Joint(train, test, tiny_options(""), {}, tiny_space()).finished_result().is_null());
 }
 
+TEST_CASE("joint search composes the other policies: DADA (validation objective), DARTS second order, GDAS, SNAS, "
+          "BaydinHD", "[search]") {
+    const auto train = bars(320, 1, data::Split::train), test = bars(60, 2, data::Split::test);
+    auto o = tiny_options("");
+    o.epochs = 1;
+    SECTION("DADA + DARTS (second order) + BaydinHD: the run's decay and schedule reach Baydin") {
+        using S = search::JointSearch<da::DADA, nas::DARTS<nas::ShuffleSpace>, hpo::BaydinHD>;
+        S::Factories f;
+        f.nas = [](nas::Supernet<float>& net, const search::JointOptions&, std::int64_t) {
+            return std::make_unique<nas::DARTS<nas::ShuffleSpace>>(net, nas::DARTSOptions{3e-3, 0.5, 1e-3, true});
+        };
+        S s(train, test, o, f, tiny_space());
+        const auto before = s.da_policy().magnitudes().value().clone();
+        const auto r = s.run();
+        CHECK(r.test_accuracy >= 0.0);
+        CHECK(r.steps == s.steps_per_epoch());
+        // DADA learned from the unrolled validation loss: its magnitudes moved.
+        double moved = 0;
+        for (std::int64_t k = 0; k < before.numel(); ++k) moved += std::abs(s.da_policy().magnitudes().value()[k] - before[k]);
+        CHECK(moved > 0);
+        const auto rates = s.hpo_policy().rates(3);
+        REQUIRE(rates.wd.size() == 2);
+        CHECK(std::max(rates.wd[0], rates.wd[1]) == o.weight_decay);
+        CHECK(rates.lr[0] == Approx(s.hpo_policy().values()[0].second * s.lr_factor(3)));
+    }
+    SECTION("GDAS (bilevel) and SNAS") {
+        search::JointSearch<da::NoAugment, nas::GDAS<nas::ShuffleSpace>, hpo::FixedSchedule> gdas(train, test, o, {},
+                                                                                                  tiny_space());
+        CHECK(gdas.run().steps == gdas.steps_per_epoch());
+        CHECK(gdas.nas_policy().temperature() < 10.0);
+        search::JointSearch<da::NoAugment, nas::SNAS<nas::ShuffleSpace>, hpo::HypergradLrWd> snas(train, test, o, {},
+                                                                                                  tiny_space());
+        CHECK(snas.run().steps == snas.steps_per_epoch());
+    }
+}
+
 TEST_CASE("joint search: a resumed run equals an uninterrupted one", "[search]") {
     const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
     const std::string a_dir = fresh_dir("resume_a"), b_dir = fresh_dir("resume_b");
