@@ -28,7 +28,7 @@ struct Args {
 void usage() {
     fmt::print(
         "nas_search: architecture search on Fashion-MNIST, the searched weights are the final model.\n"
-        "  --policy dsnas|darts|gdas|snas|fixed (dsnas)   --space shuffle|mobilenetv2|darts (shuffle)\n"
+        "  --policy dsnas|darts|gdas|snas|fixed (dsnas)   --space shuffle|mobilenetv2|darts|darts_paper (shuffle)\n"
         "  --epochs N (15)  --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --alpha-lr X (DSNAS 3e-2, else the policy default)\n"
         "  --fix-threshold X (0.3, DSNAS)  --warmup-epochs X (0.25: DSNAS samples uniformly before alpha moves)\n"
         "  --flops-penalty X (0, DSNAS)  --arch i,j,... (fixed)\n"
@@ -61,8 +61,8 @@ Args parse(int argc, char** argv) {
               "nas_search: epochs and threads must be >= 1, batch >= 2, lr > 0 and val >= 0");
     DAM_CHECK(a.policy == "dsnas" || a.policy == "darts" || a.policy == "gdas" || a.policy == "snas" || a.policy == "fixed",
               value_error, "nas_search: unknown policy '{}' (dsnas, darts, gdas, snas or fixed)", a.policy);
-    DAM_CHECK(a.space == "shuffle" || a.space == "mobilenetv2" || a.space == "darts", value_error,
-              "nas_search: unknown space '{}' (shuffle, mobilenetv2 or darts)", a.space);
+    DAM_CHECK(a.space == "shuffle" || a.space == "mobilenetv2" || a.space == "darts" || a.space == "darts_paper",
+              value_error, "nas_search: unknown space '{}' (shuffle, mobilenetv2, darts or darts_paper)", a.space);
     DAM_CHECK((a.policy != "darts" && a.policy != "gdas") || a.val > 0, value_error,
               "nas_search: {} steps alpha on validation batches and needs a validation split (--val > 0)", a.policy);
     return a;
@@ -226,6 +226,7 @@ int main(int argc, char** argv) try {
     data::Dataset train = full, val;
     if (a.val > 0) std::tie(train, val) = data::split_train_val(full, a.val, a.seed);
     if (a.space == "darts") return run_space<nas::DartsSpace>(a, train, val, test);
+    if (a.space == "darts_paper") return run_space<nas::DartsPaperSpace>(a, train, val, test);
     return a.space == "shuffle" ? run_space<nas::ShuffleSpace>(a, train, val, test)
                                 : run_space<nas::MobileNetV2Space>(a, train, val, test);
 } catch (const std::exception& e) {

@@ -695,6 +695,67 @@ TEST_CASE("the DARTS cell space builds, shares edge decisions across cells, and 
     fs::remove(path);
 }
 
+TEST_CASE("the DARTS paper space: none, non-affine BN after pooling, and two strongest edges per node",
+          "[nas][spaces][export]") {
+    Generator gen(2);
+    nas::DartsOptions o;
+    o.channels = 4;
+    o.cells = 3;
+    o.nodes = 2;
+    o.image = 8;
+    auto net = nas::DartsPaperSpace::build<float>(o, gen);
+    REQUIRE(net->num_decisions() == 2 * 5);
+    const std::vector<std::string> ops{"none", "max_pool_3x3", "avg_pool_3x3", "skip", "sep_conv_3x3", "sep_conv_5x5",
+                                       "dil_conv_3x3", "dil_conv_5x5"};
+    CHECK(net->decisions()[0].choices == ops);
+    // none and the pools of a normal edge (same width) have no parameters: the pools' BN is not affine.
+    for (std::size_t k : {0u, 1u, 2u}) CHECK(net->decisions()[0].params[k] == 0);
+    CHECK(net->decisions()[0].macs[0] == 0);
+    // Derivation: per node the two edges with the strongest non-none op, each with that op. Node 0
+    // of each cell type has edges 0, 1 (both kept); node 1 has edges 2, 3, 4. Edge 2 is mostly
+    // none but its best real op (0.3) beats edge 4's (0.25): edges 2 and 3 are kept, 4 is dropped.
+    auto row = [](std::initializer_list<double> v) { return std::vector<double>(v); };
+    std::vector<std::vector<double>> p(10, row({0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1}));
+    p[0] = row({0.05, 0.05, 0.05, 0.05, 0.6, 0.1, 0.05, 0.05});  // sep_conv_3x3
+    p[1] = row({0.9, 0.02, 0.02, 0.02, 0.01, 0.01, 0.01, 0.01}); // none wins, max_pool is best real op
+    p[2] = row({0.6, 0.02, 0.02, 0.3, 0.02, 0.02, 0.01, 0.01});  // skip 0.3
+    p[3] = row({0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.65, 0.05});// dil_conv_3x3
+    p[4] = row({0.05, 0.25, 0.1, 0.1, 0.1, 0.2, 0.1, 0.1});      // max_pool 0.25: dropped
+    for (int e = 5; e < 10; ++e) p[static_cast<std::size_t>(e)] = p[static_cast<std::size_t>(e - 5)];
+    const auto arch = net->derive_architecture(p);
+    CHECK(arch == std::vector<std::int64_t>{4, 1, 3, 6, 0, 4, 1, 3, 6, 0});
+    // DartsSpace (no none) keeps the argmax of every edge.
+    auto plain = nas::DartsSpace::build<float>(o, gen);
+    std::vector<std::vector<double>> q(10, row({0.1, 0.5, 0.1, 0.1, 0.1, 0.05, 0.05}));
+    CHECK(plain->derive_architecture(q) == std::vector<std::int64_t>(10, 1));
+    // A search policy derives through the space: DARTS on the paper space keeps two edges per node.
+    nas::DARTS<nas::DartsPaperSpace> darts(*net);
+    const auto d = darts.derived();
+    for (std::size_t first : {0u, 5u}) {
+        CHECK(std::count(d.begin() + static_cast<std::ptrdiff_t>(first), d.begin() + static_cast<std::ptrdiff_t>(first) + 2, 0) == 0);
+        CHECK(std::count(d.begin() + static_cast<std::ptrdiff_t>(first) + 2, d.begin() + static_cast<std::ptrdiff_t>(first) + 5, 0) == 1);
+    }
+    // The supernet (every candidate mixed), then the derived network: it skips the none edges,
+    // takes the weights, exports and reloads, and computes what the supernet's path computes.
+    darts.set_gates(false);
+    const auto x = rand_images(2, 8, 5);
+    CHECK(net->forward(Var<float>(x)).shape() == Shape{2, 10});
+    auto derived = nas::derive<nas::DartsPaperSpace>(*net, arch);
+    CHECK(derived->parameter_count() < net->parameter_count());
+    const std::string path = (fs::temp_directory_path() / "dam_test_darts_paper_export.bin").string();
+    nas::save_derived(path, *derived);
+    auto loaded = nas::load_derived<float>(path);
+    CHECK(loaded.description.at("space") == "darts_paper");
+    CHECK(loaded.net->path_macs(arch) == Approx(net->path_macs(arch)));
+    net->set_architecture(arch);
+    net->eval();
+    NoGradGuard ng;
+    const auto ys = net->forward(Var<float>(x)).value();
+    const auto yl = loaded.net->forward(Var<float>(x)).value();
+    for (std::int64_t i = 0; i < ys.numel(); ++i) REQUIRE(yl[i] == Approx(ys[i]).margin(1e-6));
+    fs::remove(path);
+}
+
 TEST_CASE("batch-norm recalibration gives the exact statistics of the batches it sees", "[nn][batchnorm]") {
     nn::BatchNorm2d<double> bn(2);
     std::vector<Tensor<double>> batches;

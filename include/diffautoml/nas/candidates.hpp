@@ -157,6 +157,47 @@ struct Pool3x3 {
     }
 };
 
+/// DARTS' pooling as it searches: 3x3 pooling (padding 1), then batch norm without affine terms
+/// (DARTS' MixedOp appends BatchNorm2d(C, affine=False) to its pooling ops), and a 1x1 conv first
+/// when the width changes.
+template <bool Max>
+struct PoolBN3x3 {
+    static constexpr std::string_view name = Max ? "max_pool_3x3" : "avg_pool_3x3";
+    template <class T, Device D>
+    static nn::ModulePtr<T, D> make(const CandidateArgs& a, Generator& gen) {
+        const Pool2dOptions o{3, a.stride, 1};
+        auto seq = nn::make<nn::Sequential<T, D>>();
+        if constexpr (Max) seq->push_back(nn::make<nn::MaxPool2d<T, D>>(o));
+        else seq->push_back(nn::make<nn::AvgPool2d<T, D>>(o));
+        if (a.in != a.out) seq->push_back(nn::make<nn::Conv2d<T, D>>(a.in, a.out, 1, Conv2dOptions{}, false, gen));
+        seq->push_back(nn::make<nn::BatchNorm2d<T, D>>(a.out, 0.1, 1e-5, false, /*affine=*/false));
+        return seq;
+    }
+};
+
+/// DARTS' `none`: zeros of the output shape, so that an edge can be switched off. In a mixture
+/// it adds nothing and its weight gets no gradient; derived networks skip it.
+template <class T, Device D = cpu>
+class Zero : public nn::Module<T, D> {
+public:
+    Zero(std::int64_t out, std::int64_t stride) : out_(out), stride_(stride) {}
+    Var<T, D> forward(const Var<T, D>& x) override {
+        DAM_CHECK(x.shape().rank() == 4, shape_error, "none: input must be (N, C, H, W), got {}", x.shape());
+        const std::int64_t H = (x.dim(2) + stride_ - 1) / stride_, W = (x.dim(3) + stride_ - 1) / stride_;
+        return Var<T, D>(Tensor<T, D>::zeros({x.dim(0), out_, H, W}));
+    }
+
+private:
+    std::int64_t out_, stride_;
+};
+struct NoneOp {
+    static constexpr std::string_view name = "none";
+    template <class T, Device D>
+    static nn::ModulePtr<T, D> make(const CandidateArgs& a, Generator&) {
+        return nn::make<Zero<T, D>>(a.out, a.stride);
+    }
+};
+
 /// DARTS' reduction of a skip edge: ReLU then two stride-2 1x1 convs on offset grids, concatenated.
 template <class T, Device D = cpu>
 class FactorizedReduce : public nn::Module<T, D> {

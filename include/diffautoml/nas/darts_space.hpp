@@ -1,14 +1,19 @@
 #pragma once
-// The DARTS cell space (Liu et al., 2019), narrow and shallow for 28x28 inputs. A cell takes the
+// The DARTS cell spaces (Liu et al., 2019), narrow and shallow for 28x28 inputs. A cell takes the
 // outputs of the two previous cells, preprocesses them to C channels, and computes `nodes`
 // intermediate nodes, each the sum of one mixed op per earlier node (two inputs included); the
 // cell's output is the concatenation of its intermediate nodes. Reduction cells apply stride 2 on
 // the edges from their inputs and double C. Each edge of the normal cell is one decision shared by
-// every normal cell, and likewise for the reduction cell (2 x sum_{i<nodes} (2 + i) decisions of
-// 7 choices). The derived network keeps every edge with its argmax operation (this space has no
-// "none" operation, so DARTS' top-2-edges pruning does not apply).
+// every normal cell, and likewise for the reduction cell (2 x sum_{i<nodes} (2 + i) decisions).
+//  - DartsSpace: 7 ops per edge, no `none`; the derived network keeps every edge with its argmax.
+//  - DartsPaperSpace: DARTS' own 8 ops (none, max/avg pool 3x3 with non-affine BN, skip,
+//    sep_conv 3x3/5x5, dil_conv 3x3/5x5) and DARTS' derivation: each node keeps the two incoming
+//    edges whose strongest non-`none` op is strongest, each with that op; the other edges are
+//    `none` and the derived network skips them.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -55,10 +60,25 @@ struct DartsOptions {
     }
 };
 
-template <class T, Device D = cpu>
+/// The mixed op of one edge of DartsSpace (D a Device; unconstrained here so that the alias can
+/// be passed as a template template argument).
+template <class T, class D>
+using DartsEdge = MixedOp<T, D, SepConv<3>, SepConv<5>, DilConv<3>, DilConv<5>, Pool3x3<true>, Pool3x3<false>, SkipConnect>;
+/// The mixed op of one edge of DartsPaperSpace, in DARTS' order (PRIMITIVES); `none` is choice 0.
+template <class T, class D>
+using DartsPaperEdge = MixedOp<T, D, NoneOp, PoolBN3x3<true>, PoolBN3x3<false>, SkipConnect, SepConv<3>, SepConv<5>,
+                               DilConv<3>, DilConv<5>>;
+
+template <class T, Device D = cpu, template <class, class> class EdgeT = DartsEdge>
 class DartsCell : public nn::Module<T, D> {
 public:
-    using Edge = MixedOp<T, D, SepConv<3>, SepConv<5>, DilConv<3>, DilConv<5>, Pool3x3<true>, Pool3x3<false>, SkipConnect>;
+    using Edge = EdgeT<T, D>;
+    /// The index of `none` among the edge's choices, or -1 when it has none.
+    static constexpr std::int64_t none_index = [] {
+        for (std::size_t k = 0; k < Edge::candidate_names.size(); ++k)
+            if (Edge::candidate_names[k] == "none") return static_cast<std::int64_t>(k);
+        return std::int64_t{-1};
+    }();
 
     /// `arch` (empty for a supernet) holds this cell type's choice per edge.
     DartsCell(std::int64_t c_pp, std::int64_t c_p, std::int64_t c, bool reduction, bool reduction_prev, std::int64_t nodes,
@@ -83,6 +103,12 @@ public:
         for (std::int64_t i = 0; i < nodes_; ++i) {
             Var<T, D> node;
             for (std::size_t j = 0; j < states.size(); ++j, ++e) {
+                // A derived `none` edge adds zeros: skip it (unless the node would have no input).
+                const bool last = j + 1 == states.size();
+                if (none_index >= 0 && edges_[e]->only() == none_index && (node.defined() || !last)) {
+                    edges_[e]->note_skipped_input(states[j].shape());
+                    continue;
+                }
                 Var<T, D> y = edges_[e]->forward(states[j]);
                 node = node.defined() ? node + y : y;
             }
@@ -106,10 +132,13 @@ private:
 };
 
 /// stem (conv3x3 -> BN, 3C channels) -> cells -> global average pool -> linear.
-template <class T, Device D = cpu>
+template <class T, Device D = cpu, template <class, class> class EdgeT = DartsEdge>
 class DartsSupernet : public Supernet<T, D> {
 public:
-    DartsSupernet(DartsOptions o, Generator& gen, const std::vector<std::int64_t>& arch) : opt_(o) {
+    using Cell = DartsCell<T, D, EdgeT>;
+
+    DartsSupernet(DartsOptions o, Generator& gen, const std::vector<std::int64_t>& arch, std::string space = "darts")
+        : opt_(o), space_(std::move(space)) {
         opt_.validate();
         const std::int64_t E = opt_.edges();
         static constexpr const char* cell_types[] = {"normal", "reduce"};
@@ -117,8 +146,7 @@ public:
             std::int64_t e = 0;
             for (std::int64_t i = 0; i < opt_.nodes; ++i)
                 for (std::int64_t j = 0; j < 2 + i; ++j, ++e) {
-                    std::vector<std::string> names(DartsCell<T, D>::Edge::candidate_names.begin(),
-                                                   DartsCell<T, D>::Edge::candidate_names.end());
+                    std::vector<std::string> names(Cell::Edge::candidate_names.begin(), Cell::Edge::candidate_names.end());
                     this->add_decision(fmt::format("{}.node{}.in{}", cell_types[t], i, j), names);
                 }
         }
@@ -138,7 +166,7 @@ public:
             const bool reduction = opt_.is_reduction(k);
             if (reduction) c *= 2;
             const int t = reduction ? 1 : 0;
-            auto cell = std::make_shared<DartsCell<T, D>>(c_pp, c_p, c, reduction, reduction_prev, opt_.nodes, gen, type_arch(t));
+            auto cell = std::make_shared<Cell>(c_pp, c_p, c, reduction, reduction_prev, opt_.nodes, gen, type_arch(t));
             cells_.push_back(this->register_module(fmt::format("cell{}", k), cell));
             for (std::size_t e = 0; e < cell->edges().size(); ++e)
                 this->bind(static_cast<std::size_t>(t * E) + e, cell->edges()[e].get());
@@ -160,14 +188,51 @@ public:
         }
         return head_->forward(pool_->forward(s1));
     }
-    std::string space_name() const override { return "darts"; }
+    std::string space_name() const override { return space_; }
     nlohmann::json options_json() const override { return opt_.to_json(); }
     const DartsOptions& options() const { return opt_; }
 
+    /// With a `none` op, DARTS' derivation (Liu et al., 2019, section 2.4): per node the two
+    /// incoming edges with the largest max_{k != none} p_k, each with that argmax op; the other
+    /// edges get `none`. Without one, the argmax of every edge.
+    std::vector<std::int64_t> derive_architecture(const std::vector<std::vector<double>>& probabilities) const override {
+        if constexpr (Cell::none_index < 0) {
+            return Supernet<T, D>::derive_architecture(probabilities);
+        } else {
+            DAM_CHECK(probabilities.size() == this->num_decisions(), value_error,
+                      "{}: derive_architecture needs one distribution per decision ({}), got {}", space_, this->num_decisions(),
+                      probabilities.size());
+            constexpr auto none = static_cast<std::size_t>(Cell::none_index);
+            std::vector<std::int64_t> arch(probabilities.size(), Cell::none_index);
+            std::vector<std::pair<double, std::int64_t>> best;  // (strength, op) of each incoming edge
+            std::size_t e = 0;
+            for (int t = 0; t < 2; ++t)
+                for (std::int64_t i = 0; i < opt_.nodes; ++i) {
+                    best.clear();
+                    for (std::int64_t j = 0; j < 2 + i; ++j, ++e) {
+                        const auto& p = probabilities[e];
+                        std::pair<double, std::int64_t> b{-1.0, -1};
+                        for (std::size_t k = 0; k < p.size(); ++k)
+                            if (k != none && p[k] > b.first) b = {p[k], static_cast<std::int64_t>(k)};
+                        best.push_back(b);
+                    }
+                    std::vector<std::size_t> order(best.size());
+                    std::iota(order.begin(), order.end(), std::size_t{0});
+                    std::stable_sort(order.begin(), order.end(),
+                                     [&](std::size_t a, std::size_t b) { return best[a].first > best[b].first; });
+                    const std::size_t first = e - best.size();
+                    for (std::size_t r = 0; r < std::min<std::size_t>(2, order.size()); ++r)
+                        arch[first + order[r]] = best[order[r]].second;
+                }
+            return arch;
+        }
+    }
+
 private:
     DartsOptions opt_;
+    std::string space_;
     nn::ModulePtr<T, D> stem_, pool_, head_;
-    std::vector<std::shared_ptr<DartsCell<T, D>>> cells_;
+    std::vector<std::shared_ptr<Cell>> cells_;
 };
 
 /// The DARTS cell space: sep_conv 3x3/5x5, dil_conv 3x3/5x5, max/avg pool 3x3, skip per edge.
@@ -178,7 +243,20 @@ struct DartsSpace {
     template <class T, Device D = cpu>
     static std::shared_ptr<DartsSupernet<T, D>> build(const Options& o, Generator& gen,
                                                       const std::vector<std::int64_t>& arch = {}) {
-        return std::make_shared<DartsSupernet<T, D>>(o, gen, arch);
+        return std::make_shared<DartsSupernet<T, D>>(o, gen, arch, name);
+    }
+};
+
+/// The DARTS paper's cell space: none, max/avg pool 3x3 (non-affine BN), skip, sep_conv 3x3/5x5,
+/// dil_conv 3x3/5x5 per edge, and DARTS' two-edges-per-node derivation.
+struct DartsPaperSpace {
+    static constexpr const char* name = "darts_paper";
+    using Options = DartsOptions;
+    static Options default_options() { return {}; }
+    template <class T, Device D = cpu>
+    static std::shared_ptr<DartsSupernet<T, D, DartsPaperEdge>> build(const Options& o, Generator& gen,
+                                                                      const std::vector<std::int64_t>& arch = {}) {
+        return std::make_shared<DartsSupernet<T, D, DartsPaperEdge>>(o, gen, arch, name);
     }
 };
 

@@ -106,7 +106,7 @@ struct LoadedModel {
 };
 
 /// Reads a file written by save_derived and rebuilds the network (ShuffleSpace, MobileNetV2Space
-/// or DartsSpace), in evaluation mode.
+/// DartsSpace or DartsPaperSpace), in evaluation mode.
 template <class T>
 LoadedModel<T> load_derived(const std::string& path) {
     const auto bytes = read_file(path);
@@ -145,8 +145,9 @@ LoadedModel<T> load_derived(const std::string& path) {
     if (space == ShuffleSpace::name) net = ShuffleSpace::build<T, cpu>(ChainOptions::from_json(options), gen, arch);
     else if (space == MobileNetV2Space::name) net = MobileNetV2Space::build<T, cpu>(ChainOptions::from_json(options), gen, arch);
     else if (space == DartsSpace::name) net = DartsSpace::build<T, cpu>(DartsOptions::from_json(options), gen, arch);
-    else throw format_error(fmt::format("{}: unknown search space '{}' (known: {}, {}, {})", what, space, ShuffleSpace::name,
-                                        MobileNetV2Space::name, DartsSpace::name));
+    else if (space == DartsPaperSpace::name) net = DartsPaperSpace::build<T, cpu>(DartsOptions::from_json(options), gen, arch);
+    else throw format_error(fmt::format("{}: unknown search space '{}' (known: {}, {}, {}, {})", what, space, ShuffleSpace::name,
+                                        MobileNetV2Space::name, DartsSpace::name, DartsPaperSpace::name));
     try {
         nn::deserialize_model(*net, std::vector<std::uint8_t>(model, model + n), what);
     } catch (const format_error& e) {

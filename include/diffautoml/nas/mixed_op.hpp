@@ -70,6 +70,8 @@ public:
     const Gate<T, D>& gate() const { return gate_; }
     /// The input shape of the last forward pass (used to measure each candidate's cost).
     const Shape& last_input_shape() const { return last_input_; }
+    /// Records the input shape of a pass that skipped this op (a derived `none` edge).
+    void note_skipped_input(const Shape& s) { last_input_ = s; }
 
     Var<T, D> forward(const Var<T, D>& x) override {
         last_input_ = x.shape();

@@ -75,17 +75,16 @@ public:
         for (const auto& a : alphas_) out.push_back(sampling::softmax_row(row(a)));
         return out;
     }
+    /// The space's derivation (Supernet::derive_architecture: argmax per decision unless the
+    /// space says otherwise) of the current distributions, fixed decisions one-hot on their choice.
     std::vector<std::int64_t> derived() const {
-        std::vector<std::int64_t> arch;
-        for (std::size_t d = 0; d < alphas_.size(); ++d) {
+        auto probs = probabilities();
+        for (std::size_t d = 0; d < alphas_.size(); ++d)
             if (fixed_[d] >= 0) {
-                arch.push_back(fixed_[d]);
-                continue;
+                std::fill(probs[d].begin(), probs[d].end(), 0.0);
+                probs[d][static_cast<std::size_t>(fixed_[d])] = 1.0;
             }
-            const auto r = row(alphas_[d]);
-            arch.push_back(std::max_element(r.begin(), r.end()) - r.begin());
-        }
-        return arch;
+        return net_->derive_architecture(probs);
     }
     bool searching() const {
         return std::any_of(fixed_.begin(), fixed_.end(), [](std::int64_t f) { return f < 0; });

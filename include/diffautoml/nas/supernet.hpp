@@ -2,6 +2,7 @@
 // The supernet: a network whose searchable layers are mixed ops bound to architecture decisions.
 // Several mixed ops may share one decision (the DARTS cell space shares each edge's decision
 // across the cells of one type). A policy sets one Gate per decision before each forward pass.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -65,6 +66,18 @@ public:
     /// The architecture this network was built for, when it is a derived (single-path) network.
     const std::vector<std::int64_t>& derived_architecture() const { return derived_; }
     bool is_derived() const { return !derived_.empty(); }
+
+    /// The architecture a search derives from its per-decision distributions (one row per
+    /// decision): the most probable choice of each decision by default. A space whose derivation
+    /// is not per decision (the DARTS paper's: two edges per node) overrides it.
+    virtual std::vector<std::int64_t> derive_architecture(const std::vector<std::vector<double>>& probabilities) const {
+        DAM_CHECK(probabilities.size() == decisions_.size(), value_error,
+                  "{}: derive_architecture needs one distribution per decision ({}), got {}", space_name(),
+                  decisions_.size(), probabilities.size());
+        std::vector<std::int64_t> arch;
+        for (const auto& p : probabilities) arch.push_back(std::max_element(p.begin(), p.end()) - p.begin());
+        return arch;
+    }
 
     /// Name of the search space and the options that rebuild this network (written into exports).
     virtual std::string space_name() const = 0;

@@ -35,11 +35,15 @@ private:
 template <class T, Device D = cpu>
 class BatchNorm2d : public Module<T, D> {
 public:
-    /// With fuse_relu the layer computes relu(bn(x)) in one pass (and one pass back).
-    explicit BatchNorm2d(std::int64_t channels, double momentum = 0.1, double eps = 1e-5, bool fuse_relu = false)
+    /// With fuse_relu the layer computes relu(bn(x)) in one pass (and one pass back). Without
+    /// affine it has no scale and shift (PyTorch's affine=False): y = (x - mean) / sqrt(var + eps).
+    explicit BatchNorm2d(std::int64_t channels, double momentum = 0.1, double eps = 1e-5, bool fuse_relu = false,
+                         bool affine = true)
         : momentum_(momentum), eps_(eps), relu_(fuse_relu) {
-        weight_ = this->register_parameter("weight", Tensor<T, D>::full(Shape{channels}, T(1)));
-        bias_ = this->register_parameter("bias", Tensor<T, D>::zeros(Shape{channels}));
+        if (affine) {
+            weight_ = this->register_parameter("weight", Tensor<T, D>::full(Shape{channels}, T(1)));
+            bias_ = this->register_parameter("bias", Tensor<T, D>::zeros(Shape{channels}));
+        }
         running_mean_ = this->register_buffer("running_mean", Tensor<T, D>::zeros(Shape{channels}));
         running_var_ = this->register_buffer("running_var", Tensor<T, D>::full(Shape{channels}, T(1)));
     }
@@ -50,6 +54,7 @@ public:
         return ops::batchnorm2d(x, weight_, bias_, running_mean_, running_var_,
                                 ops::BatchNormOptions{training, momentum_, eps_, relu_});
     }
+    bool affine() const { return weight_.defined(); }
     const Tensor<T, D>& running_mean() const { return running_mean_; }
     const Tensor<T, D>& running_var() const { return running_var_; }
     /// Sets the momentum; 0 freezes the running statistics, and a cumulative average over k batches
