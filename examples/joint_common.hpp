@@ -41,6 +41,8 @@ inline const char* kCommonHelp =
     "           --da-fade-floor P (0: the share of images still augmented when the fade ends)\n"
     "           --da-flip P (0: each image is also mirrored left-right with probability P under its pair, through the fade)\n"
     "           --da-ops grey|all|Op,Op,... (grey for Fashion-MNIST: no Invert/Solarize/Color; all for other data)\n"
+    "           --da-estimator direct|score (direct: the pair policy's update as DiffAutoML states it; score: the\n"
+    "             unbiased score-function estimate with a running-mean baseline, docs/da.md)\n"
     "           --hpo hypergrad|fixed (hypergrad)  --arch i,j,... (for --nas fixed)\n"
     "  training: --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --alpha-lr X (3e-2)  --search-fraction X (0.5)\n"
     "           --validation N (5000 training images held out for HPO)  --wd-max X (5e-4: upper bound of the learned weight decay)\n"
@@ -87,6 +89,13 @@ inline Args parse(int argc, char** argv, const char* who) {
         .option("--da-fade-floor", j.da_fade_floor)
         .option("--da-flip", j.da_flip)
         .option("--da-ops", a.da_ops)
+        .custom("--da-estimator",
+                [&](const std::string& v) {
+                    DAM_CHECK(v == "direct" || v == "score", value_error, "{}: --da-estimator expects direct or score, got '{}'",
+                              who, v);
+                    j.da_estimator = v == "score" ? da::PairPolicyOptions::Estimator::score_function
+                                                  : da::PairPolicyOptions::Estimator::direct;
+                })
         .option("--wd-max", j.wd_max)
         .option("--lr-min", j.lr_min)
         .option("--label-smoothing", j.label_smoothing)

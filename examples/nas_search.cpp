@@ -19,6 +19,7 @@ namespace {
 
 struct Args {
     int epochs = 15, batch = 128, threads = 2;
+    bool no_test = false;
     double lr = 0.1, weight_decay = 5e-4, alpha_lr = -1, warmup_epochs = 0.25, fix_threshold = 0.3, flops_penalty = 0.0;
     std::int64_t val = 5000;
     std::uint64_t seed = 0;
@@ -33,7 +34,9 @@ void usage() {
         "  --fix-threshold X (0.3, DSNAS)  --warmup-epochs X (0.25: DSNAS samples uniformly before alpha moves)\n"
         "  --flops-penalty X (0, DSNAS)  --arch i,j,... (fixed)\n"
         "  --val N (5000 training images held out for DARTS and for reporting)\n"
-        "  --seed S (0)  --threads T (2)  --data DIR  --save FILE (nas_model.bin)\n");
+        "  --seed S (0)  --threads T (2)  --data DIR  --save FILE (nas_model.bin)\n"
+        "  --no-test (a run that chooses a setting: the test set is not read; the last line is the derived\n"
+        "             network's validation accuracy after batch-norm recalibration)\n");
 }
 
 Args parse(int argc, char** argv) {
@@ -55,7 +58,8 @@ Args parse(int argc, char** argv) {
         .option("--seed", a.seed)
         .option("--threads", a.threads)
         .option("--data", a.data)
-        .option("--save", a.save);
+        .option("--save", a.save)
+        .flag("--no-test", a.no_test);
     cli.parse(argc, argv);
     DAM_CHECK(a.epochs >= 1 && a.batch >= 2 && a.threads >= 1 && a.lr > 0 && a.val >= 0, value_error,
               "nas_search: epochs and threads must be >= 1, batch >= 2, lr > 0 and val >= 0");
@@ -164,10 +168,10 @@ int run(const Args& a, const data::Dataset& train, const data::Dataset& val, con
     data::BatchLoader calib(train, 256, true, a.seed + 3, true);
     calib.start_epoch(0);
     nn::recalibrate_batch_norm(*derived, 40, [&] { return calib.next().images; });
-    const double test_acc = dam_examples::evaluate(*derived, test);
+    if (val.size() > 0) fmt::print("final val_accuracy(derived)={:.4f}\n", dam_examples::evaluate(*derived, val));
     nas::save_derived(a.save, *derived, {{"policy", a.policy}, {"epochs", a.epochs}, {"seed", a.seed}});
     fmt::print("saved the derived network (architecture + weights) to {}\n", a.save);
-    fmt::print("test_accuracy={:.4f}\n", test_acc);
+    if (test.size() > 0) fmt::print("test_accuracy={:.4f}\n", dam_examples::evaluate(*derived, test));
     return 0;
 }
 
@@ -222,7 +226,9 @@ int main(int argc, char** argv) try {
     const Args a = parse(argc, argv);
     set_num_threads(a.threads);
     const data::Dataset full = data::load_fashion_mnist(a.data, true);
-    const data::Dataset test = data::load_fashion_mnist(a.data, false);
+    // A run that chooses a setting never reads the test set.
+    const data::Dataset test = a.no_test ? data::Dataset{} : data::load_fashion_mnist(a.data, false);
+    DAM_CHECK(!a.no_test || a.val > 0, value_error, "nas_search: --no-test reports the validation accuracy and needs --val > 0");
     data::Dataset train = full, val;
     if (a.val > 0) std::tie(train, val) = data::split_train_val(full, a.val, a.seed);
     if (a.space == "darts") return run_space<nas::DartsSpace>(a, train, val, test);

@@ -91,6 +91,9 @@ struct JointOptions {
     /// the fade (0: none, the policy as ALGORITHMS.md states it).
     double da_flip = 0.0;
     std::vector<da::Op> da_ops{};        ///< the ops of PairPolicyDA (empty: all 17; see da::grey_ops)
+    /// PairPolicyDA's estimator of its update: direct (DiffAutoML's, the main job's) or the
+    /// unbiased score function (docs/da.md).
+    da::PairPolicyOptions::Estimator da_estimator = da::PairPolicyOptions::Estimator::direct;
     /// Upper bound of the learned weight decay: the standard recipe's 5e-4, so the hypergradient
     /// may only lower it. Its greedy bias pushed the decay up in every HPO run at the main job's
     /// budget (to 2e-3, the old ceiling) and cost 0.3-0.4 points (docs/results.md).
@@ -234,6 +237,7 @@ std::unique_ptr<P> default_da(const JointOptions& o) {
         po.fade_start = o.da_fade_start;
         po.fade_floor = o.da_fade_floor;
         po.flip_probability = o.da_flip;
+        po.estimator = o.da_estimator;
         if (!o.da_ops.empty()) po.ops = o.da_ops;
         po.pixels = o.pixels;
         po.augment = o.augment;
@@ -483,6 +487,7 @@ public:
                 {"da_fade_floor", opt_.da_fade_floor},
                 {"da_flip", opt_.da_flip},
                 {"da_ops", da_ops_names()},
+                {"da_estimator", opt_.da_estimator == da::PairPolicyOptions::Estimator::direct ? "direct" : "score_function"},
                 {"wd_max", opt_.wd_max},
                 {"lr_min", opt_.lr_min},
                 {"label_smoothing", opt_.label_smoothing},
