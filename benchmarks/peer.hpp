@@ -1,5 +1,5 @@
 #pragma once
-// Runs the PyTorch peer (../shared/peers/torch_ref.py) in a subprocess and reads its figure, so
+// Runs the PyTorch peer (benchmarks/torch_ref.py) in a subprocess and reads its figure, so
 // every benchmark reports ours and the peer's measured in the same run on the same machine.
 #include <cstdio>
 #include <optional>

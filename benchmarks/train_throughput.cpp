@@ -1,6 +1,6 @@
 // Training throughput (images/s) of the reference networks `small` and `mbv2`, and of `shuffle`, a
 // derived network of the main job's ShuffleNetV2 space (`--arch`, by default an architecture DSNAS
-// found on Fashion-MNIST), against the PyTorch peer (../shared/peers/torch_ref.py;
+// found on Fashion-MNIST), against the PyTorch peer (benchmarks/torch_ref.py;
 // benchmarks/torch_nets.py for `shuffle`), measured in the same run: batch 128, SGD (Nesterov
 // momentum 0.9, weight decay 5e-4), random batches of Fashion-MNIST, 5 warm-up steps, then
 // `--steps` timed steps.

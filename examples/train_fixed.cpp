@@ -1,4 +1,4 @@
-// Trains the reference network `small` (../shared/peers/torch_ref.py --net small, same layers) on
+// Trains the reference network `small` (benchmarks/torch_ref.py --net small, same layers) on
 // Fashion-MNIST: SGD with Nesterov momentum, warm-up + cosine learning rate, weight decay on
 // weights only, random flips and +-2 pixel shifts. Prints a progress bar, one summary per epoch,
 // and as its last line `test_accuracy=0.XXXX`.

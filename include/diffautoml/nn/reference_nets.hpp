@@ -1,6 +1,6 @@
 #pragma once
-// The reference networks of ../shared/peers/torch_ref.py, layer for layer, so that accuracy and
-// speed can be compared with PyTorch on equal terms.
+// The reference networks of benchmarks/torch_ref.py (the PyTorch peer), layer for layer, so that
+// accuracy and speed can be compared with PyTorch on equal terms.
 #include "layers.hpp"
 
 namespace diffautoml::nn {
