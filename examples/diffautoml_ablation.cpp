@@ -72,10 +72,12 @@ int main(int argc, char** argv) try {
     auto [train, test] = dam_joint::load(base);
     dam_joint::install_stop_handlers();
     std::filesystem::create_directories(base.joint.out_dir);
+    // A choice ablation (--no-test) compares held-out validation accuracy; a final one test accuracy.
+    const std::string metric = base.no_test ? "val_accuracy" : "test_accuracy";
     std::string table = fmt::format(
-        "| configuration | test accuracy (mean +- std over {} seeds) | search cost (CPU minutes, mean) | runs |\n"
+        "| configuration | {} (mean +- std over {} seeds) | search cost (CPU minutes, mean) | runs |\n"
         "|---|---:|---:|---|\n",
-        base.seeds.size());
+        base.no_test ? "validation accuracy (held out)" : "test accuracy", base.seeds.size());
     for (int row : rows)
         DAM_CHECK(row >= 0 && row < 5, value_error, "diffautoml-ablation: --configs takes rows 0..4, got {}", row);
     // Seed by seed, so that a stopped ablation has every row for the seeds it finished; a run that
@@ -92,18 +94,16 @@ int main(int argc, char** argv) try {
             a.joint.out_dir = fmt::format("{}/{}_seed{}", base.joint.out_dir, row, seed);
             const auto [accuracy, minutes] = dam_joint::dispatch(
                 a, [&]<template <class...> class DA, class NAS, template <class...> class HPO>() {
-                    search::JointSearch<DA, NAS, HPO> js(train, test, a.joint);
-                    if (const nlohmann::json done = js.finished_result(); !done.is_null()) {
+                    auto js = dam_joint::make_search<DA, NAS, HPO>(a, train, test);
+                    if (const nlohmann::json done = js->finished_result(); !done.is_null()) {
                         fmt::print("finished earlier: {}\n", a.joint.out_dir);
-                        return std::pair{done["test_accuracy"].get<double>(),
-                                         done["search_cost_cpu_minutes"].get<double>()};
+                        return std::pair{done[metric].get<double>(), done["search_cost_cpu_minutes"].get<double>()};
                     }
-                    if (js.resume()) fmt::print("resumed {} at step {}\n", a.joint.out_dir, js.step());
-                    const auto r = js.run();
-                    return std::pair{r.test_accuracy, r.wall_seconds * base.threads / 60.0};
+                    if (js->resume()) fmt::print("resumed {} at step {}\n", a.joint.out_dir, js->step());
+                    const auto r = js->run();
+                    return std::pair{base.no_test ? r.val_accuracy : r.test_accuracy, r.wall_seconds * base.threads / 60.0};
                 });
-            fmt::print("config=\"{}\" seed={} test_accuracy={:.4f} cpu_minutes={:.1f}\n", c.name, seed, accuracy,
-                       minutes);
+            fmt::print("config=\"{}\" seed={} {}={:.4f} cpu_minutes={:.1f}\n", c.name, seed, metric, accuracy, minutes);
             std::fflush(stdout);
             acc[row].push_back(accuracy);
             cost[row].push_back(minutes);

@@ -35,10 +35,12 @@ int main(int argc, char** argv) try {
     dam_joint::install_stop_handlers();
     auto job = [&]<template <class...> class DA, class NAS, template <class...> class HPO>() {
         using Space = typename NAS::space_type;
-        search::JointSearch<DA, NAS, HPO> js(train, test, a.joint, {}, Space::default_options());
-        fmt::print("diffautoml-search: {} train / {} validation / {} test images, space {}, DA {}, NAS {}, HPO {}, "
+        auto jsp = dam_joint::make_search<DA, NAS, HPO>(a, train, test);
+        auto& js = *jsp;
+        fmt::print("diffautoml-search: {} train / {} validation / {}, space {}, DA {}, NAS {}, HPO {}, "
                    "{} epochs{}, batch {}, seed {}, {} threads, device {}, output in {}/\n",
-                   train.size() - a.joint.validation, a.joint.validation, test.size(), Space::name, DA<float>::policy_name,
+                   train.size() - js.validation_size(), js.validation_size(),
+                   a.no_test ? std::string("no test images (a choice run)") : fmt::format("{} test images", test.size()), Space::name, DA<float>::policy_name,
                    NAS::policy_name, HPO<float>::policy_name, a.joint.epochs,
                    a.joint.minutes > 0 ? fmt::format(" (at most {} minutes)", a.joint.minutes) : "", a.joint.batch,
                    a.joint.seed, a.threads, NAS::device_type::name, a.joint.out_dir);
@@ -59,7 +61,8 @@ int main(int argc, char** argv) try {
             fmt::print("wrote {0}/model.bin, {0}/architecture.json, {0}/result.json, {0}/log.jsonl, {0}/report.html\n",
                        a.joint.out_dir);
             fmt::print("wall_seconds={:.0f}\n", r.wall_seconds);
-            fmt::print("test_accuracy={:.4f}\n", r.test_accuracy);
+            if (std::isfinite(r.val_accuracy)) fmt::print("val_accuracy={:.4f}\n", r.val_accuracy);
+            if (!a.no_test) fmt::print("test_accuracy={:.4f}\n", r.test_accuracy);
             return 0;
         } catch (const search::interrupted& e) {
             fmt::print(stderr, "diffautoml-search: {}\n", e.what());

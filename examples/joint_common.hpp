@@ -3,6 +3,7 @@
 // runtime choice among the policy combinations compiled into the binaries.
 #include <csignal>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,10 +20,13 @@ struct Args {
     std::string data = DAM_FASHION_DIR;
     std::string train_images, train_labels, test_images, test_labels;
     int classes = 0, threads = 2;
+    std::int64_t train_subset = 0;   ///< > 0: train on a seeded class-balanced subset of this many images
+    std::uint64_t subset_seed = 0;   ///< the subset's seed (the same subset for every --seed by default)
     std::string space = "shuffle", da = "pair", nas = "dsnas", hpo = "hypergrad";
     std::string device = "cpu";                  ///< diffautoml-search only: cpu or cuda
     std::string da_ops;                          ///< "" picks grey for Fashion-MNIST, all otherwise
     bool resume = false;
+    bool no_test = false;                        ///< a choice run: the test set is not read (docs/protocol.md)
     std::vector<std::uint64_t> seeds{0, 1, 2};  ///< ablation only
     std::vector<std::string> extra;             ///< options a binary handles itself
 };
@@ -32,7 +36,10 @@ inline std::vector<std::string> split_list(const std::string& s) { return dam_cl
 inline const char* kCommonHelp =
     "  data:    --data DIR (Fashion-MNIST's four .gz IDX files; default the Debian path)\n"
     "           --train-images F --train-labels F --test-images F --test-labels F [--classes N] (any IDX dataset)\n"
-    "  budget:  --epochs N (60, a cap)  --minutes M (55; 0 = no limit; the step count is fixed after 30 timed steps)\n"
+    "           --train-subset N (0 = all: a class-balanced subset of N training images, the reduced-data protocol)\n"
+    "           --subset-seed S (0: which subset; the same for every --seed)\n"
+    "  budget:  --epochs N (60, a cap)  --minutes M (55; 0 = no limit; the step count is fixed after 10\n"
+    "             warm-up and 30 timed steps, keeping what the final pass needs)\n"
     "  search:  --space shuffle|mobilenetv2 (shuffle)  --da pair|standard|none (pair)  --nas dsnas|fixed (dsnas)\n"
     "           --da-max-magnitude M (0.5: pair policy magnitudes ~ U(0, M))  --da-lr X (20)\n"
     "           --da-max-ratio R (10: no pair more than R times as likely as another; 0 = no clamp)\n"
@@ -45,8 +52,12 @@ inline const char* kCommonHelp =
     "             unbiased score-function estimate with a running-mean baseline, docs/da.md)\n"
     "           --hpo hypergrad|fixed (hypergrad)  --arch i,j,... (for --nas fixed)\n"
     "  training: --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --alpha-lr X (3e-2)  --search-fraction X (0.5)\n"
-    "           --validation N (5000 training images held out for HPO)  --wd-max X (5e-4: upper bound of the learned weight decay)\n"
+    "           --validation X (1/12: a share in (0, 1) or a count >= 1 of the training images, held out for HPO)\n"
+    "           --wd-max X (5e-4: upper bound of the learned weight decay)\n"
     "           --hpo-every K (16: hypergradient step every K steps)\n"
+    "           --hpo-forgetting G (0: the one-step hypergradient; G in (0, 1]: forward mode, a horizon of\n"
+    "             about 1/(1-G) steps)  --hpo-curvature none|radial|fd (radial: how forward mode sees the\n"
+    "             curvature; fd costs two extra backward passes per hyperparameter and step; docs/hpo.md)\n"
     "           --lr-min X (0.1: lower bound of the learned learning rate; --lr must not be below it)\n"
     "           --label-smoothing E (0: training loss (1 - E) CE + E uniform; validation stays plain CE)\n"
     "           --join-validation X (0.7: from this share of the steps on, the validation images join training and\n"
@@ -55,7 +66,10 @@ inline const char* kCommonHelp =
     "             step count grow once more from them)\n"
     "           --average-from X (1 = off: from this share of the steps on, the weights at each epoch end are\n"
     "             averaged (SWA) and the average, with recomputed batch-norm statistics, is the final model)\n"
-    "  run:     --seed S (0)  --threads T (2)  --checkpoint-minutes M (5)  --quiet\n"
+    "  run:     --seed S (0; seeds >= 100 are headline seeds, never used for a choice)  --threads T (2)\n"
+    "           --checkpoint-minutes M (5)  --quiet\n"
+    "           --no-test (a choice run: the test set is not read, the validation slice stays held out to the end\n"
+    "             and result.json holds its accuracy; docs/protocol.md)\n"
     "           --device cpu|cuda (cpu; cuda trains on the GPU: default policies, shuffle space)\n";
 
 /// Parses the options shared by the binaries; unknown ones are left in Args::extra.
@@ -72,6 +86,8 @@ inline Args parse(int argc, char** argv, const char* who) {
         .option("--test-images", a.test_images)
         .option("--test-labels", a.test_labels)
         .option("--classes", a.classes)
+        .option("--train-subset", a.train_subset)
+        .option("--subset-seed", a.subset_seed)
         .option("--epochs", j.epochs)
         .option("--minutes", j.minutes)
         .option("--batch", j.batch)
@@ -81,6 +97,15 @@ inline Args parse(int argc, char** argv, const char* who) {
         .option("--search-fraction", j.search_fraction)
         .option("--validation", j.validation)
         .option("--hpo-every", j.hpo_every)
+        .option("--hpo-forgetting", j.hpo_forgetting)
+        .custom("--hpo-curvature",
+                [&](const std::string& v) {
+                    DAM_CHECK(v == "none" || v == "radial" || v == "fd", value_error,
+                              "{}: --hpo-curvature expects none, radial or fd, got '{}'", who, v);
+                    j.hpo_curvature = v == "none"     ? hpo::Curvature::none
+                                      : v == "radial" ? hpo::Curvature::radial
+                                                      : hpo::Curvature::finite_difference;
+                })
         .option("--da-max-magnitude", j.da_max_magnitude)
         .option("--da-lr", j.da_lr)
         .option("--da-max-ratio", j.da_max_ratio)
@@ -118,8 +143,18 @@ inline Args parse(int argc, char** argv, const char* who) {
         .custom("--arch", [&](const std::string& v) { j.fixed_architecture = cli.read_list<std::int64_t>("--arch", v); })
         .custom("--seeds", [&](const std::string& v) { a.seeds = cli.read_list<std::uint64_t>("--seeds", v); })
         .flag("--resume", a.resume)
+        .flag("--no-test", a.no_test)
         .flag("--quiet", j.progress, false);
     cli.parse(argc, argv, &a.extra);
+    if (a.no_test) {
+        bool join_given = false;
+        for (int i = 1; i < argc; ++i) join_given |= std::string(argv[i]) == "--join-validation";
+        DAM_CHECK(!join_given || j.join_validation == 1, value_error,
+                  "{}: --no-test keeps the validation slice held out to the end; drop --join-validation or set it to 1",
+                  who);
+        j.join_validation = 1;
+    }
+    DAM_CHECK(a.train_subset >= 0, value_error, "{}: --train-subset must be >= 0 (0 = all), got {}", who, a.train_subset);
     DAM_CHECK(a.space == "shuffle" || a.space == "mobilenetv2", value_error,
               "{}: --space must be shuffle or mobilenetv2, got '{}'", who, a.space);
     DAM_CHECK(a.da == "pair" || a.da == "standard" || a.da == "none", value_error,
@@ -150,27 +185,35 @@ inline std::vector<da::Op> ops_from(const std::string& s) {
 }
 
 /// The training and test sets: Fashion-MNIST from --data, or any IDX files (normalised with the
-/// training set's pixel statistics). Sets the pixel space and the fill value of the DA ops.
+/// training set's pixel statistics), the training set reduced to --train-subset images if asked.
+/// With --no-test the test set is not read (an empty dataset stands in). Sets the pixel space and the fill value of the DA ops.
 inline std::pair<data::Dataset, data::Dataset> load(Args& a) {
     const bool custom = !a.train_images.empty() || !a.train_labels.empty() || !a.test_images.empty() || !a.test_labels.empty();
     a.joint.da_ops = ops_from(a.da_ops.empty() ? (custom ? "all" : "grey") : a.da_ops);
     if (!custom) {
         a.joint.pixels = {data::fashion_mnist_mean, data::fashion_mnist_std};
         a.joint.augment.fill = 0.0;  // black background
-        return {data::load_fashion_mnist(a.data, true), data::load_fashion_mnist(a.data, false)};
+        data::Dataset train = data::load_fashion_mnist(a.data, true);
+        if (a.train_subset > 0) train = data::balanced_subset(train, a.train_subset, a.subset_seed);
+        return {std::move(train), a.no_test ? data::Dataset{} : data::load_fashion_mnist(a.data, false)};
     }
-    DAM_CHECK(!a.train_images.empty() && !a.train_labels.empty() && !a.test_images.empty() && !a.test_labels.empty(),
-              value_error, "a custom dataset needs all four of --train-images, --train-labels, --test-images, --test-labels");
+    DAM_CHECK(!a.train_images.empty() && !a.train_labels.empty() && (a.no_test || (!a.test_images.empty() && !a.test_labels.empty())),
+              value_error, "a custom dataset needs all four of --train-images, --train-labels, --test-images, --test-labels "
+                           "(the test files may be left out with --no-test)");
     data::IdxDatasetOptions o;
     o.classes = a.classes;
     o.split = data::Split::train;
     data::Dataset train = data::load_idx_dataset(a.train_images, a.train_labels, o);
-    o.split = data::Split::test;
-    o.classes = train.classes;
-    data::Dataset test = data::load_idx_dataset(a.test_images, a.test_labels, o);
+    if (a.train_subset > 0) train = data::balanced_subset(train, a.train_subset, a.subset_seed);
     const auto [mean, sd] = data::pixel_stats(train);
     data::normalize(train, mean, sd);
-    data::normalize(test, mean, sd);
+    data::Dataset test;
+    if (!a.no_test) {
+        o.split = data::Split::test;
+        o.classes = train.classes;
+        test = data::load_idx_dataset(a.test_images, a.test_labels, o);
+        data::normalize(test, mean, sd);
+    }
     a.joint.pixels = {mean, sd};
     return {std::move(train), std::move(test)};
 }
@@ -192,6 +235,16 @@ auto dispatch(const Args& a, F&& f) {
     if (a.da == "pair") return with_nas.template operator()<da::PairPolicyDA>();
     if (a.da == "standard") return with_nas.template operator()<da::StandardAugment>();
     return with_nas.template operator()<da::NoAugment>();
+}
+
+/// The joint search of a binary: a choice run (no test set) with --no-test, else a final run.
+template <template <class...> class DA, class NAS, template <class...> class HPO>
+std::unique_ptr<search::JointSearch<DA, NAS, HPO>> make_search(const Args& a, const data::Dataset& train,
+                                                                const data::Dataset& test) {
+    using JS = search::JointSearch<DA, NAS, HPO>;
+    using Space = typename NAS::space_type;
+    if (a.no_test) return std::make_unique<JS>(train, a.joint, typename JS::Factories{}, Space::default_options());
+    return std::make_unique<JS>(train, test, a.joint, typename JS::Factories{}, Space::default_options());
 }
 
 /// SIGINT/SIGTERM ask the search to checkpoint and stop.

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -99,6 +100,48 @@ TEST_CASE("train/validation split is seeded, disjoint and complete", "[data]") {
     CHECK(same);
     CHECK(differs);
     require_throws_with<value_error>([&] { (void)data::split_train_val(d, 50, 1); }, {"validation size 50"});
+}
+
+TEST_CASE("balanced subset: seeded, an equal share of each class, refusing what it cannot give", "[data]") {
+    // 4 classes of 30, 20, 12 and 8 images; pixel 0 identifies the sample.
+    data::Dataset d;
+    d.classes = 4;
+    d.split = data::Split::train;
+    const std::vector<int> counts{30, 20, 12, 8};
+    d.images = Tensor<float>(Shape{70, 1, 1, 1});
+    for (int c = 0, i = 0; c < 4; ++c)
+        for (int k = 0; k < counts[static_cast<std::size_t>(c)]; ++k, ++i) {
+            d.images[i] = static_cast<float>(i);
+            d.labels.push_back(c);
+        }
+    const auto a = data::balanced_subset(d, 30, 5);
+    REQUIRE(a.size() == 30);
+    CHECK(a.split == data::Split::train);
+    CHECK(a.classes == 4);
+    std::vector<int> per(4, 0);
+    std::set<float> ids;
+    for (std::int64_t i = 0; i < a.size(); ++i) {
+        ++per[static_cast<std::size_t>(a.labels[static_cast<std::size_t>(i)])];
+        const auto id = static_cast<int>(a.images[i]);
+        CHECK(d.labels[static_cast<std::size_t>(id)] == a.labels[static_cast<std::size_t>(i)]);  // the image's own label
+        ids.insert(a.images[i]);
+        if (i > 0) CHECK(a.images[i] > a.images[i - 1]);  // dataset order
+    }
+    CHECK(ids.size() == 30);                      // no sample twice
+    std::sort(per.begin(), per.end());
+    CHECK(per == std::vector<int>{7, 7, 8, 8});   // 30 / 4: two classes get one more
+    const auto b = data::balanced_subset(d, 30, 5), c = data::balanced_subset(d, 30, 6);
+    bool same = true, differs = false;
+    for (std::int64_t i = 0; i < 30; ++i) {
+        same = same && a.images[i] == b.images[i];
+        differs = differs || a.images[i] != c.images[i];
+    }
+    CHECK(same);
+    CHECK(differs);
+    CHECK(data::balanced_subset(d, 32, 1).size() == 32);  // 8 of each: all of the smallest class
+    require_throws_with<value_error>([&] { (void)data::balanced_subset(d, 36, 1); }, {"class 3", "8 samples", "share of 9"});
+    require_throws_with<value_error>([&] { (void)data::balanced_subset(d, 3, 1); }, {"4 classes"});
+    require_throws_with<value_error>([&] { (void)data::balanced_subset(d, 71, 1); }, {"70 images"});
 }
 
 TEST_CASE("concatenate puts one dataset after another and refuses mismatched ones", "[data]") {

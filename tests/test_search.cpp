@@ -1,6 +1,7 @@
 // The joint search on a tiny synthetic task: one end-to-end run leaves the log, model, result
 // and report; a run interrupted mid-epoch and resumed from its checkpoint reaches exactly the
 // result of an uninterrupted one; divergence and corrupt checkpoints are clear errors.
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -485,6 +486,32 @@ TEST_CASE("the budget plan times the latest phase and grows once in each later p
     CHECK(back.marks[search::BudgetPlan::joined].grown);
 }
 
+TEST_CASE("the budget plan times the search from the end of its warm-up and keeps what the final pass needs",
+          "[search]") {
+    search::BudgetPlan plan;
+    // The first 10 steps took 20 s (buffers, cuDNN's algorithm search); the next 30 take 15 s.
+    plan.skip_warmup(10, 20.0);
+    plan.skip_warmup(12, 21.0);  // once only
+    CHECK(plan.marks[search::BudgetPlan::search].step == 10);
+    // Timed from step 10: 0.5 s a step, 65 s left: 130 more. From the start it would be 0.875 s: 74 more.
+    CHECK(plan.replan(40, 35.0, 100.0, 1000, 1000) == 170);
+    CHECK(search::steps_within_budget(40, 35.0, 0, 0.0, 100.0, 1000) == 114);
+    // A checkpointed plan keeps its mark: skip_warmup after a resume changes nothing.
+    ByteWriter w;
+    plan.save_state(w);
+    search::BudgetPlan back;
+    ByteReader r(w.bytes.data(), w.bytes.size(), "plan");
+    back.load_state(r);
+    back.skip_warmup(10, 30.0);
+    CHECK(back.marks[search::BudgetPlan::search].seconds == 20.0);
+
+    // The reserve: 20,000 images at 1 ms each, half again as margin, and 2 s.
+    CHECK(search::final_pass_reserve(20000, 1e-3) == Approx(32.0));
+    CHECK(search::final_pass_reserve(0, 1e-3) == Approx(2.0));
+    require_throws_with<value_error>([] { (void)search::final_pass_reserve(-1, 1e-3); }, {"-1 images"});
+    require_throws_with<value_error>([] { (void)search::final_pass_reserve(10, std::nan("")); }, {"final_pass_reserve"});
+}
+
 TEST_CASE("schedule progress: step / total, bent linearly to the end where the plan was remade", "[search]") {
     CHECK(search::schedule_progress(0, 0, 0.0, 400) == 0.0);
     CHECK(search::schedule_progress(100, 0, 0.0, 400) == Approx(0.25));
@@ -498,6 +525,125 @@ TEST_CASE("schedule progress: step / total, bent linearly to the end where the p
     CHECK(search::schedule_progress(360, 280, t, 440) == Approx(t + (1 - t) * 0.5));
     CHECK(search::schedule_progress(440, 280, t, 440) == Approx(1.0));
     CHECK(search::schedule_progress(290, 280, t, 280) == 1.0);  // no steps left: the end
+}
+
+namespace {
+
+/// 5 classes of 16x16 colour images (3 channels): a bright shape (horizontal bar, vertical bar,
+/// diagonal, anti-diagonal, 4x4 square) at a random offset in a random colour (each channel's
+/// brightness in [0.3, 1]), on noise. The class is the shape, not the colour, so colour-changing DA ops keep the label.
+data::Dataset shapes(std::int64_t n, std::uint64_t seed, data::Split split) {
+    data::Dataset d;
+    d.images = Tensor<float>(Shape{n, 3, 16, 16});
+    d.classes = 5;
+    d.split = split;
+    const PhiloxStream s{seed, 1};
+    for (std::int64_t i = 0; i < n; ++i) {
+        const auto r = s.block(static_cast<std::uint64_t>(i));
+        const int label = static_cast<int>(r[0] % 5), off = static_cast<int>(r[1] % 8) + 4;
+        const auto r2 = s.block(static_cast<std::uint64_t>(n + i));  // the colour: each channel's brightness
+        const int oy = static_cast<int>(r[3] % 10) + 1, ox = static_cast<int>((r[3] >> 8) % 10) + 1;
+        d.labels.push_back(label);
+        for (int c = 0; c < 3; ++c) {
+            const float bright = 0.3f + 0.7f * static_cast<float>(r2[static_cast<std::size_t>(c)] % 1000) / 1000.0f;
+            for (int y = 0; y < 16; ++y)
+                for (int x = 0; x < 16; ++x) {
+                    const bool on = (label == 0   ? (y == off || y == off + 1)
+                                            : label == 1 ? (x == off || x == off + 1)
+                                            : label == 2 ? std::abs(x - y) <= 1
+                                            : label == 3 ? std::abs(x + y - 15) <= 1
+                                                         : (y >= oy && y < oy + 4 && x >= ox && x < ox + 4));
+                    const auto k = ((i * 3 + c) * 16 + y) * 16 + x;
+                    const float noise = 0.2f * s.uniform(static_cast<std::uint64_t>(n) * 4 + static_cast<std::uint64_t>(k));
+                    d.images[k] = ((on ? bright : 0.0f) + noise - 0.2f) / 0.3f;
+                }
+        }
+    }
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("joint search on another dataset: colour images of another size and class count, the validation slice "
+          "a share of the data, a time budget of seconds", "[search]") {
+    const auto train = shapes(330, 3, data::Split::train), test = shapes(100, 4, data::Split::test);
+    auto o = tiny_options("");
+    o.validation = 0.1;  // 33 of 330 images
+    o.validation_batch = 64;  // more than the slice: the slice's size is used
+    o.epochs = 6;
+    Joint js(train, test, o, {}, tiny_space());
+    CHECK(js.validation_size() == 33);
+    CHECK(js.steps_per_epoch() == (330 - 33) / 16);
+    CHECK(js.net().forward(Var<float>(Tensor<float>::zeros(Shape{2, 3, 16, 16}))).value().shape() == Shape{2, 5});
+    const auto res = js.run();
+    INFO("test accuracy " << res.test_accuracy);
+    CHECK(res.test_accuracy > 0.45);  // chance is 1/5; measured 0.72
+    CHECK(js.log().back()["val_accuracy"].get<double>() > 0.45);
+
+    // A budget of 30 s on a clock that charges 1 s to each of the 10 warm-up steps and 0.04 s to
+    // each later one, nothing to evaluation: the plan, fixed at the epoch end at step 36 (10 + 26 x
+    // 0.04 = 11.04 s), times only the 26 steps since the warm-up and keeps 2 s for the final pass:
+    // 36 + (0.97 x 30 - 2 - 11.04) / 0.04 = 437 steps (rounding may move a replan by one). The
+    // old plan, timed from step 0 with 60 s kept, had a negative budget and stopped at once.
+    auto timed = tiny_options("");
+    timed.validation = 0.1;
+    timed.epochs = 1000;
+    timed.minutes = 0.5;
+    const Joint* self = nullptr;
+    timed.clock = [&] {
+        const double k = self ? static_cast<double>(self->step()) : 0.0;
+        return k <= 10 ? k : 10 + 0.04 * (k - 10);
+    };
+    Joint tj(train, test, timed, {}, tiny_space());
+    self = &tj;
+    const auto tr = tj.run();
+    CHECK(tr.steps >= 436);
+    CHECK(tr.steps <= 438);
+    require_throws_with<value_error>([&] { Joint(train, test, [&] { auto x = o; x.validation = 1.5; return x; }(), {}, tiny_space()); },
+                                     {"whole number"});
+    require_throws_with<value_error>([&] { Joint(train, test, [&] { auto x = o; x.validation = 0.001; return x; }(), {}, tiny_space()); },
+                                     {"holds no image"});
+}
+
+TEST_CASE("a choice run reads no test set, keeps the validation slice held out and reports its accuracy",
+          "[search]") {
+    const auto train = bars(320, 1, data::Split::train), test = bars(60, 2, data::Split::test);
+    const std::string out = fresh_dir("choice");
+    auto o = tiny_options(out);
+    require_throws_with<value_error>([&] { Joint(train, o, {}, tiny_space()); }, {"choice run", "join_validation = 1"});
+    o.join_validation = 1;
+    Joint choice(train, o, {}, tiny_space());
+    CHECK(choice.choice_run());
+    const auto r = choice.run();
+    CHECK(std::isnan(r.test_accuracy));
+    INFO("validation accuracy " << r.val_accuracy);
+    CHECK(r.val_accuracy > 0.5);  // chance is 1/3
+    const auto result = nlohmann::json::parse(std::ifstream(out + "/result.json"));
+    CHECK(result["test_accuracy"].is_null());
+    CHECK(result["val_accuracy"].get<double>() == r.val_accuracy);
+    CHECK(result["run"] == "choice");
+    CHECK(result["seed_role"] == "choice");
+    CHECK(result["host"]["threads"].get<int>() >= 1);
+    CHECK_FALSE(result["host"]["cpu"].get<std::string>().empty());
+    std::ifstream rin(out + "/report.html");
+    const std::string html((std::istreambuf_iterator<char>(rin)), std::istreambuf_iterator<char>());
+    CHECK(html.find("a choice run: the test set was not read") != std::string::npos);
+
+    // The same options with a test set and a headline seed: a final run measures both while the
+    // slice is held out; the seed's role is recorded.
+    auto f = o;
+    f.seed = search::headline_seed;
+    f.out_dir = fresh_dir("final");
+    Joint final_run(train, test, f, {}, tiny_space());
+    CHECK_FALSE(final_run.choice_run());
+    const auto fr = final_run.run();
+    INFO("test accuracy " << fr.test_accuracy);
+    CHECK(fr.test_accuracy > 0.5);
+    CHECK(std::isfinite(fr.val_accuracy));
+    const auto fres = nlohmann::json::parse(std::ifstream(f.out_dir + "/result.json"));
+    CHECK(fres["run"] == "final");
+    CHECK(fres["seed_role"] == "headline");
+    CHECK(fres["test_accuracy"].get<double>() == fr.test_accuracy);
 }
 
 TEST_CASE("report charts: line chart and heat map SVG", "[search]") {

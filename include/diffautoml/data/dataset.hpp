@@ -1,5 +1,6 @@
 #pragma once
 // Image classification datasets in memory, train/validation splits, and shuffled mini-batches.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numeric>
@@ -140,6 +141,41 @@ inline std::pair<Dataset, Dataset> split_train_val(const Dataset& d, std::int64_
     std::sort(tr.begin(), tr.end());
     std::sort(va.begin(), va.end());
     return {subset(d, tr), subset(d, va)};
+}
+
+/// A seeded class-balanced subset of `n` samples: n / classes of each class (the first n % classes
+/// classes in a seeded order get one more), each class's samples drawn without replacement, in
+/// dataset order. The reduced-data protocol trains on one (AutoAugment searched on 4,000 images of
+/// CIFAR-10). A class with too few samples for its share is an error that names it.
+inline Dataset balanced_subset(const Dataset& d, std::int64_t n, std::uint64_t seed) {
+    DAM_CHECK(d.classes >= 1, value_error, "balanced_subset: the dataset has no classes");
+    DAM_CHECK(n >= d.classes && n <= d.size(), value_error,
+              "balanced_subset: a subset of {} must hold at least one image of each of the {} classes and at most "
+              "the {} images of the dataset",
+              n, d.classes, d.size());
+    std::vector<std::vector<std::int64_t>> by_class(static_cast<std::size_t>(d.classes));
+    for (std::int64_t i = 0; i < d.size(); ++i) {
+        const auto c = d.labels[static_cast<std::size_t>(i)];
+        DAM_CHECK(c >= 0 && c < d.classes, value_error, "balanced_subset: sample {} has label {}, outside [0, {})", i, c,
+                  d.classes);
+        by_class[static_cast<std::size_t>(c)].push_back(i);
+    }
+    const auto extra_order = permutation(d.classes, PhiloxStream{seed, 0xba1a0ce0});
+    std::vector<std::int64_t> idx;
+    idx.reserve(static_cast<std::size_t>(n));
+    for (std::int64_t k = 0; k < d.classes; ++k) {
+        const auto c = static_cast<std::size_t>(extra_order[static_cast<std::size_t>(k)]);
+        const std::int64_t want = n / d.classes + (k < n % d.classes ? 1 : 0);
+        const auto have = static_cast<std::int64_t>(by_class[c].size());
+        DAM_CHECK(have >= want, value_error,
+                  "balanced_subset: class {} has {} samples, too few for its share of {} in a subset of {}; ask for "
+                  "at most {} images",
+                  c, have, want, n, have * d.classes);
+        const auto p = permutation(have, PhiloxStream{seed, 0xc1a55000 + c});
+        for (std::int64_t j = 0; j < want; ++j) idx.push_back(by_class[c][static_cast<std::size_t>(p[static_cast<std::size_t>(j)])]);
+    }
+    std::sort(idx.begin(), idx.end());
+    return subset(d, idx);
 }
 
 /// `a` followed by `b` (the same image shape and number of classes); the split is a's. JointSearch

@@ -22,6 +22,7 @@
 #include "../data/dataset.hpp"
 #include "../ops.hpp"
 #include "../optim/optimizer.hpp"
+#include "horizon.hpp"
 
 namespace diffautoml::hpo {
 
@@ -151,6 +152,7 @@ public:
     std::size_t group_count() const { return groups_.size(); }
     const std::vector<Var<T, D>>& group(std::size_t gi) const { return groups_[gi]; }
     const Tensor<T, D>& buffer(std::size_t gi, std::size_t pi) const { return buffers_[gi][pi]; }
+    double momentum() const { return mu_; }
 
     /// w' = w - eta_g (mu buf + g + lambda_g w) for every parameter with a gradient.
     void step(const std::vector<double>& lr, const std::vector<double>& wd) {
@@ -313,6 +315,12 @@ struct HpoContext {
     /// set once the validation images have joined training, where a hypergradient on them would
     /// measure the training fit.
     bool frozen = false;
+    /// The step's training loss at the current weights (the same batch, augmentation and path):
+    /// what Curvature::finite_difference differentiates at shifted weights (horizon.hpp).
+    std::function<Var<T, D>()> train_loss;
+    /// The loss of a fresh validation batch. When set it replaces `validation` and `forward`
+    /// (e.g. a regression loss); the caller is then responsible for it being held-out data.
+    std::function<Var<T, D>()> val_loss;
 };
 
 /// Contract of an HPO policy. Per training step the trainer calls
@@ -347,6 +355,9 @@ struct HypergradOptions {
     double label_smoothing = 0.0;
     /// Multiplier of the learned learning rate at step t (e.g. a cosine decay); 1 by default.
     std::function<double(std::int64_t)> lr_factor;
+    /// The hypergradient's horizon (horizon.hpp): forgetting 0 (the default) is the one-step
+    /// method; HypergradLrWd also offers forward mode with forgetting and curvature.
+    HorizonOptions horizon{};
 };
 
 /// Per-group learning rates and weight decays of one weight step.
@@ -369,6 +380,7 @@ public:
                   opt_.every, opt_.hyper_lr);
         DAM_CHECK(opt_.label_smoothing >= 0 && opt_.label_smoothing < 1, value_error,
                   "hypergradient HPO: label_smoothing must be in [0, 1), got {}", opt_.label_smoothing);
+        opt_.horizon.check();
         std::vector<std::vector<Var<T, D>>> params;
         for (const auto& g : groups) {
             params.push_back(g.params);
@@ -401,10 +413,16 @@ protected:
     /// The validation gradient v = grad L_val(w') in the parameters' grads; false when skipped.
     bool validation_gradient(HpoContext<T, D>& ctx) {
         if (ctx.frozen || ctx.step % opt_.every != 0) return false;
-        DAM_CHECK(ctx.validation && ctx.forward, value_error,
-                  "hypergradient HPO: the context needs a ValidationSet (hpo::hold_out) and the network's forward");
-        auto b = ctx.validation->next(ctx.validation_batch);
         sgd_->zero_grad();
+        if (ctx.val_loss) {
+            auto loss = ctx.val_loss();
+            if (loss.requires_grad()) loss.backward();
+            return true;
+        }
+        DAM_CHECK(ctx.validation && ctx.forward, value_error,
+                  "hypergradient HPO: the context needs a ValidationSet (hpo::hold_out) and the network's forward, "
+                  "or a validation loss (HpoContext::val_loss)");
+        auto b = ctx.validation->next(ctx.validation_batch);
         auto loss = ops::cross_entropy(ctx.forward(b.images), on_device<D>(b.labels));
         if (loss.requires_grad()) loss.backward();
         return true;
@@ -432,6 +450,7 @@ public:
         wd_ = {"weight_decay", std::max(wd, this->opt_.wd_lo), this->opt_.wd_lo, this->opt_.wd_hi, true};
         lr_.check();
         wd_.check();
+        if (!this->opt_.horizon.one_step()) tangents_ = detail::ForwardTangents<T, D>(this->opt_.horizon, 2);
     }
     Rates rates(std::int64_t step) const override {
         const std::size_t G = this->sgd_->group_count();
@@ -443,16 +462,35 @@ public:
         const double f = this->lr_factor(ctx.step);
         const std::size_t G = this->sgd_->group_count();
         const Rates r = rates(ctx.step);
+        // Forward mode (horizon.hpp): the tangents follow every weight step, the hyperparameters
+        // move every `every` steps. Hyperparameter 0 is the base rate (group rate f * lr), 1 the decay.
+        const bool forward = !this->opt_.horizon.one_step() && !ctx.frozen;
+        std::vector<Sensitivity> sens;
+        if (forward) {
+            sens.assign(2, Sensitivity{std::vector<double>(G, 0.0), std::vector<double>(G, 0.0)});
+            for (std::size_t g = 0; g < G; ++g) {
+                sens[0].rate[g] = f;
+                sens[1].decay[g] = this->decays_[g] ? 1.0 : 0.0;
+            }
+            tangents_.before_step(*this->sgd_, r.lr, r.wd, sens, ctx.train_loss);
+        }
         this->sgd_->step(r.lr, r.wd);
+        if (forward) tangents_.after_step(*this->sgd_, r.lr, sens);
         if (!this->validation_gradient(ctx)) {
             this->sgd_->zero_grad();
             return;
         }
-        const auto hl = this->sgd_->lr_hypergradients(), hw = this->sgd_->wd_hypergradients();
         double dlr = 0, dwd = 0;
-        for (std::size_t g = 0; g < G; ++g) {
-            dlr += hl[g] * f;  // the group's rate is f * lr
-            if (this->decays_[g]) dwd += hw[g];
+        if (forward) {
+            const auto h = tangents_.hypergradients(*this->sgd_);
+            dlr = h[0];
+            dwd = h[1];
+        } else {
+            const auto hl = this->sgd_->lr_hypergradients(), hw = this->sgd_->wd_hypergradients();
+            for (std::size_t g = 0; g < G; ++g) {
+                dlr += hl[g] * f;  // the group's rate is f * lr
+                if (this->decays_[g]) dwd += hw[g];
+            }
         }
         last_ = {dlr, dwd};
         lr_.apply(dlr, this->opt_.hyper_lr);
@@ -468,16 +506,21 @@ public:
         this->sgd_->save_state(w);
         lr_.save_state(w);
         wd_.save_state(w);
+        if (!this->opt_.horizon.one_step()) tangents_.save_state(w);
     }
     void load_state(ByteReader& r) {
         this->sgd_->load_state(r);
         lr_.load_state(r);
         wd_.load_state(r);
+        if (!this->opt_.horizon.one_step()) tangents_.load_state(r);
     }
+    /// The forward-mode tangents (empty with the one-step method).
+    const detail::ForwardTangents<T, D>& tangents() const { return tangents_; }
 
 private:
     Hyperparameter lr_, wd_;
     std::pair<double, double> last_{0, 0};
+    detail::ForwardTangents<T, D> tangents_;
 };
 
 /// Per-group learning rates and weight decays plus label smoothing, all from one validation

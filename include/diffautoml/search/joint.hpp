@@ -9,10 +9,13 @@
 // statistics are recomputed on the derived path and the test set is evaluated. State is
 // checkpointed atomically every few minutes and on request (SIGINT/SIGTERM in the binary), and a
 // run resumes from its checkpoint to the same result as an uninterrupted one.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -52,20 +55,27 @@ concept Checkpointable = requires(P& p, const P& cp, ByteWriter& w, ByteReader& 
 
 struct JointOptions {
     std::int64_t epochs = 30;
-    double minutes = 0;                  ///< wall-clock budget of training (0: none); fixes the step count after 30 steps
+    /// Wall-clock budget of the whole run, final pass included (0: none). The step count is fixed
+    /// after 30 steps timed past 10 warm-up steps and remade at each epoch end (BudgetPlan).
+    double minutes = 0;
     std::int64_t batch = 128;
     double lr = 0.1;                     ///< initial learning rate (the HPO policy may learn it)
     double weight_decay = 5e-4;          ///< initial weight decay
     double momentum = 0.9;
     double warmup_epochs = 0.5;          ///< linear warm-up factor on the learning rate
     double search_fraction = 0.5;        ///< the NAS phase ends at this share of the steps at the latest
-    std::int64_t validation = 5000;      ///< training images held out for HPO and per-epoch validation
-    std::int64_t validation_batch = 128;
+    /// Training images held out for HPO and per-epoch validation: a share of the training set when
+    /// in (0, 1) (1/12: 5,000 of Fashion-MNIST's 60,000), a count when >= 1.
+    double validation = 1.0 / 12;
+    std::int64_t validation_batch = 128;  ///< at most the slice's size
     std::int64_t recalibration_batches = 40;  ///< batches of 256 clean training images for the final BN statistics
     std::uint64_t seed = 0;
     std::string out_dir;                 ///< checkpoint, log.jsonl, model.bin, ... ("" writes nothing)
     double checkpoint_minutes = 5;
     std::int64_t stop_after_steps = -1;  ///< tests: checkpoint and stop (as on SIGINT) after this many steps
+    /// Tests: the clock the time budget reads, in seconds (empty: a steady clock). Checkpoints keep
+    /// to the real time.
+    std::function<double()> clock;
     bool progress = true;
     da::PixelSpace pixels{};             ///< how the dataset is normalised (for the DA policy)
     da::AugmentOptions augment{};        ///< magnitude ranges and fill value of the DA ops (fill: pixel value)
@@ -105,6 +115,10 @@ struct JointOptions {
     /// A hypergradient step every k weight steps; each costs a validation forward + backward
     /// (at 4 about 20% of the time, at 16 about 5%).
     std::int64_t hpo_every = 16;
+    /// The hypergradient's horizon (HypergradLrWd; docs/hpo.md): forgetting gamma in [0, 1] of the
+    /// forward-mode tangents (0: the one-step method) and how they see the curvature.
+    double hpo_forgetting = 0.0;
+    hpo::Curvature hpo_curvature = hpo::Curvature::radial;
     /// eps of the training loss (1 - eps) CE + eps U (HypergradLrWd and FixedSchedule; HypergradMulti
     /// learns its own). The validation loss of the hypergradient and the DA policy's per-sample
     /// losses stay plain cross-entropy.
@@ -131,8 +145,10 @@ struct JointOptions {
 
 /// The outcome of a finished run.
 struct JointResult {
-    double test_accuracy = 0;            ///< of `model`: the averaged weights when averaging is on
+    double test_accuracy = NAN;          ///< of `model`: the averaged weights when averaging is on (NaN: a choice run)
+    double val_accuracy = NAN;           ///< of `model` on the validation slice while it is held out (else NaN)
     double test_accuracy_last = NAN;     ///< with weight averaging: the last weights' (else NaN)
+    double val_accuracy_last = NAN;      ///< likewise on the held-out validation slice
     std::int64_t averaged = 0;           ///< how many weight states the model's weights average (0: none)
     double wall_seconds = 0;
     double search_seconds = 0;           ///< time until the architecture was fixed
@@ -143,6 +159,22 @@ struct JointResult {
     nlohmann::json da_policy;
     std::shared_ptr<nas::Supernet<float>> model;  ///< the derived network with the trained weights
 };
+
+/// Seeds from this one on report the test set (docs/protocol.md); those below may be used for choices.
+inline constexpr std::uint64_t headline_seed = 100;
+
+/// The machine a run ran on, for result.json: the CPU model, whether it has AVX-512, the threads.
+inline nlohmann::json host_json() {
+    std::string cpu = "unknown";
+    bool avx512 = false;
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);) {
+        if (cpu == "unknown" && line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos)
+            cpu = line.substr(line.find(':') + 2);
+        if (line.rfind("flags", 0) == 0) avx512 = avx512 || line.find(" avx512f") != std::string::npos;
+    }
+    return {{"cpu", cpu}, {"avx512", avx512}, {"threads", num_threads()}};
+}
 
 /// How many steps a time budget allows: `step` steps done after `seconds`, the time per step
 /// measured since (`from_step`, `from_seconds`), `budget_seconds` in all. The answer lies in
@@ -176,6 +208,12 @@ struct BudgetPlan {
     void begin(Phase p, std::int64_t step, double seconds) {
         if (marks[p].step < 0) marks[p] = Mark{step, seconds, false};
     }
+    /// The search is timed from (step, seconds) instead of from the start: the first steps build
+    /// buffers and, on a GPU, run cuDNN's algorithm search, and cost many times a later step. Only
+    /// before the search has been timed from elsewhere.
+    void skip_warmup(std::int64_t step, double seconds) {
+        if (marks[search].step == 0) marks[search] = Mark{step, seconds, true};
+    }
     /// The new step count after `step` steps and `seconds`, `budget_seconds` in all: at most
     /// `current`, or at most `cap` on a phase's one growth.
     std::int64_t replan(std::int64_t step, double seconds, double budget_seconds, std::int64_t current, std::int64_t cap) {
@@ -201,6 +239,16 @@ struct BudgetPlan {
         }
     }
 };
+
+/// Seconds to keep for the final pass (batch-norm recalibration and the test evaluation, twice with
+/// weight averaging): `images` forward passes at `seconds_per_image`, with half again as margin,
+/// and 2 s for deriving and writing the model. An estimate made from the training steps (a forward
+/// and a backward pass per image) errs on the safe side.
+inline double final_pass_reserve(std::int64_t images, double seconds_per_image) {
+    DAM_CHECK(images >= 0 && seconds_per_image >= 0 && std::isfinite(seconds_per_image), value_error,
+              "final_pass_reserve: {} images at {} s each", images, seconds_per_image);
+    return 2.0 + 1.5 * static_cast<double>(images) * seconds_per_image;
+}
 
 /// How far a run is through its schedules (0 at the start, 1 at the end) at `step` of `total`, when
 /// the plan was last remade at `from_step`, `from_t` of the way through: linear from there to the
@@ -295,6 +343,8 @@ std::unique_ptr<P> default_hpo(const std::vector<optim::ParamGroup<typename P::v
         hpo::HypergradOptions h;
         h.momentum = o.momentum;
         h.every = o.hpo_every;
+        h.horizon.forgetting = o.hpo_forgetting;
+        h.horizon.curvature = o.hpo_curvature;
         h.wd_hi = o.wd_max;
         h.lr_lo = o.lr_min;
         h.label_smoothing = o.label_smoothing;
@@ -388,11 +438,25 @@ public:
             hpo;
     };
 
-    /// `train` must be a training set (the validation slice is held out of it); `test` is only
-    /// evaluated at the end.
+    /// A final run: `train` must be a training set (the validation slice is held out of it); `test`
+    /// is only evaluated at the end.
     JointSearch(const data::Dataset& train, const data::Dataset& test, JointOptions o, Factories f = {},
                 typename Space::Options space = Space::default_options())
-        : opt_(std::move(o)), test_(&test), gen_(opt_.seed) {
+        : JointSearch(train, &test, std::move(o), std::move(f), space) {}
+    /// A choice run (docs/protocol.md): no test set; the validation slice stays held out to the end
+    /// (join_validation must be 1) and the result is the derived network's accuracy on it.
+    JointSearch(const data::Dataset& train, JointOptions o, Factories f = {},
+                typename Space::Options space = Space::default_options())
+        : JointSearch(train, static_cast<const data::Dataset*>(nullptr), std::move(o), std::move(f), space) {}
+
+private:
+    JointSearch(const data::Dataset& train, const data::Dataset* test, JointOptions o, Factories f,
+                typename Space::Options space)
+        : opt_(std::move(o)), test_(test), gen_(opt_.seed) {
+        DAM_CHECK(test_ || opt_.join_validation == 1, value_error,
+                  "JointSearch: a choice run (no test set) reports the held-out validation accuracy, so the slice "
+                  "must stay held out: set join_validation = 1 (got {})",
+                  opt_.join_validation);
         DAM_CHECK(opt_.epochs >= 1 && opt_.batch >= 1, value_error, "JointSearch: epochs {} and batch {} must be >= 1",
                   opt_.epochs, opt_.batch);
         DAM_CHECK(opt_.search_fraction > 0 && opt_.search_fraction <= 1, value_error,
@@ -415,10 +479,12 @@ public:
         DAM_CHECK(opt_.minutes >= 0 && opt_.checkpoint_minutes > 0, value_error,
                   "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.minutes,
                   opt_.checkpoint_minutes);
-        DAM_CHECK(train.size() > opt_.validation + opt_.batch, value_error,
-                  "JointSearch: {} training images are too few for a validation slice of {} and batches of {}",
-                  train.size(), opt_.validation, opt_.batch);
-        auto [rest, val] = hpo::hold_out(train, opt_.validation, opt_.seed ^ 0x5a17u);
+        const std::int64_t n_val = validation_images(opt_.validation, train.size());
+        DAM_CHECK(train.size() >= n_val + opt_.batch, value_error,
+                  "JointSearch: {} training images are too few for a validation slice of {} and a batch of {}; lower "
+                  "the batch size or the validation share",
+                  train.size(), n_val, opt_.batch);
+        auto [rest, val] = hpo::hold_out(train, n_val, opt_.seed ^ 0x5a17u);
         train_ = std::make_shared<data::Dataset>(std::move(rest));
         val_ = std::make_unique<hpo::ValidationSet>(std::move(val));
         space.classes = train.classes;
@@ -437,6 +503,10 @@ public:
         loader_->start_epoch(0);
         weights_ = net_->parameters();
     }
+
+public:
+    /// Whether this is a choice run (no test set).
+    bool choice_run() const { return test_ == nullptr; }
 
     JointSearch(const JointSearch&) = delete;  // the HPO policy calls back into this object
     JointSearch& operator=(const JointSearch&) = delete;
@@ -457,6 +527,23 @@ public:
     std::int64_t step() const { return step_; }
     std::int64_t total_steps() const { return total_steps_; }
     std::int64_t steps_per_epoch() const { return steps_per_epoch_; }
+    /// The size of the validation slice for `option` (JointOptions::validation) of `n` training images.
+    static std::int64_t validation_images(double option, std::int64_t n) {
+        DAM_CHECK(std::isfinite(option) && option > 0 && (option < 1 || option == std::floor(option)), value_error,
+                  "JointSearch: validation must be a share of the training set in (0, 1) or a whole number of images, "
+                  "got {}",
+                  option);
+        const auto k = option < 1 ? std::llround(option * static_cast<double>(n)) : std::llround(option);
+        DAM_CHECK(k >= 1 && k < n, value_error,
+                  "JointSearch: a validation slice of {} ({} of {} training images) leaves nothing to train on or "
+                  "holds no image; choose a share in (0, 1) or a count below {}",
+                  k, option, n, n);
+        return static_cast<std::int64_t>(k);
+    }
+    /// The images of the validation slice.
+    std::int64_t validation_size() const { return val_->size(); }
+    /// The validation batch: JointOptions::validation_batch, at most the slice.
+    std::int64_t validation_batch() const { return std::min(opt_.validation_batch, val_->size()); }
     /// Whether the validation images have joined training (JointOptions::join_validation).
     bool validation_joined() const { return joined_; }
     /// The images training batches are drawn from now: the training set less the validation
@@ -479,6 +566,8 @@ public:
                 {"warmup_epochs", opt_.warmup_epochs},
                 {"search_fraction", opt_.search_fraction},
                 {"hpo_every", opt_.hpo_every},
+                {"hpo_forgetting", opt_.hpo_forgetting},
+                {"hpo_curvature", std::string(hpo::curvature_name(opt_.hpo_curvature))},
                 {"da_max_magnitude", opt_.da_max_magnitude},
                 {"da_lr", opt_.da_lr},
                 {"da_max_ratio", opt_.da_max_ratio},
@@ -495,6 +584,8 @@ public:
                 {"average_from", opt_.average_from},
                 {"retime_after_join", opt_.retime_after_join},
                 {"validation", opt_.validation},
+                {"validation_images", val_->size()},
+                {"train_images", train_->size() + val_->size()},
                 {"seed", opt_.seed},
                 {"train_images", train_->size()}};
     }
@@ -533,9 +624,9 @@ public:
 
     /// Runs (or continues) the search to the end: training, derive, BN recalibration, test.
     JointResult run() {
-        const auto start = std::chrono::steady_clock::now();
+        const double start = now();
         const double offset = elapsed_before_;
-        auto elapsed = [&] { return offset + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+        auto elapsed = [&] { return offset + now() - start; };
         auto last_ckpt = std::chrono::steady_clock::now();
         if (!opt_.out_dir.empty()) std::filesystem::create_directories(opt_.out_dir);
         nas::NasContext<T, D> nctx;
@@ -543,16 +634,17 @@ public:
         nctx.weights = net_->parameters();
         hpo::HpoContext<T, D> hctx;
         hctx.validation = val_.get();
-        hctx.validation_batch = opt_.validation_batch;
+        hctx.validation_batch = validation_batch();
         hctx.forward = [&](const Tensor<float>& x) { return net_->forward(Var<T, D>(on_device<D>(x))); };
         data::Batch batch;
+        hctx.train_loss = [&] { return hpo_->training_loss(net_->forward(Var<T, D>(train_input_)), on_device<D>(batch.labels)); };
         nctx.train_loss = [&] {
             return ops::cross_entropy(net_->forward(Var<T, D>(train_input_)), on_device<D>(batch.labels));
         };
         if constexpr (requires(const HpoPolicy& h) { h.weight_update(step_, weights_, std::vector<Tensor<T, D>>{}); })
             nctx.weight_update = [this](const std::vector<Tensor<T, D>>& g) { return hpo_->weight_update(step_, weights_, g); };
         nctx.val_loss = [&] {
-            auto vb = val_->next(opt_.validation_batch);
+            auto vb = val_->next(validation_batch());
             return ops::cross_entropy(net_->forward(Var<T, D>(on_device<D>(vb.images))), on_device<D>(vb.labels));
         };
 
@@ -574,7 +666,8 @@ public:
             batch = loader_->next();
             train_step(batch, nctx, hctx);
             ++step_;
-            if (opt_.minutes > 0 && step_ == 30 && !budget_fixed_) fix_budget(elapsed());
+            if (opt_.minutes > 0 && step_ == kBudgetWarmup) plan_.skip_warmup(step_, elapsed());
+            if (opt_.minutes > 0 && step_ == kBudgetWarmup + 30 && !budget_fixed_) fix_budget(elapsed());
             if (bar)
                 bar->update(step_ - epoch * steps_per_epoch_, acc_seen_,
                             fmt::format("loss {:.4f} acc {:.4f}", acc_loss_ / static_cast<double>(acc_seen_),
@@ -583,7 +676,8 @@ public:
                 if (bar) bar->finish(acc_seen_, "");
                 bar.reset();
                 end_epoch(elapsed());
-                if (opt_.minutes > 0 && step_ < total_steps_) fix_budget(elapsed());
+                // Within the warm-up nothing is timed yet: the plan waits for the 30 timed steps.
+                if (opt_.minutes > 0 && step_ < total_steps_ && step_ > kBudgetWarmup + 10) fix_budget(elapsed());
             }
             const bool stop = stop_flag().load() || (opt_.stop_after_steps >= 0 && step_ >= opt_.stop_after_steps);
             const bool due = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >
@@ -693,9 +787,10 @@ public:
 private:
     std::int64_t epochs_planned() const { return (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_; }
 
-    /// With a time budget: the number of steps that fit, keeping 3% of the budget and 60 s for the
-    /// final recalibration and test pass. Called after 30 steps and again after each epoch (epoch-end
-    /// validation included). Until the architecture is fixed the time per step is the average so
+    /// With a time budget: the number of steps that fit, keeping 3% of the budget and the time the
+    /// final recalibration and test pass will take (final_pass_reserve, from the epoch-end
+    /// validation's time per image once there is one). Called after 30 steps timed past the warm-up
+    /// and again after each epoch (epoch-end validation included). Until the architecture is fixed the time per step is the average so
     /// far, and the count only shrinks. From the first epoch end after it is fixed, the derived
     /// network alone is timed, and at the next epoch end the count may grow once (up to `epochs`):
     /// the derived network's steps cost less than the supernet's, and a plan made from search steps
@@ -704,7 +799,7 @@ private:
     /// once more: they skip the hypergradient's validation passes (BudgetPlan).
     void fix_budget(double seconds_so_far) {
         budget_fixed_ = true;
-        const double budget = opt_.minutes * 60 * 0.97 - 60;
+        const double budget = opt_.minutes * 60 * 0.97 - final_pass_reserve(final_pass_images(), seconds_per_eval_image(seconds_so_far));
         if (derived_) plan_.begin(BudgetPlan::derived, step_, seconds_so_far);
         const double t = progress(step_);
         const std::int64_t planned = total_steps_;
@@ -717,6 +812,29 @@ private:
             sched_from_t_ = t;
         }
     }
+    static constexpr std::int64_t kBudgetWarmup = 10;  ///< steps not timed by the budget plan
+
+    /// Seconds on the run's clock (JointOptions::clock, else a steady clock).
+    double now() const {
+        if (opt_.clock) return opt_.clock();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    }
+
+    /// The images the final pass runs forward: recalibration batches and the test set, twice with
+    /// weight averaging.
+    std::int64_t final_pass_images() const {
+        const std::int64_t n = training_images().size(), b = std::min<std::int64_t>(256, n);
+        const std::int64_t calib = std::min(opt_.recalibration_batches, n / b) * b;
+        const std::int64_t held = joined_ || opt_.join_validation < 1 ? 0 : val_->size();
+        return (calib + (test_ ? test_->size() : 0) + held) * (opt_.average_from < 1 ? 2 : 1);
+    }
+    /// Seconds per image of an evaluation pass: measured at the last epoch end, else bounded by a
+    /// training step's time per image so far.
+    double seconds_per_eval_image(double seconds_so_far) const {
+        if (eval_seconds_per_image_ >= 0) return eval_seconds_per_image_;
+        return seconds_so_far / static_cast<double>(std::max<std::int64_t>(1, step_ * opt_.batch));
+    }
+
     /// How far the run is through its cosine and fade schedules at `step`.
     double progress(std::int64_t step) const {
         return schedule_progress(step, sched_from_step_, sched_from_t_, std::max<std::int64_t>(1, total_steps_));
@@ -843,7 +961,9 @@ private:
             average_.add(weights_);
         const auto arch = derived_ ? arch_ : nas_->derived();
         if (!derived_) net_->set_architecture(arch);
+        const double eval_start = now();
         const auto [val_loss, val_acc] = evaluate(*net_, val_->data());
+        eval_seconds_per_image_ = (now() - eval_start) / static_cast<double>(val_->size());
         nlohmann::json probs = nlohmann::json::object();
         const auto p = nas_->probabilities();
         for (std::size_t d = 0; d < p.size(); ++d) probs[net_->decisions()[d].name] = p[d];
@@ -907,7 +1027,8 @@ private:
         // weight averaging) of their average, which becomes the model.
         auto derive_recalibrated = [&] {
             auto net = nas::derive<Space>(*net_, arch_);
-            data::BatchLoader calib(training_images(), 256, true, opt_.seed + 3, true);
+            const auto calib_batch = std::min<std::int64_t>(256, training_images().size());
+            data::BatchLoader calib(training_images(), calib_batch, true, opt_.seed + 3, true);
             calib.start_epoch(0);
             nn::recalibrate_batch_norm(*net, std::min(opt_.recalibration_batches, calib.batches_per_epoch()),
                                        [&] { return on_device<D>(calib.next().images); });
@@ -915,16 +1036,22 @@ private:
         };
         auto derived = derive_recalibrated();
         JointResult res;
-        res.test_accuracy = evaluate(*derived, *test_).second;
+        // The test set once (a final run), the validation slice while it is held out.
+        auto measure = [&](nn::Module<T, D>& net) {
+            if (test_) res.test_accuracy = evaluate(net, *test_).second;
+            if (!joined_) res.val_accuracy = evaluate(net, val_->data()).second;
+        };
+        measure(*derived);
         if (average_.count() > 0) {
             res.test_accuracy_last = res.test_accuracy;
+            res.val_accuracy_last = res.val_accuracy;
             res.averaged = average_.count();
             std::vector<Tensor<T>> last;  // the supernet keeps its last weights (run() may be called again)
             for (const auto& p : weights_) last.push_back(on_host(p.value()).clone());
             average_.copy_to(weights_);
             derived = derive_recalibrated();
             for (std::size_t i = 0; i < weights_.size(); ++i) copy_from_host(weights_[i].value(), last[i]);
-            res.test_accuracy = evaluate(*derived, *test_).second;
+            measure(*derived);
         }
         std::shared_ptr<nas::Supernet<T, cpu>> host_model;  // the result and model.bin live on the host
         if constexpr (std::is_same_v<D, cpu>) host_model = derived;
@@ -944,7 +1071,12 @@ private:
                                           {"pixels", {{"mean", opt_.pixels.mean}, {"std", opt_.pixels.std}}}};
             nas::save_derived(opt_.out_dir + "/model.bin", *host_model, extra);
             write_text(opt_.out_dir + "/architecture.json", nas::architecture_json(*net_, arch_).dump(2) + "\n");
-            nlohmann::json result = {{"test_accuracy", res.test_accuracy},
+            auto number = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+            nlohmann::json result = {{"test_accuracy", number(res.test_accuracy)},
+                                           {"val_accuracy", number(res.val_accuracy)},
+                                           {"run", test_ ? "final" : "choice"},
+                                           {"seed_role", opt_.seed >= headline_seed ? "headline" : "choice"},
+                                           {"host", host_json()},
                                            {"device", std::string(D::name)},
                                            {"wall_seconds", res.wall_seconds},
                                            {"search_seconds", res.search_seconds},
@@ -956,7 +1088,8 @@ private:
                                            {"da_policy", res.da_policy},
                                            {"config", config_json()}};
             if (res.averaged > 0) {
-                result["test_accuracy_last"] = res.test_accuracy_last;
+                result["test_accuracy_last"] = number(res.test_accuracy_last);
+                result["val_accuracy_last"] = number(res.val_accuracy_last);
                 result["averaged_weights"] = res.averaged;
             }
             write_text(opt_.out_dir + "/result.json", result.dump(2) + "\n");
@@ -988,6 +1121,7 @@ private:
     std::vector<std::int64_t> arch_;
     bool derived_ = false, budget_fixed_ = false;
     double acc_loss_ = 0, elapsed_before_ = 0, search_seconds_ = 0;
+    double eval_seconds_per_image_ = -1;  ///< measured at the last epoch end (-1: not yet)
     BudgetPlan plan_;                     ///< with a time budget: the phases' timing marks
     std::int64_t sched_from_step_ = 0;    ///< the schedules run linearly from this step ...
     double sched_from_t_ = 0;             ///< ... and progress to the end (schedule_progress)

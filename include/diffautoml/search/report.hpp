@@ -212,7 +212,10 @@ inline std::string html_report(const std::vector<nlohmann::json>& log, const nlo
                 s->points.emplace_back(e, it.value().get<double>());
             }
     }
-    const double test = result.value("test_accuracy", NAN);
+    auto number = [&](const char* key) {
+        return result.contains(key) && result[key].is_number() ? result[key].template get<double>() : NAN;
+    };
+    const double test = number("test_accuracy"), val = number("val_accuracy");
     if (std::isfinite(test)) acc.push_back({"test (final)", {{log.empty() ? 0.0 : log.back().value("epoch", 0.0), test}}});
 
     std::string h =
@@ -225,7 +228,9 @@ inline std::string html_report(const std::vector<nlohmann::json>& log, const nlo
         h += fmt::format("<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>\n", escape(k), escape(v));
     };
     if (std::isfinite(test)) row("test accuracy", fmt::format("{:.4f}", test));
-    if (result.contains("test_accuracy_last"))
+    if (std::isfinite(val)) row("validation accuracy (held out)", fmt::format("{:.4f}", val));
+    if (result.value("run", "") == "choice") row("run", "a choice run: the test set was not read (docs/protocol.md)");
+    if (result.contains("test_accuracy_last") && result["test_accuracy_last"].is_number())
         row("test accuracy of the last weights",
             fmt::format("{:.4f} (the model averages the weights of {} epoch ends)",
                         result["test_accuracy_last"].get<double>(), result.value("averaged_weights", 0)));
