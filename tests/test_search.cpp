@@ -84,6 +84,9 @@ TEST_CASE("joint search end to end: log, model, result, and a model file that re
                              "Most likely augmentation pairs", "<polyline", "stage1.layer1"})
         CHECK(html.find(part) != std::string::npos);
     CHECK(html.find(fmt::format("{:.4f}", res.test_accuracy)) != std::string::npos);
+    // The epochs that ran and the cap, told apart.
+    CHECK(html.find("<th class=\"l\">epochs run</th><td class=\"l\">2</td>") != std::string::npos);
+    CHECK(html.find("<th class=\"l\">epoch cap</th><td class=\"l\">2</td>") != std::string::npos);
     CHECK(html.find("<script") == std::string::npos);
     // No external resources: every URL is the SVG namespace.
     for (auto at = html.find("http"); at != std::string::npos; at = html.find("http", at + 1))

@@ -246,9 +246,12 @@ inline std::string html_report(const std::vector<nlohmann::json>& log, const nlo
     if (result.contains("hyperparameters"))
         for (auto it = result["hyperparameters"].begin(); it != result["hyperparameters"].end(); ++it)
             row("final " + it.key(), fmt::format("{:.5g}", it.value().get<double>()));
+    // The epochs that ran (a time budget ends a run before its cap), then the cap.
+    if (!log.empty()) row("epochs run", fmt::format("{}", log.size()));
     if (result.contains("config"))
         for (const char* k : {"space", "da", "nas", "hpo", "epochs", "seed"})
-            if (result["config"].contains(k)) row(k, result["config"][k].dump());
+            if (result["config"].contains(k))
+                row(std::string(k) == "epochs" ? "epoch cap" : k, result["config"][k].dump());
     h += "</table>\n<h2>Training</h2>\n";
     h += "<figure>" + svg_line_chart("Accuracy", "epoch", acc) + "</figure>\n";
     h += "<figure>" + svg_line_chart("Loss", "epoch", loss) + "</figure>\n";
