@@ -11,7 +11,7 @@ Each row's run directory (relative to the manifest) holds the result.json that d
 wrote. The script enforces the protocol before it prints a figure: a table of test accuracy uses
 only headline seeds (>= 100, never used for a choice), a table of validation accuracy only choice
 runs (the test set not read), every row of a seed the same number of steps, and every run the same
-CPU. It prints per row the mean, standard deviation and range, and the paired difference from the
+CPU with the same thread count. It prints per row the mean, standard deviation and range, and the paired difference from the
 baseline row with its 95% interval (Student's t over the seeds).
 
     python3 scripts/tables.py              # print every table
@@ -75,7 +75,7 @@ def load_table(manifest_path):
             raise ProtocolError(f"{manifest_path}: test accuracy on seeds {early}, which may have been used for "
                                 f"choices; report the test set on seeds >= {HEADLINE_SEED} only")
     base = os.path.dirname(manifest_path)
-    values, steps, cpus = {}, {}, set()
+    values, steps, cpus, threads = {}, {}, set(), set()
     for row in t["rows"]:
         for seed in t["seeds"]:
             path = os.path.join(base, row["dir"].format(seed=seed), "result.json")
@@ -93,12 +93,16 @@ def load_table(manifest_path):
             values[(row["label"], seed)] = float(v)
             steps.setdefault(seed, set()).add(r.get("steps"))
             cpus.add(r.get("host", {}).get("cpu", "unknown"))
+            threads.add(r.get("host", {}).get("threads"))
     for seed, s in steps.items():
         if len(s) > 1:
             raise ProtocolError(f"{t['name']}: seed {seed}'s rows ran different step counts {sorted(s)}; compare at "
                                 f"the same budget in steps (--epochs E --minutes 0)")
     if len(cpus) > 1:
         raise ProtocolError(f"{t['name']}: rows ran on different CPUs {sorted(cpus)}; run a table on one machine")
+    if len(threads) > 1:
+        raise ProtocolError(f"{t['name']}: rows ran with different thread counts {sorted(threads, key=str)}; the "
+                            f"thread count changes a run's trajectory, so a table uses one --threads")
     return t, values, cpus.pop() if cpus else "unknown"
 
 
@@ -158,10 +162,10 @@ def self_test():
         with open(os.path.join(root, "docs", "results.md"), "w") as f:
             f.write("before\n<!-- table:demo -->\nold\n<!-- /table:demo -->\nafter\n")
 
-        def write_run(label, seed, acc, steps=100, cpu="cpu A", test=True):
+        def write_run(label, seed, acc, steps=100, cpu="cpu A", test=True, threads=1):
             d = os.path.join(root, "runs", "demo", f"{label}_seed{seed}")
             os.makedirs(d, exist_ok=True)
-            r = {"steps": steps, "host": {"cpu": cpu}, "config": {"seed": seed},
+            r = {"steps": steps, "host": {"cpu": cpu, "threads": threads}, "config": {"seed": seed},
                  "test_accuracy": acc if test else None, "val_accuracy": acc}
             with open(os.path.join(d, "result.json"), "w") as f:
                 json.dump(r, f)
@@ -201,6 +205,8 @@ def self_test():
         refuses("different step counts")
         write_run("joint", 101, 0.94, cpu="cpu B")
         refuses("different CPUs")
+        write_run("joint", 101, 0.94, threads=2)
+        refuses("different thread counts")
         write_run("joint", 101, 0.95)
         refuses("differs from the committed runs")
         os.remove(os.path.join(root, "runs", "demo", "joint_seed102", "result.json"))
