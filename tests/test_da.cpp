@@ -434,7 +434,7 @@ TEST_CASE("PairPolicyDA: the entropy term is in the gradient; it and the ratio c
             return p.probabilities();
         };
         const auto plain = train(o);
-        INFO("as ALGORITHMS.md states the update, P[4] = " << plain[4]);
+        INFO("as docs/algorithm.md states the update, P[4] = " << plain[4]);
         CHECK(plain[4] > 0.95);  // rich-get-richer: collapse onto the pair
         PairPolicyOptions clamped = o;
         clamped.max_ratio = 4;

@@ -130,14 +130,14 @@ struct PairPolicyOptions {
     /// start), so the rate is large compared with those of the weights.
     double lr = 20.0;
     /// beta of an added beta * KL(P || uniform) = beta * (log K^2 - H(P)) term in L_DA (0: the
-    /// update exactly as ALGORITHMS.md states it). It pulls P toward uniform with a force that
+    /// update exactly as docs/algorithm.md states it). It pulls P toward uniform with a force that
     /// grows like log P_j, against L_DA's pull that grows like P_j (docs/da.md).
     double entropy_weight = 0.0;
     /// If > 0, the logits are clamped to [-c, c], c = log(max_ratio) / 2 after every update, so
     /// that no pair is more than max_ratio times as likely as another: the adversarial update is
     /// rich-get-richer and otherwise can put nearly all images on one pair (0: no clamp).
     double max_ratio = 0.0;
-    /// Fading out (1: never, the policy as ALGORITHMS.md states it). From this fraction f of the
+    /// Fading out (1: never, the policy as docs/algorithm.md states it). From this fraction f of the
     /// planned steps on, each image is augmented only with probability
     ///     p(t) = (1 + cos(pi (t/T - f) / (1 - f))) / 2,
     /// which falls from 1 to 0 at the last step, so that the last epochs train on the clean images
@@ -146,13 +146,13 @@ struct PairPolicyOptions {
     /// The share of images still augmented at the last step of a fade (0: none, clean images at
     /// the end): p(t) = floor + (1 - floor) (1 + cos(pi (t/T - f) / (1 - f))) / 2.
     double fade_floor = 0.0;
-    /// A base augmentation under the policy (0: none, the policy as ALGORITHMS.md states it): each
+    /// A base augmentation under the policy (0: none, the policy as docs/algorithm.md states it): each
     /// image is mirrored left-right with this probability before its pair is applied, at every
     /// step and whether or not fading leaves its pair out, the way AutoAugment's policies run on
     /// top of standard flips. The flip takes no part in L_DA.
     double flip_probability = 0.0;
     /// How L_DA's gradient in the logits is estimated:
-    ///  - direct: the gradient of mean_i(-l_i P[pair_i]) as ALGORITHMS.md step 4 states it (DHA's
+    ///  - direct: the gradient of mean_i(-l_i P[pair_i]) as docs/algorithm.md step 4 states it (DHA's
     ///    code); its expected step on pair k is about P_k^2 l_k, so probable pairs grow faster than
     ///    their loss warrants (rich get richer), which max_ratio and the fade hold in check;
     ///  - score_function: the unbiased REINFORCE estimate of grad_pi E_P[l],
@@ -171,7 +171,7 @@ struct PairPolicyOptions {
 /// log P, P = softmax(pi) (the same as sampling Cat(P)), and gets o2(o1(x; m1); m2) with
 /// m ~ U(0, M) and a random sign for symmetric ops. update() takes one SGD step on
 ///     L_DA = mean_i(-stopgrad(l_i) * P[pair_i]),
-/// raising the probability of pairs whose images have a high training loss (ALGORITHMS.md step 4).
+/// raising the probability of pairs whose images have a high training loss (docs/algorithm.md step 4).
 template <class T = float>
 class PairPolicyDA {
 public:

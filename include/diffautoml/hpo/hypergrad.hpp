@@ -1,5 +1,5 @@
 #pragma once
-// One-step hypergradient optimisation of training hyperparameters (ALGORITHMS.md step 6;
+// One-step hypergradient optimisation of training hyperparameters (docs/algorithm.md step 6;
 // Luketina et al. 2016, Baydin et al. 2018), several at once and per parameter group.
 //
 // The weight step is momentum SGD written as a function of the hyperparameters:

@@ -70,7 +70,7 @@ struct SGDOptions {
     double dampening = 0.0;
 };
 
-/// SGD with momentum, as PyTorch writes it (ALGORITHMS.md step 5):
+/// SGD with momentum, as PyTorch writes it (docs/algorithm.md step 5):
 ///   d = g + lambda w;  buf = mu buf + (1 - dampening) d  (buf = d on the first step);
 ///   w -= eta * (nesterov ? d + mu buf : buf).
 template <class T, Device D = cpu>

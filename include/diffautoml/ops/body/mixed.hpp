@@ -2,7 +2,7 @@
 // Element bodies of the mixed-op weighted sum y = sum_k w_k x_k (ops/mixed.hpp), shared by the
 // CPU reference (ops/cpu/mixed.hpp computes the same sums in a cache-friendly order) and the fused
 // CUDA kernels. The backward of element i gives dL/dx_k[i] = w_k g[i] and adds g[i] x_k[i] to
-// dL/dw_k, which for DSNAS's one-hot gate Z is dL/dZ_k = <dL/dy, x_k> (ALGORITHMS.md step 4).
+// dL/dw_k, which for DSNAS's one-hot gate Z is dL/dZ_k = <dL/dy, x_k> (docs/algorithm.md step 4).
 #include <cstdint>
 
 #include "../../core/error.hpp"
