@@ -59,6 +59,11 @@ int main(int argc, char** argv) try {
     DAM_CHECK(base.extra.empty(), value_error, "diffautoml-ablation: unknown option '{}' (see --help)", base.extra.front());
     DAM_CHECK(base.device == "cpu", value_error,
               "diffautoml-ablation: runs on the CPU only (--device cuda is a diffautoml-search option)");
+    // Each row sets its own DA, NAS and HPO policy: only the shuffle space is compiled with all of them.
+    DAM_CHECK(base.space == "shuffle", value_error,
+              "diffautoml-ablation: the rows are compiled for the shuffle space only; --space {} runs in "
+              "diffautoml-search (with the default policies)",
+              base.space);
     if (base.joint.out_dir == "diffautoml_out") base.joint.out_dir = "ablation_out";
     // Equal budget means equal epochs here (10 unless given); a time limit only if asked for.
     bool epochs_given = false, minutes_given = false;

@@ -230,8 +230,13 @@ auto dispatch(const Args& a, F&& f) {
         if (a.nas == "dsnas") return with_hpo.template operator()<DA, nas::DSNAS<Shuffle>>();
         return with_hpo.template operator()<DA, nas::FixedArch<Shuffle>>();
     };
-    if (a.space == "mobilenetv2")
+    if (a.space == "mobilenetv2") {
+        // Never run the default policies under another combination's name.
+        DAM_CHECK(a.da == "pair" && a.nas == "dsnas" && a.hpo == "hypergrad", value_error,
+                  "the mobilenetv2 space is compiled with the default policies only (pair, dsnas, hypergrad), got {}, {}, {}",
+                  a.da, a.nas, a.hpo);
         return f.template operator()<da::PairPolicyDA, nas::DSNAS<nas::MobileNetV2Space>, hpo::HypergradLrWd>();
+    }
     if (a.da == "pair") return with_nas.template operator()<da::PairPolicyDA>();
     if (a.da == "standard") return with_nas.template operator()<da::StandardAugment>();
     return with_nas.template operator()<da::NoAugment>();

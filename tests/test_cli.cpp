@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "../examples/cli.hpp"
+#include "../examples/joint_common.hpp"
 #include "test_helpers.hpp"
 
 namespace {
@@ -60,4 +61,26 @@ TEST_CASE("example command lines: typed values, flags, lists, and errors that sa
     cli.parse(static_cast<int>(r.size()), r.data(), &rest);
     CHECK(rest == std::vector<std::string>{"--other"});
     CHECK(epochs == 2);
+}
+
+TEST_CASE("the binaries' policy dispatch runs the combination it names, or refuses", "[cli]") {
+    const auto names = []<template <class...> class DA, class NAS, template <class...> class HPO>() {
+        return std::string(DA<float>::policy_name) + "/" + std::string(NAS::policy_name) + "/" +
+               std::string(HPO<float>::policy_name);
+    };
+    dam_joint::Args a;
+    CHECK(dam_joint::dispatch(a, names) == "pair_policy/dsnas/hypergrad_lr_wd");
+    a.da = "standard";
+    a.nas = "fixed";
+    a.hpo = "fixed";
+    CHECK(dam_joint::dispatch(a, names) == "standard/fixed/fixed");
+    // The mobilenetv2 space is compiled with the default policies only: another combination is an
+    // error, never the defaults run under the other combination's name (the ablation did that).
+    a.space = "mobilenetv2";
+    dam_test::require_throws_with<diffautoml::value_error>([&] { (void)dam_joint::dispatch(a, names); },
+                                     {"mobilenetv2", "default policies", "standard, fixed, fixed"});
+    a.da = "pair";
+    a.nas = "dsnas";
+    a.hpo = "hypergrad";
+    CHECK(dam_joint::dispatch(a, names) == "pair_policy/dsnas/hypergrad_lr_wd");
 }
