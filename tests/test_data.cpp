@@ -78,6 +78,26 @@ TEST_CASE("bad IDX input is a typed error naming the file and the problem", "[da
     bytes.resize(bytes.size() / 2);
     const auto cut = write("cutgz", bytes, false);
     CHECK_THROWS_AS(data::read_idx(cut), format_error);
+    // ... and its message is zlib's words, not freed memory: printable ASCII only.
+    try {
+        (void)data::read_idx(cut);
+    } catch (const format_error& e) {
+        const std::string m = e.what();
+        CHECK(m.find("not a valid gzip stream") != std::string::npos);
+        for (unsigned char c : m) {
+            INFO(m);
+            REQUIRE((c >= 0x20 && c < 0x7f));
+        }
+    }
+    // Images given as labels: the dimensions are named, not a nonsense count.
+    require_throws_with<format_error>([&] { (void)data::load_idx_dataset(im, im); },
+                                      {"has 3 dimensions", "a labels file", "swapped"});
+    // A header promising 2^31 x 28 x 28 values over 10 bytes: refused from the header, before the
+    // product of the dimensions can overflow or anything that size is allocated.
+    const auto huge = write("huge", idx_bytes({0x80000000u, 28, 28}, std::vector<std::uint8_t>(10, 0)), false);
+    require_throws_with<format_error>([&] { (void)data::read_idx(huge); }, {"huge", "truncated"});
+    const auto over = write("over", idx_bytes({0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}, {}), false);
+    require_throws_with<format_error>([&] { (void)data::read_idx(over); }, {"over", "truncated"});
 }
 
 TEST_CASE("train/validation split is seeded, disjoint and complete", "[data]") {

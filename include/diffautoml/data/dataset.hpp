@@ -39,8 +39,8 @@ struct IdxDatasetOptions {
 /// Loads an MNIST-format pair of IDX files: images (N, H, W) and labels (N).
 inline Dataset load_idx_dataset(const std::string& images_path, const std::string& labels_path,
                                 const IdxDatasetOptions& opt = {}) {
-    const IdxArray im = read_idx(images_path);
-    const IdxArray lb = read_idx(labels_path);
+    const IdxArray im = read_idx(images_path, 3, "an images file (N, H, W)");
+    const IdxArray lb = read_idx(labels_path, 1, "a labels file (N)");
     DAM_CHECK(im.dims.size() == 3, format_error, "load_idx_dataset: '{}' must hold images (N, H, W) but has {} dimensions",
               images_path, im.dims.size());
     DAM_CHECK(lb.dims.size() == 1, format_error, "load_idx_dataset: '{}' must hold labels (N) but has {} dimensions",

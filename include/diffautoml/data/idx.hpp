@@ -33,16 +33,18 @@ inline std::vector<std::uint8_t> read_maybe_gzip(const std::string& path) {
     while ((n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()))) > 0) out.insert(out.end(), buf.data(), buf.data() + n);
     int errnum = Z_OK;
     const char* msg = gzerror(f, &errnum);
+    const std::string why = msg && *msg ? msg : "unknown zlib error";  // msg lives in f: copy it before gzclose
     gzclose(f);
     DAM_CHECK(n == 0 && (errnum == Z_OK || errnum == Z_STREAM_END), format_error,
               "read_idx: '{}' is not a valid gzip stream ({}); the download is probably corrupt or truncated", path,
-              msg ? msg : "unknown zlib error");
+              why);
     return out;
 }
 }  // namespace detail
 
-/// Reads an IDX file of unsigned bytes (type 0x08).
-inline IdxArray read_idx(const std::string& path) {
+/// Reads an IDX file of unsigned bytes (type 0x08). With `expected_dims` > 0 the header must declare
+/// that many dimensions (`what` names the kind of file in the message, e.g. "a labels file").
+inline IdxArray read_idx(const std::string& path, int expected_dims = 0, const char* what = "this file") {
     const std::vector<std::uint8_t> b = detail::read_maybe_gzip(path);
     DAM_CHECK(b.size() >= 4, format_error, "read_idx: '{}' is only {} bytes long: too short for an IDX header", path, b.size());
     DAM_CHECK(b[0] == 0 && b[1] == 0, format_error,
@@ -52,6 +54,9 @@ inline IdxArray read_idx(const std::string& path) {
               "read_idx: '{}' holds values of type 0x{:02x}; only unsigned bytes (0x08) are supported", path, b[2]);
     const int nd = b[3];
     DAM_CHECK(nd >= 1 && nd <= 4, format_error, "read_idx: '{}' declares {} dimensions; expected 1 to 4", path, nd);
+    DAM_CHECK(expected_dims <= 0 || nd == expected_dims, format_error,
+              "read_idx: '{}' has {} dimensions; {} has {}. Are the images and labels files swapped?", path, nd, what,
+              expected_dims);
     const std::size_t header = 4 + 4 * static_cast<std::size_t>(nd);
     DAM_CHECK(b.size() >= header, format_error, "read_idx: '{}' is truncated inside its header", path);
     IdxArray a;
@@ -61,6 +66,10 @@ inline IdxArray read_idx(const std::string& path) {
         const std::int64_t d = (std::int64_t{b[o]} << 24) | (std::int64_t{b[o + 1]} << 16) | (std::int64_t{b[o + 2]} << 8) |
                                std::int64_t{b[o + 3]};
         a.dims.push_back(d);
+        // The bytes present bound any honest header: stop before the product can overflow.
+        DAM_CHECK(d == 0 || total <= static_cast<std::int64_t>(b.size()) / d, format_error,
+                  "read_idx: '{}' is truncated: its header promises more values than the {} bytes of the file", path,
+                  b.size());
         total *= d;
     }
     const std::size_t have = b.size() - header;
