@@ -68,6 +68,9 @@ int main(int argc, char** argv) try {
     // Equal budget means equal epochs here (10 unless given); a time limit only if asked for.
     bool epochs_given = false, minutes_given = false;
     for (const char* arg : rest) {
+        DAM_CHECK(std::string(arg) != "--resume", value_error,
+                  "diffautoml-ablation: --resume is not needed: run the same command again and it reads back the "
+                  "finished runs and resumes the one that was stopped");
         epochs_given |= std::string(arg) == "--epochs";
         minutes_given |= std::string(arg) == "--minutes";
     }

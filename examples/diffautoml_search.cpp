@@ -28,6 +28,9 @@ int main(int argc, char** argv) try {
             usage();
             return 0;
         }
+    for (int i = 1; i < argc; ++i)
+        DAM_CHECK(std::string_view(argv[i]) != "--seeds", value_error,
+                  "diffautoml-search: --seeds is diffautoml-ablation's option; one run takes one --seed S");
     auto a = dam_joint::parse(argc, argv, "diffautoml-search");
     DAM_CHECK(a.extra.empty(), value_error, "diffautoml-search: unknown option '{}' (see --help)", a.extra.front());
     set_num_threads(a.threads);

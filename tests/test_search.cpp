@@ -405,6 +405,24 @@ TEST_CASE("joint search: divergence stops with a message and keeps the checkpoin
         Joint j(train, test, o, {}, tiny_space());
         require_throws_with<format_error>([&] { j.resume(); }, {"checksum mismatch"});
     }
+    // A truncated file (a copy cut short) and one from a newer format version say so.
+    write_file_atomic(dir + "/checkpoint.bin", std::vector<std::uint8_t>(before.begin(), before.begin() + before.size() / 3));
+    {
+        Joint j(train, test, o, {}, tiny_space());
+        require_throws_with<format_error>([&] { j.resume(); }, {"the file is truncated"});
+    }
+    write_file_atomic(dir + "/checkpoint.bin", std::vector<std::uint8_t>(before.begin(), before.begin() + 12));
+    {
+        Joint j(train, test, o, {}, tiny_space());
+        require_throws_with<format_error>([&] { j.resume(); }, {"shorter than a checkpoint's header", "truncated"});
+    }
+    auto newer = before;
+    newer[7] = '2';
+    write_file_atomic(dir + "/checkpoint.bin", newer);
+    {
+        Joint j(train, test, o, {}, tiny_space());
+        require_throws_with<format_error>([&] { j.resume(); }, {"format version '2'", "reads version '1'"});
+    }
     write_file_atomic(dir + "/checkpoint.bin", std::vector<std::uint8_t>(64, 7));
     {
         Joint j(train, test, o, {}, tiny_space());

@@ -395,8 +395,16 @@ public:
     void load_checkpoint(const std::string& path) {
         const std::string what = "checkpoint '" + path + "'";
         const auto bytes = read_file(path);
-        DAM_CHECK(bytes.size() >= 20 && std::equal(kMagic, kMagic + 8, bytes.begin()), format_error,
+        // The magic's last byte is the format version: a file from another version is named as such,
+        // not as a foreign file.
+        DAM_CHECK(bytes.size() >= 8 && std::equal(kMagic, kMagic + 7, bytes.begin()), format_error,
                   "{}: not a diffautoml checkpoint (bad magic); delete it or point --out elsewhere", what);
+        DAM_CHECK(bytes[7] == static_cast<std::uint8_t>(kMagic[7]), format_error,
+                  "{}: written in checkpoint format version '{}', this build reads version '{}'; resume it with the "
+                  "build that wrote it, or delete it to start over",
+                  what, static_cast<char>(bytes[7]), kMagic[7]);
+        DAM_CHECK(bytes.size() >= 20, format_error, "{}: {} bytes, shorter than a checkpoint's header; the file is truncated",
+                  what, bytes.size());
         ByteReader head(bytes.data() + 8, bytes.size() - 8, what);
         const auto n = head.get<std::uint64_t>();
         const auto crc = head.get<std::uint32_t>();
