@@ -1,12 +1,31 @@
-// Microbenchmarks of the dense kernels: conv2d and matmul, forward and backward, in GFLOP/s, with
-// PyTorch's figure for the same shapes measured in the same run (benchmarks/torch_ops.py).
+// Microbenchmarks of the dense kernels (conv2d, matmul: GFLOP/s; batch norm: GB/s) against
+// PyTorch's kernels on the same shapes, measured in the same run, on Google Benchmark.
 //
-// Batch norm, which is memory-bound, is reported in GB/s instead (see below).
+// Each op is two benchmarks, `OP/ours` and `OP/pytorch`. Both sides are timed the same way: one
+// call at a time, the clock around the call only (manual time), any cache eviction before it
+// untimed; the peer's calls go to a long-lived `torch_ops.py --serve` process that times its
+// kernel called directly (aten::convolution_backward, native_batch_norm_backward, mm into
+// preallocated outputs), never through autograd. Repetitions (5 by default) of all benchmarks run
+// in random interleaved order (ours, peer, ours, ...), so both sides see the same drift of the
+// machine; the summary at the end gives each side's median with its range and the ratio of medians.
 //
-// FLOP counts: conv forward 2*N*K*OH*OW*(C/groups)*k*k; conv backward twice that (data + weight
-// gradients); matmul forward 2*M*K*N, backward twice that. Times are the best of 10 repetitions.
+// FLOP counts: conv forward 2*N*K*OH*OW*(C/groups)*k*k; backward (data + weight gradients) twice
+// that; matmul forward 2*M*K*N, backward twice that. Batch norm counts the least traffic: forward
+// reads x and writes y, backward reads x, dy (and y for the ReLU mask) and writes dx.
+//
+// The peer uses OpenBLAS (Debian's libopenblas0-pthread, selected for its process only through
+// LD_LIBRARY_PATH) rather than the reference BLAS Debian's PyTorch loads by default; the first
+// line says which BLAS it loaded and which ISA oneDNN dispatches to.
+//
+// Options: --threads T (2)  --no-peer  and Google Benchmark's own (--benchmark_filter=REGEX,
+// --benchmark_repetitions=N, --benchmark_format=json|console, --benchmark_out=FILE, ...).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
+#include <memory>
 
 #include <diffautoml/diffautoml.hpp>
 
@@ -16,55 +35,81 @@ using namespace diffautoml;
 
 namespace {
 
-double best_seconds(const std::function<void()>& f, int reps) {
-    for (int i = 0; i < 2; ++i) f();
-    double best = 1e30;
-    for (int i = 0; i < reps; ++i) {
-        const auto t = std::chrono::steady_clock::now();
-        f();
-        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
-    }
-    return best;
-}
+using Clock = std::chrono::steady_clock;
 
-/// Best of `reps` timings of f, with `before` run untimed ahead of each.
-double best_seconds(const std::function<void()>& f, const std::function<void()>& before, int reps) {
-    double best = 1e30;
-    for (int i = 0; i < reps + 2; ++i) {
-        before();
-        const auto t = std::chrono::steady_clock::now();
-        f();
-        if (i >= 2) best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
-    }
-    return best;
-}
-
-struct Report {
-    std::string name;
-    double ours;
-    std::optional<double> peer;
+/// One op's work: `before` untimed, then `call` timed, per iteration.
+struct Case {
+    std::string name;       ///< e.g. conv2d_fwd:small.block1_3x3_32
+    std::string peer_args;  ///< the request line for torch_ops.py
+    double units;           ///< FLOP or bytes per call
+    const char* counter;    ///< "GFLOPS" or "GB/s"
+    std::function<void()> before, call;
 };
 
-void print(const Report& r, const char* unit = "gflops") {
-    fmt::print("op={} ours_{}={:.1f} pytorch_{}={} ratio={}\n", r.name, unit, r.ours, unit, dam_bench::fmt_opt(r.peer),
-               r.peer ? fmt::format("{:.2f}", r.ours / *r.peer) : "nan");
-    std::fflush(stdout);
+void run_ours(benchmark::State& state, const Case& c) {
+    for (int i = 0; i < 2; ++i) c.before(), c.call();
+    for (auto _ : state) {
+        c.before();
+        const auto t = Clock::now();
+        c.call();
+        state.SetIterationTime(std::chrono::duration<double>(Clock::now() - t).count());
+    }
+    state.counters[c.counter] = benchmark::Counter(c.units / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-}  // namespace
+void run_peer(benchmark::State& state, const Case& c, dam_bench::PeerServer& peer) {
+    for (auto _ : state) state.SetIterationTime(peer.request(c.peer_args, "seconds"));
+    state.counters[c.counter] = benchmark::Counter(c.units / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
 
-int main(int argc, char** argv) try {
-    int threads = 2;
-    bool run_peer = true;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        if (k == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
-        else if (k == "--no-peer") run_peer = false;
-        else throw value_error(fmt::format("conv_matmul: unknown option '{}' (options: --threads T, --no-peer)", k));
+/// Forwards every report to the reporter Google Benchmark would have used and keeps each
+/// benchmark's median, min and max of its rate counter for the summary.
+class SummaryReporter : public benchmark::BenchmarkReporter {
+public:
+    explicit SummaryReporter(std::unique_ptr<benchmark::BenchmarkReporter> inner) : inner_(std::move(inner)) {}
+    bool ReportContext(const Context& context) override { return inner_->ReportContext(context); }
+    void ReportRuns(const std::vector<Run>& runs) override {
+        for (const auto& r : runs) {
+            if (r.run_type != Run::RT_Aggregate) continue;
+            for (const auto& [counter, value] : r.counters)
+                if (counter == "GFLOPS" || counter == "GB/s") stats_[r.run_name.function_name][r.aggregate_name] = value;
+            units_[r.run_name.function_name] = r.counters.count("GFLOPS") ? "gflops" : "gbs";
+        }
+        inner_->ReportRuns(runs);
     }
-    set_num_threads(threads);
-    const std::string py = fmt::format("/usr/bin/python3 '{}/torch_ops.py' {}", DAM_BENCH_DIR, threads);
-    Generator gen(0);
+    void Finalize() override { inner_->Finalize(); }
+
+    /// One line per op: `op=NAME ours_gflops=MEDIAN [MIN, MAX] pytorch_gflops=... ratio=...`.
+    void print_summary(std::FILE* out) const {
+        for (const auto& [name, s] : stats_) {
+            if (!name.ends_with("/ours")) continue;
+            const std::string op = name.substr(0, name.size() - 5);
+            const std::string unit = units_.at(name);
+            const auto peer = stats_.find(op + "/pytorch");
+            const auto range = [](const std::map<std::string, double>& m) {
+                return fmt::format("{:.1f} [{:.1f}, {:.1f}]", m.at("median"), m.at("min"), m.at("max"));
+            };
+            fmt::print(out, "op={} ours_{}={} pytorch_{}={} ratio={}\n", op, unit, range(s), unit,
+                       peer == stats_.end() ? "nan" : range(peer->second),
+                       peer == stats_.end() ? "nan" : fmt::format("{:.2f}", s.at("median") / peer->second.at("median")));
+        }
+    }
+
+private:
+    std::unique_ptr<benchmark::BenchmarkReporter> inner_;
+    std::map<std::string, std::map<std::string, double>> stats_;
+    std::map<std::string, std::string> units_;
+};
+
+std::vector<Case> make_cases(Generator& gen, std::vector<std::shared_ptr<void>>& keep) {
+    std::vector<Case> cases;
+    // Tensors live as long as the benchmarks that use them.
+    const auto tensor = [&](Shape s) {
+        auto t = std::make_shared<Tensor<float>>(s);
+        keep.push_back(t);
+        return t;
+    };
+    const auto nothing = [] {};
 
     // The convolutions of the reference networks at batch 128.
     struct ConvCase {
@@ -85,50 +130,44 @@ int main(int argc, char** argv) try {
         {"shuffle.depthwise_5x5_96_7", 128, 96, 7, 7, 96, 5, 1, 2, 96},
     };
     for (const auto& c : convs) {
-        Tensor<float> xv(Shape{c.N, c.C, c.H, c.W}), wv(Shape{c.K, c.C / c.groups, c.k, c.k});
-        normal_(xv, gen, 0, 1);
-        normal_(wv, gen, 0, 1);
-        const Conv2dOptions o{c.stride, c.pad, 1, c.groups};
-        const auto g = ConvGeometry::make(xv.shape(), wv.shape(), o);
+        auto x = tensor(Shape{c.N, c.C, c.H, c.W}), w = tensor(Shape{c.K, c.C / c.groups, c.k, c.k});
+        normal_(*x, gen, 0, 1);
+        normal_(*w, gen, 0, 1);
+        const auto g = ConvGeometry::make(x->shape(), w->shape(), Conv2dOptions{c.stride, c.pad, 1, c.groups});
         const double flops = 2.0 * c.N * c.K * g.out_h * g.out_w * (c.C / c.groups) * c.k * c.k;
-        Tensor<float> y(g.out_shape()), dx(xv.shape()), dw(wv.shape());
-        normal_(y, gen, 0, 1);
-        const double fwd = best_seconds([&] { conv2d_forward(cpu{}, xv.data(), wv.data(), static_cast<float*>(nullptr), y.data(), g); }, 10);
-        const double bwd = best_seconds(
-            [&] {
-                conv2d_backward_data(cpu{}, y.data(), wv.data(), dx.data(), g);
-                conv2d_backward_weight(cpu{}, xv.data(), y.data(), dw.data(), static_cast<float*>(nullptr), g);
-            },
-            10);
+        auto y = tensor(g.out_shape()), dx = tensor(x->shape()), dw = tensor(w->shape());
+        normal_(*y, gen, 0, 1);
         const std::string args = fmt::format("conv {} {} {} {} {} {} {} {} {}", c.N, c.C, c.H, c.W, c.K, c.k, c.stride, c.pad, c.groups);
-        print({fmt::format("conv2d_fwd:{}", c.label), flops / fwd / 1e9,
-               run_peer ? dam_bench::run_and_read(py + " " + args + " fwd", "gflops") : std::nullopt});
-        print({fmt::format("conv2d_bwd:{}", c.label), 2 * flops / bwd / 1e9,
-               run_peer ? dam_bench::run_and_read(py + " " + args + " bwd", "gflops") : std::nullopt});
+        cases.push_back({fmt::format("conv2d_fwd:{}", c.label), args + " fwd", flops, "GFLOPS", nothing, [=] {
+                             conv2d_forward(cpu{}, x->data(), w->data(), static_cast<float*>(nullptr), y->data(), g);
+                         }});
+        cases.push_back({fmt::format("conv2d_bwd:{}", c.label), args + " bwd", 2 * flops, "GFLOPS", nothing, [=] {
+                             conv2d_backward_data(cpu{}, y->data(), w->data(), dx->data(), g);
+                             conv2d_backward_weight(cpu{}, x->data(), y->data(), dw->data(), static_cast<float*>(nullptr), g);
+                         }});
     }
 
     const std::int64_t mm[][3] = {{128, 128, 10}, {1024, 1024, 1024}, {6272, 288, 64}};
     for (const auto& s : mm) {
         const std::int64_t M = s[0], K = s[1], N = s[2];
-        Tensor<float> a(Shape{M, K}), b(Shape{K, N}), c(Shape{M, N}), da(Shape{M, K}), db(Shape{K, N});
-        normal_(a, gen, 0, 1);
-        normal_(b, gen, 0, 1);
+        auto a = tensor(Shape{M, K}), b = tensor(Shape{K, N}), c = tensor(Shape{M, N}), da = tensor(Shape{M, K}),
+             db = tensor(Shape{K, N});
+        normal_(*a, gen, 0, 1);
+        normal_(*b, gen, 0, 1);
+        normal_(*c, gen, 0, 1);
         const double flops = 2.0 * M * K * N;
-        const double fwd = best_seconds([&] { gemm(cpu{}, false, false, M, N, K, a.data(), b.data(), c.data(), false); }, 20);
-        const double bwd = best_seconds(
-            [&] {
-                gemm(cpu{}, false, true, M, K, N, c.data(), b.data(), da.data(), false);
-                gemm(cpu{}, true, false, K, N, M, a.data(), c.data(), db.data(), false);
-            },
-            20);
-        const std::string args = fmt::format("matmul {} {} {}", M, K, N);
-        const std::string label = fmt::format("{}x{}x{}", M, K, N);
-        print({"matmul_fwd:" + label, flops / fwd / 1e9, run_peer ? dam_bench::run_and_read(py + " " + args + " fwd", "gflops") : std::nullopt});
-        print({"matmul_bwd:" + label, 2 * flops / bwd / 1e9, run_peer ? dam_bench::run_and_read(py + " " + args + " bwd", "gflops") : std::nullopt});
+        const std::string args = fmt::format("matmul {} {} {}", M, K, N), label = fmt::format("{}x{}x{}", M, K, N);
+        cases.push_back({"matmul_fwd:" + label, args + " fwd", flops, "GFLOPS", nothing,
+                         [=] { gemm(cpu{}, false, false, M, N, K, a->data(), b->data(), c->data(), false); }});
+        cases.push_back({"matmul_bwd:" + label, args + " bwd", 2 * flops, "GFLOPS", nothing, [=] {
+                             gemm(cpu{}, false, true, M, K, N, c->data(), b->data(), da->data(), false);
+                             gemm(cpu{}, true, false, K, N, M, a->data(), c->data(), db->data(), false);
+                         }});
     }
+
     // Batch norm (training mode, fused ReLU where the network has one) on the planes of the main
-    // job. Memory-bound, so in GB/s of the least traffic: forward reads x and writes y, backward
-    // reads x, dy (and y for the ReLU mask) and writes dx. The peer runs batch_norm then relu.
+    // job, warm (the tensors stay in cache between calls) and cold (256 MiB are written before
+    // each call, as in a training step, where the backward reads activations written long before).
     struct BnCase {
         const char* label;
         std::int64_t N, C, H, W;
@@ -140,45 +179,109 @@ int main(int argc, char** argv) try {
         {"shuffle.branch_48_7", 128, 48, 7, 7, true},
         {"shuffle.depthwise_96_7", 128, 96, 7, 7, false},
     };
-    std::vector<float> flush(64 << 20);
-    const auto evict = [&flush] {
-        for (std::size_t i = 0; i < flush.size(); i += 16) flush[i] += 1.0f;
+    auto flush = std::make_shared<std::vector<float>>(64 << 20);
+    keep.push_back(flush);
+    const std::function<void()> evict = [flush] {
+        for (std::size_t i = 0; i < flush->size(); i += 16) (*flush)[i] += 1.0f;
     };
     for (const auto& c : bns) {
-        const Shape shape{c.N, c.C, c.H, c.W};
-        Tensor<float> x(shape), y(shape), dy(shape), dx(shape), gamma(Shape{c.C}), beta(Shape{c.C}),
-            mean(Shape{c.C}), invstd(Shape{c.C}), rm(Shape{c.C}), rv(Shape{c.C}), dg(Shape{c.C}), db(Shape{c.C});
-        normal_(x, gen, 0.5, 2);
-        normal_(dy, gen, 0, 1);
-        gamma.fill(1.5f);
-        beta.fill(0.1f);
-        rv.fill(1.0f);
-        const double HW = static_cast<double>(c.H * c.W), bytes = 4.0 * static_cast<double>(c.N * c.C) * HW;
-        auto fwd = [&] {
-            batchnorm2d_forward_train(cpu{}, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), invstd.data(),
-                                      rm.data(), rv.data(), c.N, c.C, c.H * c.W, 0.1, 1e-5, c.relu);
+        const Shape shape{c.N, c.C, c.H, c.W}, ch{c.C};
+        auto x = tensor(shape), y = tensor(shape), dy = tensor(shape), dx = tensor(shape), gamma = tensor(ch),
+             beta = tensor(ch), mean = tensor(ch), invstd = tensor(ch), rm = tensor(ch), rv = tensor(ch), dg = tensor(ch),
+             db = tensor(ch);
+        normal_(*x, gen, 0.5, 2);
+        normal_(*dy, gen, 0, 1);
+        gamma->fill(1.5f);
+        beta->fill(0.1f);
+        rv->fill(1.0f);
+        const bool relu = c.relu;
+        const std::int64_t N = c.N, C = c.C, HW = c.H * c.W;
+        const auto fwd = [=] {
+            batchnorm2d_forward_train(cpu{}, x->data(), gamma->data(), beta->data(), y->data(), mean->data(),
+                                      invstd->data(), rm->data(), rv->data(), N, C, HW, 0.1, 1e-5, relu);
         };
-        auto bwd = [&] {
-            batchnorm2d_backward(cpu{}, x.data(), c.relu ? y.data() : static_cast<const float*>(nullptr), dy.data(),
-                                 gamma.data(), mean.data(), invstd.data(), dx.data(), dg.data(), db.data(), c.N, c.C,
-                                 c.H * c.W, true);
+        const auto bwd = [=] {
+            batchnorm2d_backward(cpu{}, x->data(), relu ? y->data() : static_cast<const float*>(nullptr), dy->data(),
+                                 gamma->data(), mean->data(), invstd->data(), dx->data(), dg->data(), db->data(), N, C,
+                                 HW, true);
         };
+        fwd();  // the backward needs the forward's statistics
+        const double bytes = 4.0 * static_cast<double>(N * C * HW);
         const std::string args = fmt::format("bn {} {} {} {} {}", c.N, c.C, c.H, c.W, c.relu ? 1 : 0);
-        const double fwd_bytes = 2 * bytes, bwd_bytes = (c.relu ? 4 : 3) * bytes;
-        // Warm: the tensors stay in cache between repetitions. Cold: 256 MiB are written before
-        // each repetition, as in a training step, where the backward pass reads activations the
-        // forward pass wrote long before.
         for (const bool cold : {false, true}) {
-            const auto before = cold ? std::function<void()>(evict) : std::function<void()>([] {});
-            const char* tag = cold ? "_cold" : "";
-            print({fmt::format("batchnorm_fwd{}:{}", tag, c.label), fwd_bytes / best_seconds(fwd, before, 10) / 1e9,
-                   run_peer ? dam_bench::run_and_read(py + " " + args + " fwd" + tag, "gbs") : std::nullopt},
-                  "gbs");
-            print({fmt::format("batchnorm_bwd{}:{}", tag, c.label), bwd_bytes / best_seconds(bwd, before, 10) / 1e9,
-                   run_peer ? dam_bench::run_and_read(py + " " + args + " bwd" + tag, "gbs") : std::nullopt},
-                  "gbs");
+            const std::string tag = cold ? "_cold" : "";
+            const std::function<void()> before = cold ? evict : std::function<void()>(nothing);
+            cases.push_back({fmt::format("batchnorm_fwd{}:{}", tag, c.label), args + " fwd" + tag, 2 * bytes, "GB/s", before, fwd});
+            cases.push_back({fmt::format("batchnorm_bwd{}:{}", tag, c.label), args + " bwd" + tag,
+                             (relu ? 4 : 3) * bytes, "GB/s", before, bwd});
         }
     }
+    return cases;
+}
+
+// The range of a benchmark's repetitions, beside Google Benchmark's mean, median and deviation.
+double stat_min(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
+double stat_max(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    // Our options first; the rest (and the defaults below) go to Google Benchmark.
+    int threads = 2;
+    bool with_peer = true;
+    std::vector<std::string> args = {argv[0], "--benchmark_repetitions=5", "--benchmark_enable_random_interleaving=true",
+                                     "--benchmark_min_time=0.2"};
+    std::string format = "console";
+    for (int i = 1; i < argc; ++i) {
+        const std::string k = argv[i];
+        if (k == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
+        else if (k.starts_with("--benchmark_format=") && k != "--benchmark_format=json" && k != "--benchmark_format=console")
+            throw value_error(fmt::format("conv_matmul: {}: console or json", k));
+        else if (k == "--no-peer") with_peer = false;
+        else if (k.starts_with("--benchmark_")) {
+            if (k.starts_with("--benchmark_format=")) format = k.substr(19);
+            args.push_back(k);
+        } else
+            throw value_error(fmt::format("conv_matmul: unknown option '{}' (options: --threads T, --no-peer, "
+                                          "--benchmark_*; --help for Google Benchmark's)", k));
+    }
+    std::vector<char*> cargv;
+    for (auto& a : args) cargv.push_back(a.data());
+    int cargc = static_cast<int>(cargv.size());
+    benchmark::Initialize(&cargc, cargv.data());
+    set_num_threads(threads);
+    // JSON on stdout stays machine-readable: the peer's line and the summary go to stderr.
+    std::FILE* text = format == "console" ? stdout : stderr;
+    fmt::print(text, "ours: diffautoml, {} threads, built with -march={}\n", threads, DAM_BUILD_MARCH);
+
+    std::unique_ptr<dam_bench::PeerServer> peer;
+    if (with_peer) {
+        peer = std::make_unique<dam_bench::PeerServer>(fmt::format(
+            "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread OPENBLAS_NUM_THREADS={0} OMP_NUM_THREADS={0} "
+            "/usr/bin/python3 '{1}/torch_ops.py' --serve {0}",
+            threads, DAM_BENCH_DIR));
+        fmt::print(text, "{}\n", peer->hello());
+        std::fflush(text);
+    }
+    Generator gen(0);
+    std::vector<std::shared_ptr<void>> keep;
+    const auto cases = make_cases(gen, keep);
+    for (const auto& c : cases) {
+        benchmark::RegisterBenchmark((c.name + "/ours").c_str(), [&c](benchmark::State& s) { run_ours(s, c); })
+            ->UseManualTime()->Unit(benchmark::kMicrosecond)->ComputeStatistics("min", stat_min)->ComputeStatistics("max", stat_max);
+        if (peer)
+            benchmark::RegisterBenchmark((c.name + "/pytorch").c_str(),
+                                         [&c, &peer](benchmark::State& s) { run_peer(s, c, *peer); })
+                ->UseManualTime()->Unit(benchmark::kMicrosecond)->ComputeStatistics("min", stat_min)->ComputeStatistics("max", stat_max);
+    }
+    std::unique_ptr<benchmark::BenchmarkReporter> inner;
+    if (format == "json") inner = std::make_unique<benchmark::JSONReporter>();
+    else inner = std::make_unique<benchmark::ConsoleReporter>();
+    SummaryReporter reporter(std::move(inner));
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    benchmark::Shutdown();
+    fmt::print(text, "\nmedian [min, max] of each side's repetitions, interleaved; ratio = ours / pytorch (medians)\n");
+    reporter.print_summary(text);
     return 0;
 } catch (const std::exception& e) {
     fmt::print(stderr, "conv_matmul: {}\n", e.what());

@@ -66,9 +66,11 @@ private:
 
 }  // namespace diffautoml
 
+/// \cond  fmt's formatter: a specialisation of a foreign template, not part of the API reference.
 template <>
 struct fmt::formatter<diffautoml::Shape> : fmt::formatter<std::string> {
     auto format(const diffautoml::Shape& s, fmt::format_context& ctx) const {
         return fmt::formatter<std::string>::format(s.str(), ctx);
     }
 };
+/// \endcond

@@ -128,7 +128,9 @@ struct JointResult {
 /// Seeds from this one on report the test set (docs/protocol.md); those below may be used for choices.
 inline constexpr std::uint64_t headline_seed = 100;
 
-/// The machine a run ran on, for result.json: the CPU model, whether it has AVX-512, the threads.
+/// The machine a run ran on, for result.json: the CPU model, whether it has AVX-512, the threads,
+/// and how the binary was built: the -march value (DAM_BUILD_MARCH, set by our CMake for our own
+/// programs) and whether the code it runs uses AVX-512, which moves figures between machines.
 inline nlohmann::json host_json() {
     std::string cpu = "unknown";
     bool avx512 = false;
@@ -138,7 +140,17 @@ inline nlohmann::json host_json() {
             cpu = line.substr(line.find(':') + 2);
         if (line.rfind("flags", 0) == 0) avx512 = avx512 || line.find(" avx512f") != std::string::npos;
     }
-    return {{"cpu", cpu}, {"avx512", avx512}, {"threads", num_threads()}};
+#ifdef DAM_BUILD_MARCH
+    const std::string march = DAM_BUILD_MARCH;
+#else
+    const std::string march = "unknown (not built by diffautoml's CMake)";
+#endif
+#ifdef __AVX512F__
+    constexpr bool built_avx512 = true;
+#else
+    constexpr bool built_avx512 = false;
+#endif
+    return {{"cpu", cpu}, {"avx512", avx512}, {"threads", num_threads()}, {"march", march}, {"built_with_avx512", built_avx512}};
 }
 
 }  // namespace diffautoml::search
