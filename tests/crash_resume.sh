@@ -15,10 +15,28 @@ start=$(date +%s.%N)
 ref_seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
 echo "uninterrupted run: ${ref_seconds}s"
 
+# Compares a finished run in DIR with the uninterrupted one.
+same_as_ref() {
+  cmp "$work/ref/model.bin" "$1/model.bin" || { echo "$1: model.bin differs from the uninterrupted run's"; exit 1; }
+  python3 - "$work/ref/result.json" "$1/result.json" <<'PY'
+import json, sys
+timing = {"wall_seconds", "search_seconds", "search_cost_cpu_minutes"}
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+a, b = ({k: v for k, v in r.items() if k not in timing} for r in (a, b))
+diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+if diff:
+    sys.exit(f"{sys.argv[2]}: result.json differs from the uninterrupted run's in {diff}")
+print(f"{sys.argv[2]}: equal to the uninterrupted run (val_accuracy {a['val_accuracy']:.4f}, {a['steps']} steps)")
+PY
+}
+
 RANDOM=20261205  # the kill moments are drawn reproducibly; where a kill lands still varies with timing
-out="$work/crash"
-killed=0 finished_early=0 resumed=0
-for ((i = 1; i <= kills; i++)); do
+# Kill until KILLS kills have landed. A run that finishes before its kill (the machine got faster
+# than the timed reference run) is compared there and then, and the next attempt starts a new run.
+killed=0 finished=0 resumed=0 run=1
+out="$work/crash$run"
+for ((i = 1; killed < kills; i++)); do
+  [[ $i -le $((4 * kills)) ]] || { echo "$killed kills in $((i - 1)) attempts: the runs finish too fast to test"; exit 1; }
   resume=()
   [[ -f $out/checkpoint.bin ]] && resume=(--resume) && resumed=$((resumed + 1))
   "$bin" "${args[@]}" --out "$out" "${resume[@]}" > "$work/attempt$i.console" 2>&1 &
@@ -31,27 +49,17 @@ for ((i = 1; i <= kills; i++)); do
     wait "$pid" 2> /dev/null || true
   else
     wait "$pid" || { echo "attempt $i failed on its own:"; cat "$work/attempt$i.console"; exit 1; }
-    finished_early=$((finished_early + 1))
-    [[ -f $out/result.json && ! -f $out/checkpoint.bin ]] && break
+    if [[ -f $out/result.json && ! -f $out/checkpoint.bin ]]; then
+      same_as_ref "$out"
+      finished=$((finished + 1)) run=$((run + 1))
+      out="$work/crash$run"
+    fi
   fi
 done
-echo "$killed kills, $resumed attempts resumed from a checkpoint, $finished_early finished before their kill"
-# Finish the run (resuming if a checkpoint survived) and compare.
-if [[ ! -f $out/result.json || -f $out/checkpoint.bin ]]; then
-  resume=()
-  [[ -f $out/checkpoint.bin ]] && resume=(--resume)
-  "$bin" "${args[@]}" --out "$out" "${resume[@]}" > "$work/final.console" 2>&1 || { cat "$work/final.console"; exit 1; }
-fi
-[[ $killed -ge $((kills / 2)) && $resumed -ge $((kills / 4)) ]] ||
-  { echo "only $killed of $kills attempts were killed and $resumed resumed: the test did not test"; exit 1; }
-cmp "$work/ref/model.bin" "$out/model.bin" || { echo "model.bin differs from the uninterrupted run's"; exit 1; }
-python3 - "$work/ref/result.json" "$out/result.json" <<'PY'
-import json, sys
-timing = {"wall_seconds", "search_seconds", "search_cost_cpu_minutes"}
-a, b = (json.load(open(p)) for p in sys.argv[1:])
-a, b = ({k: v for k, v in r.items() if k not in timing} for r in (a, b))
-diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-if diff:
-    sys.exit(f"result.json differs from the uninterrupted run's in {diff}")
-print(f"result equal to the uninterrupted run's (val_accuracy {a['val_accuracy']:.4f}, {a['steps']} steps)")
-PY
+echo "$killed kills, $resumed attempts resumed from a checkpoint, $finished runs finished between kills"
+# Finish the last run (resuming if a checkpoint survived) and compare.
+resume=()
+[[ -f $out/checkpoint.bin ]] && resume=(--resume)
+"$bin" "${args[@]}" --out "$out" "${resume[@]}" > "$work/final.console" 2>&1 || { cat "$work/final.console"; exit 1; }
+[[ $resumed -ge $((kills / 4)) ]] || { echo "only $resumed attempts resumed from a checkpoint: the test did not test"; exit 1; }
+same_as_ref "$out"
