@@ -8,11 +8,14 @@
 #   joint: the joint search with the settings the choice runs picked (JOINT_FLAGS).
 # Two runs at a time, one thread each, from one copy of the binary (BIN); table.json names the rows.
 # Usage: runs/reduced_final/run.sh [ROW...]  (default: every row; finished runs are skipped)
+# OUT (default runs/reduced_final) and SEEDS let another set of runs reuse these rows unchanged
+# (runs/reduced_confirm/run.sh: the fresh-seed confirmation).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
 BIN=${BIN:-./build/examples/diffautoml-search}
 SEEDS=${SEEDS:-"100 101 102 103 104"}
+OUT=${OUT:-runs/reduced_final}
 # The choices of runs/reduced_choice/ (the highest mean validation accuracy over seeds 0 and 1):
 # the fixed grid's lr 0.2 / wd 2e-3 (90.09) and, of the seven joint variants, forward-mode
 # hypergradients from that start with bounds a factor 10 away and no DA fade-out (88.14).
@@ -39,7 +42,7 @@ rows=("$@")
 [[ ${#rows[@]} -eq 0 ]] && rows=(joint fixed joint_alpha0.3 da_hpo nas random_arch)
 one() {  # row seed flags...
   local row=$1 seed=$2; shift 2
-  local out=runs/reduced_final/${row}_seed${seed}
+  local out=$OUT/${row}_seed${seed}
   [[ -s $out/result.json ]] && return 0
   local arch
   arch=$(/usr/bin/python3 -c "import random, sys; r = random.Random(int(sys.argv[1])); print(','.join(str(r.randrange(4)) for _ in range(8)))" "$seed")
@@ -61,7 +64,7 @@ PY
   echo "done: $row seed $seed $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["test_accuracy"], r.get("steps"))' "$out/result.json")"
 }
 export -f one
-export BIN
+export BIN OUT
 for row in "${rows[@]}"; do
   for seed in $SEEDS; do
     printf '%s\0' "one $row $seed ${ROWS[$row]}"
