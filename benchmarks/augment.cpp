@@ -13,6 +13,7 @@
 
 #include <diffautoml/diffautoml.hpp>
 
+#include "../examples/cli.hpp"
 #include "peer.hpp"
 
 using namespace diffautoml;
@@ -27,24 +28,14 @@ struct Args {
 
 Args parse(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto val = [&]() -> std::string {
-            DAM_CHECK(i + 1 < argc, value_error, "augment: {} needs a value", k);
-            return argv[++i];
-        };
-        if (k == "--batch") a.batch = std::stoi(val());
-        else if (k == "--threads") a.threads = std::stoi(val());
-        else if (k == "--reps") a.reps = std::stoi(val());
-        else if (k == "--data") a.data = val();
-        else if (k == "--no-peer") a.run_peer = false;
-        else if (k == "--help") {
-            fmt::print("augment [--batch B] [--threads T] [--reps R] [--data DIR] [--no-peer]\n");
-            std::exit(0);
-        } else {
-            throw value_error(fmt::format("augment: unknown option '{}' (see --help)", k));
-        }
-    }
+    dam_cli::Cli cli("augment", "augment: the 17 augmentation ops, forward and backward, against PyTorch's from the same run.");
+    cli.group("options")
+        .option("--batch", a.batch, "images per batch")
+        .option("--threads", a.threads, "CPU threads (both sides)")
+        .option("--reps", a.reps, "timed repetitions (the best is reported)")
+        .option("--data", a.data, "folder with Fashion-MNIST's four .gz IDX files")
+        .flag("--no-peer", a.run_peer, "do not run the PyTorch peer", false);
+    cli.parse(argc, argv);
     return a;
 }
 

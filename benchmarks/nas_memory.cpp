@@ -10,6 +10,8 @@
 
 #include <diffautoml/diffautoml.hpp>
 
+#include "../examples/cli.hpp"
+
 using namespace diffautoml;
 
 namespace {
@@ -59,17 +61,12 @@ Result measure(const data::Dataset& train, int steps, int batch, Options popt) {
 int main(int argc, char** argv) try {
     int steps = 5, batch = 128;
     std::string data = DAM_FASHION_DIR;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        DAM_CHECK(i + 1 < argc || k == "--help", value_error, "nas_memory: {} needs a value", k);
-        if (k == "--steps") steps = std::stoi(argv[++i]);
-        else if (k == "--batch") batch = std::stoi(argv[++i]);
-        else if (k == "--data") data = argv[++i];
-        else {
-            fmt::print("nas_memory [--steps N (5)] [--batch B (128)] [--data DIR]\n");
-            return k == "--help" ? 0 : 1;
-        }
-    }
+    dam_cli::Cli cli("nas_memory", "nas_memory: peak memory and step time of one search step of DSNAS, GDAS and DARTS.");
+    cli.group("options")
+        .option("--steps", steps, "measured steps")
+        .option("--batch", batch, "training batch size")
+        .option("--data", data, "folder with Fashion-MNIST's four .gz IDX files");
+    cli.parse(argc, argv);
     set_num_threads(2);
     const data::Dataset train = data::load_fashion_mnist(data, true);
     const Result ds = measure<nas::ShuffleSpace, nas::DSNAS>(train, steps, batch, nas::DSNASOptions{});
@@ -86,6 +83,6 @@ int main(int argc, char** argv) try {
     line("darts_second_order", d2);
     return 0;
 } catch (const std::exception& e) {
-    fmt::print(stderr, "nas_memory: {}\n", e.what());
+    fmt::print(stderr, "nas_memory: error: {}\n", e.what());
     return 1;
 }

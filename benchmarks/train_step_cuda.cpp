@@ -13,6 +13,7 @@
 #include <diffautoml/cuda/backend.hpp>
 #include <diffautoml/diffautoml.hpp>
 
+#include "../examples/cli.hpp"
 #include "peer.hpp"
 
 using namespace diffautoml;
@@ -54,17 +55,13 @@ int main(int argc, char** argv) try {
     int steps = 200;
     bool peer = true;
     std::string script = DAM_BENCH_DIR "/torch_train_step_gpu.py";
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        if (k == "--batch" && i + 1 < argc) batch = std::stoll(argv[++i]);
-        else if (k == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
-        else if (k == "--peer" && i + 1 < argc) script = argv[++i];
-        else if (k == "--no-peer") peer = false;
-        else {
-            std::printf("train_step_cuda [--batch B] [--steps N] [--peer torch_train_step_gpu.py] [--no-peer]\n");
-            return k == "--help" ? 0 : 2;
-        }
-    }
+    dam_cli::Cli cli("train_step_cuda", "train_step_cuda: a training step of the reference networks on the GPU against PyTorch's.");
+    cli.group("options")
+        .option("--batch", batch, "training batch size")
+        .option("--steps", steps, "timed steps")
+        .option("--peer", script, "the PyTorch peer script")
+        .flag("--no-peer", peer, "do not run the PyTorch peer", false);
+    cli.parse(argc, argv);
     if (cuda_device_count() == 0) {
         std::printf("no CUDA device visible: nothing to measure\n");
         return 0;

@@ -15,6 +15,7 @@
 
 #include <diffautoml/diffautoml.hpp>
 
+#include "../examples/cli.hpp"
 #include "peer.hpp"
 
 using namespace diffautoml;
@@ -32,34 +33,22 @@ struct Args {
 
 Args parse(int argc, char** argv) {
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto val = [&]() -> std::string {
-            DAM_CHECK(i + 1 < argc, value_error, "train_throughput: {} needs a value", k);
-            return argv[++i];
-        };
-        if (k == "--steps") a.steps = std::stoi(val());
-        else if (k == "--batch") a.batch = std::stoi(val());
-        else if (k == "--threads") a.threads = std::stoi(val());
-        else if (k == "--net") a.nets = {val()};
-        else if (k == "--peer") a.peer = val();
-        else if (k == "--arch") {
-            a.arch.clear();
-            std::stringstream list(val());
-            for (std::string v; std::getline(list, v, ',');) a.arch.push_back(std::stoll(v));
-            DAM_CHECK(a.arch.size() == 8 && std::all_of(a.arch.begin(), a.arch.end(), [](auto c) { return c >= 0 && c <= 3; }),
-                      value_error, "train_throughput: --arch needs 8 comma-separated choices in 0..3 (k3, k5, k7, xception)");
-        }
-        else if (k == "--data") a.data = val();
-        else if (k == "--no-peer") a.run_peer = false;
-        else if (k == "--help") {
-            fmt::print("train_throughput [--steps N] [--batch B] [--threads T] [--net small|mbv2|shuffle] "
-                       "[--arch i,j,... (shuffle: 8 choices in 0..3)] [--peer torch_ref.py] [--data DIR] [--no-peer]\n");
-            std::exit(0);
-        } else {
-            throw value_error(fmt::format("train_throughput: unknown option '{}' (see --help)", k));
-        }
-    }
+    dam_cli::Cli cli("train_throughput", "train_throughput: training steps per second of the reference networks against PyTorch.");
+    cli.group("options")
+        .option("--steps", a.steps, "timed steps")
+        .option("--batch", a.batch, "training batch size")
+        .option("--threads", a.threads, "CPU threads (both sides)")
+        .custom("--net", [&a](const std::string& v) { a.nets = {v}; }, "one network instead of all: small | mbv2 | shuffle",
+                "all three", "NET")
+        .list("--arch", a.arch, "shuffle: the 8 choices in 0..3 (k3, k5, k7, xception) of the derived network")
+        .option("--peer", a.peer, "the PyTorch peer script")
+        .option("--data", a.data, "folder with Fashion-MNIST's four .gz IDX files")
+        .flag("--no-peer", a.run_peer, "do not run the PyTorch peer", false);
+    cli.parse(argc, argv);
+    for (const auto& n : a.nets)
+        DAM_CHECK(n == "small" || n == "mbv2" || n == "shuffle", value_error, "--net expects small, mbv2 or shuffle, got '{}'", n);
+    DAM_CHECK(a.arch.size() == 8 && std::all_of(a.arch.begin(), a.arch.end(), [](auto c) { return c >= 0 && c <= 3; }),
+              value_error, "--arch needs 8 comma-separated choices in 0..3 (k3, k5, k7, xception)");
     return a;
 }
 

@@ -28,46 +28,34 @@ struct Args {
     std::string data = DAM_FASHION_DIR, out = "da_search_out", ops;
 };
 
-void usage() {
-    fmt::print(
-        "da_search: DA policies at equal budget on Fashion-MNIST with the reference network `small`.\n"
-        "  --policies LIST (pair,standard,none; also dada, randaugment)\n"
-        "  --epochs N (5)  --batch B (128)  --lr X (0.1)  --wd X (5e-4)\n"
-        "  --da-lr X (policy learning rate: pair 20, dada 5e-3)  --max-magnitude M (1.0, pair policy: m ~ U(0, M))\n"
-        "  --ops A,B,... (ops of pair/dada, default all 17, e.g. Identity,FlipLR,Rotate)\n"
-        "  --dada-objective validation|adversarial (validation: DADA's bilevel objective on --val images held out\n"
-        "    of DADA's training set; adversarial: raise the training loss)  --val N (5000)\n"
-        "  --subset N (train on the first N images; 0 = all)  --seed S (0)  --threads T (2)\n"
-        "  --data DIR  --out DIR (da_search_out: galleries and the learned policy)\n");
-}
-
 Args parse(int argc, char** argv) {
     Args a;
-    dam_cli::Parser cli("da_search", usage);
-    cli
-        .option("--epochs", a.epochs)
-        .option("--batch", a.batch)
-        .option("--lr", a.lr)
-        .option("--wd", a.weight_decay)
-        .option("--da-lr", a.da_lr)
-        .option("--max-magnitude", a.max_magnitude)
-        .option("--ops", a.ops)
-        .custom("--policies", [&](const std::string& v) { a.policies = cli.read_list<std::string>("--policies", v); })
-        .option("--subset", a.subset)
-        .option("--val", a.val)
-        .option("--dada-objective", a.dada_objective)
-        .option("--seed", a.seed)
-        .option("--threads", a.threads)
-        .option("--data", a.data)
-        .option("--out", a.out);
+    dam_cli::Cli cli("da_search", "da_search: DA policies at equal budget on Fashion-MNIST with the reference network `small`.");
+    cli.group("data")
+        .option("--data", a.data, "folder with Fashion-MNIST's four .gz IDX files")
+        .option("--subset", a.subset, "train on the first N training images (0: all)")
+        .option("--validation,--val", a.val, "images held out of DADA's training set for its bilevel objective");
+    cli.group("budget").option("--epochs", a.epochs, "number of epochs").option("--batch", a.batch, "training batch size");
+    cli.group("DA")
+        .list("--policies", a.policies, "the policies to compare, of pair, standard, none, dada, randaugment")
+        .custom("--da-lr", [&a](const std::string& v) { a.da_lr = dam_cli::read<double>("--da-lr", v); },
+                "the policy's learning rate", "pair 20, dada 5e-3", "X")
+        .option("--da-max-magnitude,--max-magnitude", a.max_magnitude, "pair policy: magnitudes drawn from U(0, M)")
+        .custom("--da-ops,--ops", [&a](const std::string& v) { a.ops = v; },
+                "ops of pair and dada: Op,Op,... (e.g. Identity,FlipLR,Rotate)", "all 17", "OPS")
+        .one_of("--dada-objective", a.dada_objective, {"validation", "adversarial"},
+                "DADA's bilevel objective on the held-out images, or raising the training loss");
+    cli.group("training").option("--lr", a.lr, "learning rate").option("--wd", a.weight_decay, "weight decay");
+    cli.group("run")
+        .option("--seed", a.seed, "random seed")
+        .option("--threads", a.threads, "CPU threads")
+        .option("--out", a.out, "output folder: galleries and the learned policy");
     cli.parse(argc, argv);
-    DAM_CHECK(a.epochs >= 1 && a.batch >= 1, value_error, "da_search: --epochs and --batch must be >= 1");
+    DAM_CHECK(a.epochs >= 1 && a.batch >= 1, value_error, "--epochs and --batch must be >= 1");
     for (const auto& p : a.policies)
         DAM_CHECK(p == "pair" || p == "standard" || p == "none" || p == "dada" || p == "randaugment", value_error,
-                  "da_search: unknown policy '{}' (pair, standard, none, dada, randaugment)", p);
-    DAM_CHECK(a.dada_objective == "validation" || a.dada_objective == "adversarial", value_error,
-              "da_search: --dada-objective must be validation or adversarial, got '{}'", a.dada_objective);
-    DAM_CHECK(a.val >= 1, value_error, "da_search: --val must be >= 1, got {}", a.val);
+                  "--policies: unknown policy '{}' (pair, standard, none, dada, randaugment)", p);
+    DAM_CHECK(a.val >= 1, value_error, "--validation must be >= 1, got {}", a.val);
     return a;
 }
 

@@ -37,45 +37,35 @@ std::pair<double, double> mean_std(const std::vector<double>& v) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-    for (int i = 1; i < argc; ++i)
-        if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
-            fmt::print("diffautoml-ablation: fixed / NAS / NAS+DA / NAS+HPO / joint at equal budget over seeds.\n{}"
-                       "  ablation: --seeds 0,1,2  --configs 0,1,2,3,4 (subset of the table rows)  --out DIR "
-                       "(ablation_out)\n  defaults here: --epochs 10 per run, no time limit\n",
-                       dam_joint::kCommonHelp);
-            return 0;
-        }
+    // Equal budget means equal epochs here: 10 per run and no time limit unless asked for.
+    auto base = dam_joint::main_job_defaults();
+    base.joint.out_dir = "ablation_out";
+    base.joint.epochs = 10;
+    base.joint.minutes = 0;
     std::vector<int> rows{0, 1, 2, 3, 4};
-    std::vector<char*> rest{argv[0]};
-    for (int i = 1; i < argc; ++i) {
-        if (std::string(argv[i]) == "--configs" && i + 1 < argc) {
-            rows.clear();
-            rows = dam_cli::Parser("diffautoml-ablation", [] {}).read_list<int>("--configs", argv[++i]);
-        } else {
-            rest.push_back(argv[i]);
-        }
-    }
-    auto base = dam_joint::parse(static_cast<int>(rest.size()), rest.data(), "diffautoml-ablation");
-    DAM_CHECK(base.extra.empty(), value_error, "diffautoml-ablation: unknown option '{}' (see --help)", base.extra.front());
-    DAM_CHECK(base.device == "cpu", value_error,
-              "diffautoml-ablation: runs on the CPU only (--device cuda is a diffautoml-search option)");
+    dam_cli::Cli cli("diffautoml-ablation",
+                     "diffautoml-ablation: which part of the joint search helps, at equal budget and over seeds. Rows: "
+                     "0 fixed architecture + standard training, 1 NAS only, 2 NAS + DA, 3 NAS + HPO, 4 the joint search; "
+                     "each row sets --da, --nas and --hpo itself.");
+    dam_joint::declare(cli, base);
+    cli.group("ablation")
+        .list("--seeds", base.seeds, "one run of each row per seed")
+        .list("--configs", rows, "the rows to run, of 0..4")
+        .option("--out", base.joint.out_dir, "output folder: ROW_seedS/ per run and ablation.md")
+        .refuse("--resume",
+                "--resume is not needed: run the same command again and it reads back the finished runs and resumes "
+                "the one that was stopped")
+        .refuse("--device", "diffautoml-ablation runs on the CPU only (--device is a diffautoml-search option)");
+    cli.parse(argc, argv);
+    for (const char* policy : {"--da", "--nas", "--hpo"})
+        DAM_CHECK(!cli.given(policy), value_error, "{} does not apply: each row of the ablation sets its own policies", policy);
     // Each row sets its own DA, NAS and HPO policy: only the shuffle space is compiled with all of them.
     DAM_CHECK(base.space == "shuffle", value_error,
-              "diffautoml-ablation: the rows are compiled for the shuffle space only; --space {} runs in "
-              "diffautoml-search (with the default policies)",
+              "the rows are compiled for the shuffle space only; --space {} runs in diffautoml-search (with the "
+              "default policies)",
               base.space);
-    if (base.joint.out_dir == "diffautoml_out") base.joint.out_dir = "ablation_out";
-    // Equal budget means equal epochs here (10 unless given); a time limit only if asked for.
-    bool epochs_given = false, minutes_given = false;
-    for (const char* arg : rest) {
-        DAM_CHECK(std::string(arg) != "--resume", value_error,
-                  "diffautoml-ablation: --resume is not needed: run the same command again and it reads back the "
-                  "finished runs and resumes the one that was stopped");
-        epochs_given |= std::string(arg) == "--epochs";
-        minutes_given |= std::string(arg) == "--minutes";
-    }
-    if (!epochs_given) base.joint.epochs = 10;
-    if (!minutes_given) base.joint.minutes = 0;
+    for (int row : rows) DAM_CHECK(row >= 0 && row < 5, value_error, "--configs takes rows 0..4, got {}", row);
+    dam_joint::check(base, cli);
     set_num_threads(base.threads);
     auto [train, test] = dam_joint::load(base);
     dam_joint::install_stop_handlers();
@@ -86,8 +76,6 @@ int main(int argc, char** argv) try {
         "| configuration | {} (mean +- std over {} seeds) | search cost (CPU minutes, mean) | runs |\n"
         "|---|---:|---:|---|\n",
         base.no_test ? "validation accuracy (held out)" : "test accuracy", base.seeds.size());
-    for (int row : rows)
-        DAM_CHECK(row >= 0 && row < 5, value_error, "diffautoml-ablation: --configs takes rows 0..4, got {}", row);
     // Seed by seed, so that a stopped ablation has every row for the seeds it finished; a run that
     // finished before (its result.json, same configuration) is read back instead of run again.
     std::vector<std::vector<double>> acc(5), cost(5);

@@ -12,27 +12,23 @@
 
 using namespace diffautoml;
 
-namespace {
-
-void usage() {
-    fmt::print("diffautoml-search: joint search of DA policy, architecture and hyperparameters.\n{}"
-               "  output:  --out DIR (diffautoml_out)  --resume (continue from DIR/checkpoint.bin)  --help\n",
-               dam_joint::kCommonHelp);
-}
-
-}  // namespace
-
 int main(int argc, char** argv) try {
-    for (int i = 1; i < argc; ++i)
-        if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
-            usage();
-            return 0;
-        }
-    for (int i = 1; i < argc; ++i)
-        DAM_CHECK(std::string_view(argv[i]) != "--seeds", value_error,
-                  "diffautoml-search: --seeds is diffautoml-ablation's option; one run takes one --seed S");
-    auto a = dam_joint::parse(argc, argv, "diffautoml-search");
-    DAM_CHECK(a.extra.empty(), value_error, "diffautoml-search: unknown option '{}' (see --help)", a.extra.front());
+    auto a = dam_joint::main_job_defaults();
+    dam_cli::Cli cli("diffautoml-search",
+                     "diffautoml-search: the joint search of the augmentation policy, the architecture and the learning "
+                     "rate and weight decay in one training run, on Fashion-MNIST or any IDX dataset.");
+    dam_joint::declare(cli, a);
+    cli.group("output")
+        .option("--out", a.joint.out_dir, "output folder: log.jsonl, model.bin, architecture.json, result.json, report.html")
+        .flag("--resume", a.resume, "continue the interrupted run in --out from its checkpoint")
+        .one_of("--device", a.device, {"cpu", "cuda"}, "cuda trains on the GPU (default policies, shuffle space)")
+        .refuse("--seeds", "--seeds is diffautoml-ablation's option; one run takes one --seed S")
+        .refuse("--configs", "--configs is diffautoml-ablation's option");
+    cli.parse(argc, argv);
+    dam_joint::check(a, cli);
+    DAM_CHECK(a.device == "cpu" || (a.space == "shuffle" && (a.da == "pair" || a.da == "none") && a.nas == "dsnas" &&
+                                    a.hpo == "hypergrad"),
+              value_error, "--device cuda is compiled for the shuffle space with --da pair|none, --nas dsnas and --hpo hypergrad");
     set_num_threads(a.threads);
     auto [train, test] = dam_joint::load(a);
     dam_joint::install_stop_handlers();
@@ -49,11 +45,11 @@ int main(int argc, char** argv) try {
                    a.joint.seed, a.threads, NAS::device_type::name, a.joint.out_dir);
         if (a.resume) {
             DAM_CHECK(js.resume(), io_error,
-                      "diffautoml-search: --resume: there is no checkpoint in {}/ (a finished run removes it)",
+                      "--resume: there is no checkpoint in {}/ (a finished run removes it)",
                       a.joint.out_dir);
             fmt::print("resumed from {} at step {} of {}\n", js.checkpoint_path(), js.step(), js.total_steps());
         } else if (std::filesystem::exists(js.checkpoint_path())) {
-            throw value_error(fmt::format("diffautoml-search: {} holds an interrupted run; pass --resume to continue it, "
+            throw value_error(fmt::format("{} holds an interrupted run; pass --resume to continue it, "
                                           "or choose another --out (or delete the checkpoint) to start over",
                                           js.checkpoint_path()));
         }
@@ -75,13 +71,13 @@ int main(int argc, char** argv) try {
     if (a.device == "cuda") {
 #ifdef DAM_WITH_CUDA
         DAM_CHECK(cuda_device_count() > 0, value_error,
-                  "diffautoml-search: --device cuda, but no CUDA device is visible (cudaGetDeviceCount reports none); "
+                  "--device cuda, but no CUDA device is visible (cudaGetDeviceCount reports none); "
                   "run on a machine with an NVIDIA GPU or drop --device");
         using GpuNas = nas::DSNAS<nas::ShuffleSpace, float, cuda>;
         if (a.da == "none") return job.template operator()<da::NoAugment, GpuNas, hpo::HypergradLrWd>();
         return job.template operator()<da::PairPolicyDA, GpuNas, hpo::HypergradLrWd>();
 #else
-        throw value_error("diffautoml-search: --device cuda, but this binary was built without CUDA (configure with "
+        throw value_error("--device cuda, but this binary was built without CUDA (configure with "
                           "nvcc and cuDNN present, or -DDAM_CUDA=ON)");
 #endif
     }

@@ -24,36 +24,24 @@ struct Args {
     std::string data = DAM_FASHION_DIR, policies = "both";
 };
 
-void usage() {
-    fmt::print(
-        "hpo_search: hypergradient learning rate and weight decay against the same values fixed.\n"
-        "  --epochs N (2)  --batch B (128)  --lr X (0.005, deliberately small)  --wd X (5e-3, deliberately large)\n"
-        "  --hyper-lr X (0.01: Adam step on log lr and log wd)  --every K (1: hyper step every K steps)\n"
-        "  --val N (5000 held out from the training set)  --val-batch B (64)\n"
-        "  --policy hypergrad|fixed|both (both)  --seed S (0)  --threads T (2)  --data DIR\n");
-}
-
 Args parse(int argc, char** argv) {
     Args a;
-    dam_cli::Parser cli("hpo_search", usage);
-    cli
-        .option("--epochs", a.epochs)
-        .option("--batch", a.batch)
-        .option("--lr", a.lr)
-        .option("--wd", a.weight_decay)
-        .option("--hyper-lr", a.hyper_lr)
-        .option("--every", a.every)
-        .option("--val", a.val)
-        .option("--val-batch", a.val_batch)
-        .option("--policy", a.policies)
-        .option("--seed", a.seed)
-        .option("--threads", a.threads)
-        .option("--data", a.data);
+    dam_cli::Cli cli("hpo_search", "hpo_search: the hypergradient's learning rate and weight decay against the same values fixed.");
+    cli.group("data")
+        .option("--data", a.data, "folder with Fashion-MNIST's four .gz IDX files")
+        .option("--validation,--val", a.val, "training images held out for the hypergradient")
+        .option("--validation-batch,--val-batch", a.val_batch, "validation batch of a hypergradient step");
+    cli.group("budget").option("--epochs", a.epochs, "number of epochs").option("--batch", a.batch, "training batch size");
+    cli.group("training and HPO")
+        .one_of("--hpo,--policy", a.policies, {"hypergrad", "fixed", "both"}, "which runs: learned, fixed, or one of each")
+        .option("--lr", a.lr, "initial learning rate (deliberately small)")
+        .option("--wd", a.weight_decay, "initial weight decay (deliberately large)")
+        .option("--hyper-lr", a.hyper_lr, "Adam step on log lr and log wd")
+        .option("--hpo-every,--every", a.every, "a hypergradient step every K weight steps");
+    cli.group("run").option("--seed", a.seed, "random seed").option("--threads", a.threads, "CPU threads");
     cli.parse(argc, argv);
     DAM_CHECK(a.epochs >= 1 && a.batch >= 2 && a.threads >= 1 && a.lr > 0 && a.weight_decay > 0 && a.val >= a.val_batch,
-              value_error, "hpo_search: epochs, threads >= 1, batch >= 2, lr and wd > 0, val >= val-batch");
-    DAM_CHECK(a.policies == "hypergrad" || a.policies == "fixed" || a.policies == "both", value_error,
-              "hpo_search: unknown policy '{}' (hypergrad, fixed or both)", a.policies);
+              value_error, "epochs, threads >= 1, batch >= 2, lr and wd > 0, --validation >= --validation-batch");
     return a;
 }
 

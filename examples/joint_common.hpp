@@ -33,145 +33,114 @@ struct Args {
 
 inline std::vector<std::string> split_list(const std::string& s) { return dam_cli::split(s); }
 
-inline const char* kCommonHelp =
-    "  data:    --data DIR (Fashion-MNIST's four .gz IDX files; default the Debian path)\n"
-    "           --train-images F --train-labels F --test-images F --test-labels F [--classes N] (any IDX dataset)\n"
-    "           --train-subset N (0 = all: a class-balanced subset of N training images, the reduced-data protocol)\n"
-    "           --subset-seed S (0: which subset; the same for every --seed)\n"
-    "  budget:  --epochs N (60, a cap)  --minutes M (55; 0 = no limit; the step count is fixed after 10\n"
-    "             warm-up and 30 timed steps, keeping what the final pass needs)\n"
-    "  search:  --space shuffle|mobilenetv2 (shuffle)  --da pair|standard|none (pair)  --nas dsnas|fixed (dsnas)\n"
-    "           --da-max-magnitude M (0.5: pair policy magnitudes ~ U(0, M))  --da-lr X (20)\n"
-    "           --da-max-ratio R (10: no pair more than R times as likely as another; 0 = no clamp)\n"
-    "           --da-entropy B (0: weight of KL(P || uniform) in the pair policy's loss)\n"
-    "           --da-fade F (0.5: from this share of the steps on, fewer images are augmented, none at the end; 1 = never)\n"
-    "           --da-fade-floor P (0: the share of images still augmented when the fade ends)\n"
-    "           --da-flip P (0: each image is also mirrored left-right with probability P under its pair, through the fade)\n"
-    "           --da-ops grey|all|Op,Op,... (grey for Fashion-MNIST: no Invert/Solarize/Color; all for other data)\n"
-    "           --da-estimator direct|score (direct: the pair policy's update as DiffAutoML states it; score: the\n"
-    "             unbiased score-function estimate with a running-mean baseline, docs/da.md)\n"
-    "           --hpo hypergrad|fixed (hypergrad)  --arch i,j,... (for --nas fixed)\n"
-    "  training: --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --alpha-lr X (3e-2)  --search-fraction X (0.5)\n"
-    "           --validation X (1/12: a share in (0, 1) or a count >= 1 of the training images, held out for HPO)\n"
-    "           --wd-max X (5e-4: upper bound of the learned weight decay)\n"
-    "           --hpo-every K (16: hypergradient step every K steps)\n"
-    "           --hpo-forgetting G (0: the one-step hypergradient; G in (0, 1]: forward mode, a horizon of\n"
-    "             about 1/(1-G) steps)  --hpo-curvature none|radial|fd (radial: how forward mode sees the\n"
-    "             curvature; fd costs two extra backward passes per hyperparameter and step; docs/hpo.md)\n"
-    "           --lr-min X (0.1: lower bound of the learned learning rate; --lr must not be below it)\n"
-    "           --label-smoothing E (0: training loss (1 - E) CE + E uniform; validation stays plain CE)\n"
-    "           --join-validation X (0.7: from this share of the steps on, the validation images join training and\n"
-    "             the learned hyperparameters freeze; 1 = never)\n"
-    "           --retime-after-join 0|1 (0: with --minutes, time the steps after the join on their own and let the\n"
-    "             step count grow once more from them)\n"
-    "           --average-from X (1 = off: from this share of the steps on, the weights at each epoch end are\n"
-    "             averaged (SWA) and the average, with recomputed batch-norm statistics, is the final model)\n"
-    "  run:     --seed S (0; seeds >= 100 are headline seeds, never used for a choice)  --threads T (2)\n"
-    "           --checkpoint-minutes M (5)  --quiet\n"
-    "           --no-test (a choice run: the test set is not read, the validation slice stays held out to the end\n"
-    "             and result.json holds its accuracy; docs/protocol.md)\n"
-    "           --device cpu|cuda (cpu; cuda trains on the GPU: default policies, shuffle space)\n";
-
-/// Parses the options shared by the binaries; unknown ones are left in Args::extra.
-inline Args parse(int argc, char** argv, const char* who) {
+/// The main job's defaults (the ablation sets its own before declaring the options, so that the
+/// help prints the defaults that apply).
+inline Args main_job_defaults() {
     Args a;
     a.joint.out_dir = "diffautoml_out";
     a.joint.minutes = 55;  // the main job's budget: done within an hour on 2 cores
     a.joint.epochs = 60;   // a cap: the 55 minutes end the main job first (about 40 epochs)
-    dam_cli::Parser cli(who, [] {});  // each binary prints its own --help before calling parse
+    return a;
+}
+
+/// Declares the options the two programs share, grouped as the help lists them; each program adds
+/// its own (output, device, seeds) and refuses the other's.
+inline void declare(dam_cli::Cli& cli, Args& a) {
     auto& j = a.joint;
-    cli.option("--data", a.data)
-        .option("--train-images", a.train_images)
-        .option("--train-labels", a.train_labels)
-        .option("--test-images", a.test_images)
-        .option("--test-labels", a.test_labels)
-        .option("--classes", a.classes)
-        .option("--train-subset", a.train_subset)
-        .option("--subset-seed", a.subset_seed)
-        .option("--epochs", j.epochs)
-        .option("--minutes", j.minutes)
-        .option("--batch", j.batch)
-        .option("--lr", j.lr)
-        .option("--wd", j.weight_decay)
-        .option("--alpha-lr", j.alpha_lr)
-        .option("--search-fraction", j.search_fraction)
-        .option("--validation", j.validation)
-        .option("--hpo-every", j.hpo_every)
-        .option("--hpo-forgetting", j.hpo_forgetting)
-        .custom("--hpo-curvature",
-                [&](const std::string& v) {
-                    DAM_CHECK(v == "none" || v == "radial" || v == "fd", value_error,
-                              "{}: --hpo-curvature expects none, radial or fd, got '{}'", who, v);
-                    j.hpo_curvature = v == "none"     ? hpo::Curvature::none
-                                      : v == "radial" ? hpo::Curvature::radial
-                                                      : hpo::Curvature::finite_difference;
-                })
-        .option("--da-max-magnitude", j.da_max_magnitude)
-        .option("--da-lr", j.da_lr)
-        .option("--da-max-ratio", j.da_max_ratio)
-        .option("--da-entropy", j.da_entropy)
-        .option("--da-fade", j.da_fade_start)
-        .option("--da-fade-floor", j.da_fade_floor)
-        .option("--da-flip", j.da_flip)
-        .option("--da-ops", a.da_ops)
-        .custom("--da-estimator",
-                [&](const std::string& v) {
-                    DAM_CHECK(v == "direct" || v == "score", value_error, "{}: --da-estimator expects direct or score, got '{}'",
-                              who, v);
-                    j.da_estimator = v == "score" ? da::PairPolicyOptions::Estimator::score_function
-                                                  : da::PairPolicyOptions::Estimator::direct;
-                })
-        .option("--wd-max", j.wd_max)
-        .option("--lr-min", j.lr_min)
-        .option("--label-smoothing", j.label_smoothing)
-        .option("--join-validation", j.join_validation)
-        .option("--average-from", j.average_from)
-        .custom("--retime-after-join",
-                [&](const std::string& v) {
-                    DAM_CHECK(v == "0" || v == "1", value_error, "{}: --retime-after-join expects 0 or 1, got '{}'", who, v);
-                    j.retime_after_join = v == "1";
-                })
-        .option("--checkpoint-minutes", j.checkpoint_minutes)
-        .option("--seed", j.seed)
-        .option("--threads", a.threads)
-        .option("--out", j.out_dir)
-        .option("--space", a.space)
-        .option("--da", a.da)
-        .option("--nas", a.nas)
-        .option("--hpo", a.hpo)
-        .option("--device", a.device)
-        .custom("--arch", [&](const std::string& v) { j.fixed_architecture = cli.read_list<std::int64_t>("--arch", v); })
-        .custom("--seeds", [&](const std::string& v) { a.seeds = cli.read_list<std::uint64_t>("--seeds", v); })
-        .flag("--resume", a.resume)
-        .flag("--no-test", a.no_test)
-        .flag("--quiet", j.progress, false);
-    cli.parse(argc, argv, &a.extra);
+    cli.group("data")
+        .option("--data", a.data, "folder with Fashion-MNIST's four .gz IDX files")
+        .option("--train-images", a.train_images, "any IDX dataset: training images (with the three below)")
+        .option("--train-labels", a.train_labels, "any IDX dataset: training labels")
+        .option("--test-images", a.test_images, "any IDX dataset: test images")
+        .option("--test-labels", a.test_labels, "any IDX dataset: test labels")
+        .option("--classes", a.classes, "number of classes of an IDX dataset (0: one more than the largest label)")
+        .option("--train-subset", a.train_subset,
+                "train on a class-balanced subset of N training images (0: all; the reduced-data protocol)")
+        .option("--subset-seed", a.subset_seed, "which subset (the same for every --seed)")
+        .option("--validation,--val", j.validation,
+                "training images held out for HPO and validation: a share in (0, 1) or a count >= 1");
+    cli.group("budget")
+        .option("--epochs", j.epochs, "number of epochs (a cap when --minutes ends the run first)")
+        .option("--minutes", j.minutes,
+                "wall-clock budget of the whole run (0: none); the step count is fixed after 10 warm-up and 30 timed "
+                "steps, keeping what the final pass needs")
+        .option("--batch", j.batch, "training batch size");
+    cli.group("policies")
+        .one_of("--space", a.space, {"shuffle", "mobilenetv2"}, "search space (mobilenetv2: default policies only)")
+        .one_of("--da", a.da, {"pair", "standard", "none"}, "DA policy: the searched pair policy, flip + shift (standard), or none")
+        .one_of("--nas", a.nas, {"dsnas", "fixed"}, "NAS policy: DSNAS, or a fixed architecture (--arch)")
+        .one_of("--hpo", a.hpo, {"hypergrad", "fixed"},
+                "HPO policy: learned learning rate and weight decay, or a fixed warm-up + cosine schedule");
+    cli.group("DA (pair policy)")
+        .option("--da-max-magnitude,--max-magnitude", j.da_max_magnitude, "magnitudes are drawn from U(0, M)")
+        .option("--da-lr", j.da_lr, "SGD rate of the pair logits")
+        .option("--da-max-ratio", j.da_max_ratio, "no pair more than R times as likely as another (0: no clamp)")
+        .option("--da-entropy", j.da_entropy, "weight of KL(P || uniform) in the policy's loss")
+        .option("--da-fade", j.da_fade_start,
+                "from this share of the steps on, fewer images are augmented, none at the end (1: never)")
+        .option("--da-fade-floor", j.da_fade_floor, "the share of images still augmented when the fade ends")
+        .option("--da-flip", j.da_flip, "each image is also mirrored left-right with this probability, through the fade")
+        .custom("--da-ops,--ops", [&a](const std::string& v) { a.da_ops = v; },
+                "grey | all | Op,Op,... (default: grey for Fashion-MNIST, no Invert/Solarize/Color; all for other data)",
+                "grey", "OPS")
+        .choice("--da-estimator", j.da_estimator,
+                {{"direct", da::PairPolicyOptions::Estimator::direct},
+                 {"score", da::PairPolicyOptions::Estimator::score_function}},
+                "the policy's update as DiffAutoML states it (direct), or the unbiased score-function estimate with a "
+                "running-mean baseline (docs/da.md)");
+    cli.group("NAS")
+        .option("--alpha-lr", j.alpha_lr, "DSNAS: learning rate of the architecture logits")
+        .option("--search-fraction", j.search_fraction,
+                "DSNAS: the architecture is fixed at this share of the steps at the latest")
+        .list("--arch", j.fixed_architecture,
+              "--nas fixed: the choice of each searchable layer, i,j,... (default: choice 0 everywhere)");
+    cli.group("training and HPO")
+        .option("--lr", j.lr, "initial learning rate (learned from there by --hpo hypergrad)")
+        .option("--wd", j.weight_decay, "initial weight decay")
+        .option("--lr-min", j.lr_min, "hypergrad: lower bound of the learned learning rate (--lr must not be below it)")
+        .option("--wd-max", j.wd_max, "hypergrad: upper bound of the learned weight decay")
+        .option("--hpo-every,--every", j.hpo_every, "hypergrad: a hypergradient step every K weight steps")
+        .option("--hpo-forgetting", j.hpo_forgetting,
+                "hypergrad: 0 for the one-step hypergradient; G in (0, 1] for forward mode, a horizon of about "
+                "1/(1-G) steps")
+        .choice("--hpo-curvature", j.hpo_curvature,
+                {{"none", hpo::Curvature::none}, {"radial", hpo::Curvature::radial}, {"fd", hpo::Curvature::finite_difference}},
+                "hypergrad, forward mode: how the tangents see the curvature (fd costs two extra backward passes per "
+                "hyperparameter and step; docs/hpo.md)")
+        .option("--label-smoothing,--smoothing", j.label_smoothing,
+                "training loss (1 - E) CE + E uniform; validation stays plain CE")
+        .option("--join-validation", j.join_validation,
+                "from this share of the steps on, the validation images join training and the learned hyperparameters "
+                "freeze (1: never)")
+        .choice("--retime-after-join", j.retime_after_join, {{"0", false}, {"1", true}},
+                "1: with --minutes, time the steps after the join on their own and let the step count grow once more "
+                "from them")
+        .option("--average-from", j.average_from,
+                "from this share of the steps on, the weights at each epoch end are averaged (SWA) and the average, "
+                "with recomputed batch-norm statistics, is the final model (1: off)");
+    cli.group("run")
+        .option("--seed", j.seed, "random seed (seeds >= 100 are headline seeds, never used for a choice)")
+        .option("--threads", a.threads, "CPU threads")
+        .option("--checkpoint-minutes", j.checkpoint_minutes, "minutes between checkpoints")
+        .flag("--quiet", j.progress, "no progress bar", false)
+        .flag("--no-test", a.no_test,
+              "a choice run: the test set is not read, the validation slice stays held out to the end and result.json "
+              "holds its accuracy (docs/protocol.md)");
+}
+
+/// Checks the options together after parsing (before any data is read).
+inline void check(Args& a, const dam_cli::Cli& cli) {
+    auto& j = a.joint;
     if (a.no_test) {
-        bool join_given = false;
-        for (int i = 1; i < argc; ++i) join_given |= std::string(argv[i]) == "--join-validation";
-        DAM_CHECK(!join_given || j.join_validation == 1, value_error,
-                  "{}: --no-test keeps the validation slice held out to the end; drop --join-validation or set it to 1",
-                  who);
+        DAM_CHECK(!cli.given("--join-validation") || j.join_validation == 1, value_error,
+                  "--no-test keeps the validation slice held out to the end; drop --join-validation or set it to 1");
         j.join_validation = 1;
     }
-    DAM_CHECK(a.train_subset >= 0, value_error, "{}: --train-subset must be >= 0 (0 = all), got {}", who, a.train_subset);
-    DAM_CHECK(a.space == "shuffle" || a.space == "mobilenetv2", value_error,
-              "{}: --space must be shuffle or mobilenetv2, got '{}'", who, a.space);
-    DAM_CHECK(a.da == "pair" || a.da == "standard" || a.da == "none", value_error,
-              "{}: --da must be pair, standard or none, got '{}'", who, a.da);
-    DAM_CHECK(a.nas == "dsnas" || a.nas == "fixed", value_error, "{}: --nas must be dsnas or fixed, got '{}'", who, a.nas);
-    DAM_CHECK(a.hpo == "hypergrad" || a.hpo == "fixed", value_error, "{}: --hpo must be hypergrad or fixed, got '{}'", who,
-              a.hpo);
+    DAM_CHECK(a.train_subset >= 0, value_error, "--train-subset must be >= 0 (0 = all), got {}", a.train_subset);
     DAM_CHECK(a.space == "shuffle" || (a.da == "pair" && a.nas == "dsnas" && a.hpo == "hypergrad"), value_error,
-              "{}: the mobilenetv2 space is compiled with the default policies only (pair, dsnas, hypergrad)", who);
-    DAM_CHECK(a.device == "cpu" || a.device == "cuda", value_error, "{}: --device must be cpu or cuda, got '{}'", who,
-              a.device);
-    DAM_CHECK(a.device == "cpu" || (a.space == "shuffle" && (a.da == "pair" || a.da == "none") && a.nas == "dsnas" &&
-                                    a.hpo == "hypergrad"),
-              value_error,
-              "{}: --device cuda is compiled for the shuffle space with --da pair|none, --nas dsnas and --hpo hypergrad",
-              who);
-    return a;
+              "the mobilenetv2 space is compiled with the default policies only (--da pair --nas dsnas --hpo hypergrad)");
+    DAM_CHECK(a.nas == "fixed" || j.fixed_architecture.empty(), value_error,
+              "--arch fixes the architecture: it needs --nas fixed (got --nas {})", a.nas);
 }
 
 /// The ops of --da-ops: grey, all, or a comma-separated list of op names.
@@ -248,8 +217,14 @@ std::unique_ptr<search::JointSearch<DA, NAS, HPO>> make_search(const Args& a, co
                                                                 const data::Dataset& test) {
     using JS = search::JointSearch<DA, NAS, HPO>;
     using Space = typename NAS::space_type;
-    if (a.no_test) return std::make_unique<JS>(train, a.joint, typename JS::Factories{}, Space::default_options());
-    return std::make_unique<JS>(train, test, a.joint, typename JS::Factories{}, Space::default_options());
+    auto o = a.joint;
+    if constexpr (HPO<float>::policy_name == "fixed") {
+        // The bounds of the learned rates do not apply to a fixed schedule: they follow --lr and --wd.
+        o.lr_min = std::min(o.lr_min, o.lr);
+        o.wd_max = std::max(o.wd_max, o.weight_decay);
+    }
+    if (a.no_test) return std::make_unique<JS>(train, o, typename JS::Factories{}, Space::default_options());
+    return std::make_unique<JS>(train, test, o, typename JS::Factories{}, Space::default_options());
 }
 
 /// SIGINT/SIGTERM ask the search to checkpoint and stop.

@@ -26,54 +26,40 @@ struct Args {
     std::string policy = "dsnas", space = "shuffle", data = DAM_FASHION_DIR, save = "nas_model.bin", arch;
 };
 
-void usage() {
-    fmt::print(
-        "nas_search: architecture search on Fashion-MNIST, the searched weights are the final model.\n"
-        "  --policy dsnas|darts|gdas|snas|fixed (dsnas)   --space shuffle|mobilenetv2|darts|darts_paper (shuffle)\n"
-        "  --epochs N (15)  --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --alpha-lr X (DSNAS 1e-1, else the policy default)\n"
-        "  --fix-threshold X (0.3, DSNAS)  --warmup-epochs X (0.25: DSNAS samples uniformly before alpha moves)\n"
-        "  --flops-penalty X (0, DSNAS)  --arch i,j,... (fixed)\n"
-        "  --val N (5000 training images held out for DARTS and for reporting)\n"
-        "  --seed S (0)  --threads T (2)  --data DIR  --save FILE (nas_model.bin)\n"
-        "  --no-test (a run that chooses a setting: the test set is not read; the last line is the derived\n"
-        "             network's validation accuracy after batch-norm recalibration)\n");
-}
-
 Args parse(int argc, char** argv) {
     Args a;
-    dam_cli::Parser cli("nas_search", usage);
-    cli
-        .option("--epochs", a.epochs)
-        .option("--batch", a.batch)
-        .option("--lr", a.lr)
-        .option("--wd", a.weight_decay)
-        .option("--alpha-lr", a.alpha_lr)
-        .option("--warmup-epochs", a.warmup_epochs)
-        .option("--fix-threshold", a.fix_threshold)
-        .option("--flops-penalty", a.flops_penalty)
-        .option("--val", a.val)
-        .option("--policy", a.policy)
-        .option("--space", a.space)
-        .option("--arch", a.arch)
-        .option("--seed", a.seed)
-        .option("--threads", a.threads)
-        .option("--data", a.data)
-        .option("--save", a.save)
-        .flag("--no-test", a.no_test);
+    dam_cli::Cli cli("nas_search", "nas_search: architecture search on Fashion-MNIST; the searched weights are the final model.");
+    cli.group("data")
+        .option("--data", a.data, "folder with Fashion-MNIST's four .gz IDX files")
+        .option("--validation,--val", a.val, "training images held out for DARTS/GDAS's alpha steps and for reporting");
+    cli.group("budget").option("--epochs", a.epochs, "number of epochs").option("--batch", a.batch, "training batch size");
+    cli.group("NAS")
+        .one_of("--nas,--policy", a.policy, {"dsnas", "darts", "gdas", "snas", "fixed"}, "NAS policy")
+        .one_of("--space", a.space, {"shuffle", "mobilenetv2", "darts", "darts_paper"}, "search space")
+        .custom("--alpha-lr", [&a](const std::string& v) { a.alpha_lr = dam_cli::read<double>("--alpha-lr", v); },
+                "learning rate of the architecture logits", "DSNAS 0.1, else the policy's default", "X")
+        .option("--fix-threshold", a.fix_threshold, "DSNAS: a layer is fixed when its top probability leads by this much")
+        .option("--warmup-epochs", a.warmup_epochs, "DSNAS: epochs of uniform sampling before alpha moves")
+        .option("--flops-penalty", a.flops_penalty, "DSNAS: weight of the expected-FLOPs penalty")
+        .option("--arch", a.arch, "--nas fixed: the choice of each searchable layer, i,j,... (default: 0 everywhere)");
+    cli.group("training").option("--lr", a.lr, "learning rate (cosine schedule)").option("--wd", a.weight_decay, "weight decay");
+    cli.group("run")
+        .option("--seed", a.seed, "random seed")
+        .option("--threads", a.threads, "CPU threads")
+        .option("--save", a.save, "write the derived network with its trained weights to this file")
+        .flag("--no-test", a.no_test,
+              "a run that chooses a setting: the test set is not read; the last line is the derived network's "
+              "validation accuracy after batch-norm recalibration");
     cli.parse(argc, argv);
     DAM_CHECK(a.epochs >= 1 && a.batch >= 2 && a.threads >= 1 && a.lr > 0 && a.val >= 0, value_error,
-              "nas_search: epochs and threads must be >= 1, batch >= 2, lr > 0 and val >= 0");
-    DAM_CHECK(a.policy == "dsnas" || a.policy == "darts" || a.policy == "gdas" || a.policy == "snas" || a.policy == "fixed",
-              value_error, "nas_search: unknown policy '{}' (dsnas, darts, gdas, snas or fixed)", a.policy);
-    DAM_CHECK(a.space == "shuffle" || a.space == "mobilenetv2" || a.space == "darts" || a.space == "darts_paper",
-              value_error, "nas_search: unknown space '{}' (shuffle, mobilenetv2, darts or darts_paper)", a.space);
+              "epochs and threads must be >= 1, batch >= 2, lr > 0 and --validation >= 0");
     DAM_CHECK((a.policy != "darts" && a.policy != "gdas") || a.val > 0, value_error,
-              "nas_search: {} steps alpha on validation batches and needs a validation split (--val > 0)", a.policy);
+              "{} steps alpha on validation batches and needs a validation split (--validation > 0)", a.policy);
     return a;
 }
 
 std::vector<std::int64_t> parse_arch(const std::string& s, std::size_t n) {
-    auto arch = dam_cli::Parser("nas_search", [] {}).read_list<std::int64_t>("--arch", s);
+    auto arch = dam_cli::read_list<std::int64_t>("--arch", s);
     if (arch.empty()) arch.assign(n, 0);
     return arch;
 }

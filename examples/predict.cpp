@@ -12,11 +12,14 @@ int main(int argc, char** argv) try {
     std::string images = std::string(DAM_FASHION_DIR) + "/t10k-images-idx3-ubyte.gz";
     std::string labels = std::string(DAM_FASHION_DIR) + "/t10k-labels-idx1-ubyte.gz";
     int threads = 2;
-    dam_cli::Parser cli("predict", [] {
-        fmt::print("predict [--model FILE (diffautoml_out/model.bin)] [--images IDX] [--labels IDX] [--threads T]\n"
-                   "  defaults to the Fashion-MNIST test set; prints accuracy=0.XXXX\n");
-    });
-    cli.option("--model", model).option("--images", images).option("--labels", labels).option("--threads", threads);
+    dam_cli::Cli cli("predict",
+                     "predict: classifies the images of an IDX file with a model written by diffautoml-search (or "
+                     "nas_search) and prints accuracy=0.XXXX; defaults to the Fashion-MNIST test set.");
+    cli.group("options")
+        .option("--model", model, "the model file")
+        .option("--test-images,--images", images, "IDX images to classify")
+        .option("--test-labels,--labels", labels, "their IDX labels")
+        .option("--threads", threads, "CPU threads");
     cli.parse(argc, argv);
     set_num_threads(threads);
     auto loaded = nas::load_derived<float>(model);

@@ -24,30 +24,26 @@ struct Args {
     std::string data = DAM_FASHION_DIR, save;
 };
 
-void usage() {
-    fmt::print(
-        "train_fixed: train the reference network `small` on Fashion-MNIST.\n"
-        "  --epochs N (10)  --batch B (128)  --lr X (0.1)  --wd X (5e-4)  --smoothing X (0)\n"
-        "  --seed S (0)  --threads T (2)  --no-augment  --data DIR  --save model.bin\n");
-}
-
 Args parse(int argc, char** argv) {
     Args a;
-    dam_cli::Parser cli("train_fixed", usage);
-    cli
-        .option("--epochs", a.epochs)
-        .option("--batch", a.batch)
-        .option("--lr", a.lr)
-        .option("--wd", a.weight_decay)
-        .option("--smoothing", a.label_smoothing)
-        .option("--seed", a.seed)
-        .option("--threads", a.threads)
-        .flag("--no-augment", a.augment, false)
-        .option("--data", a.data)
-        .option("--save", a.save);
+    std::string da = "standard";
+    dam_cli::Cli cli("train_fixed", "train_fixed: trains the reference network `small` on Fashion-MNIST with a fixed recipe.");
+    cli.group("data").option("--data", a.data, "folder with Fashion-MNIST's four .gz IDX files");
+    cli.group("budget").option("--epochs", a.epochs, "number of epochs").option("--batch", a.batch, "training batch size");
+    cli.group("training")
+        .option("--lr", a.lr, "learning rate (cosine schedule)")
+        .option("--wd", a.weight_decay, "weight decay")
+        .option("--label-smoothing,--smoothing", a.label_smoothing, "training loss (1 - E) CE + E uniform")
+        .one_of("--da", da, {"standard", "none"}, "augmentation: random flip and +-2 pixel shift, or none")
+        .flag("--no-augment", a.augment, "the same as --da none", false);
+    cli.group("run")
+        .option("--seed", a.seed, "random seed")
+        .option("--threads", a.threads, "CPU threads")
+        .option("--save", a.save, "write the trained model to this file (model.bin format)");
     cli.parse(argc, argv);
+    if (da == "none") a.augment = false;
     DAM_CHECK(a.epochs >= 1 && a.batch >= 2 && a.threads >= 1 && a.lr > 0, value_error,
-              "train_fixed: epochs, threads must be >= 1, batch >= 2 and lr > 0");
+              "epochs, threads must be >= 1, batch >= 2 and lr > 0");
     return a;
 }
 

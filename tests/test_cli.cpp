@@ -19,48 +19,103 @@ std::vector<char*> args(std::vector<std::string>& v) {
 
 TEST_CASE("example command lines: typed values, flags, lists, and errors that say what was wrong", "[cli]") {
     int epochs = 1;
-    double lr = 0.1;
+    double lr = 0.1, smoothing = 0;
     std::uint64_t seed = 0;
-    std::string out = "x";
+    std::string out = "x", space = "shuffle";
     bool augment = true;
     std::vector<std::int64_t> arch;
-    dam_cli::Parser cli("prog", [] {});
-    cli.option("--epochs", epochs)
-        .option("--lr", lr)
-        .option("--seed", seed)
-        .option("--out", out)
-        .flag("--no-augment", augment, false)
-        .custom("--arch", [&](const std::string& v) { arch = cli.read_list<std::int64_t>("--arch", v); });
+    dam_cli::Cli cli("prog", "prog: a test program.");
+    cli.group("budget").option("--epochs", epochs, "number of epochs");
+    cli.group("training")
+        .option("--lr", lr, "learning rate")
+        .option("--label-smoothing,--smoothing", smoothing, "eps")
+        .one_of("--space", space, {"shuffle", "mobilenetv2"}, "search space")
+        .list("--arch", arch, "choices");
+    cli.group("run")
+        .option("--seed", seed, "random seed")
+        .option("--out", out, "output folder")
+        .flag("--no-augment", augment, "no augmentation", false)
+        .refuse("--seeds", "--seeds is another program's option");
     std::vector<std::string> ok{"prog", "--epochs", "7", "--lr", "2.5e-2", "--seed", "18446744073709551615", "--out", "dir",
-                                "--no-augment", "--arch", "1,,3,2"};
+                                "--no-augment", "--arch", "1,,3,2", "--smoothing", "0.1", "--space=mobilenetv2",
+                                "--epochs", "8"};
     auto a = args(ok);
     cli.parse(static_cast<int>(a.size()), a.data());
-    CHECK(epochs == 7);
+    CHECK(epochs == 8);  // given twice: the last counts
     CHECK(lr == 0.025);
     CHECK(seed == 18446744073709551615ull);
     CHECK(out == "dir");
     CHECK(!augment);
     CHECK(arch == std::vector<std::int64_t>{1, 3, 2});
+    CHECK(smoothing == 0.1);  // the old name is an alias of the new
+    CHECK(space == "mobilenetv2");
+    CHECK(cli.given("--label-smoothing"));
+    CHECK(!cli.given("--threads"));
 
-    auto fails = [&](std::vector<std::string> v, std::initializer_list<std::string> parts) {
+    // The help lists every option under its group with the default from its variable.
+    const std::string help = cli.help();
+    for (const char* part : {"budget:", "training:", "run:", "--epochs N=1", "--label-smoothing,--smoothing", "shuffle|mobilenetv2",
+                             "no augmentation"})
+        CHECK_THAT(help, Catch::Contains(part));
+    CHECK_THAT(help, !Catch::Contains("--seeds"));  // a refused option is not offered
+
+    auto fails = [](std::vector<std::string> v, std::initializer_list<std::string> parts) {
+        int e = 1;
+        double l = 0.1;
+        std::uint64_t s = 0;
+        std::string sp = "shuffle";
+        std::vector<std::int64_t> ar;
+        dam_cli::Cli c("prog", "");
+        c.option("--epochs", e, "").option("--lr", l, "").option("--seed", s, "").list("--arch", ar, "");
+        c.one_of("--space", sp, {"shuffle", "mobilenetv2"}, "").option("--batch", e, "");
+        c.refuse("--seeds", "--seeds is another program's option");
         auto p = args(v);
-        dam_test::require_throws_with<diffautoml::value_error>([&] { cli.parse(static_cast<int>(p.size()), p.data()); }, parts);
+        dam_test::require_throws_with<diffautoml::value_error>([&] { c.parse(static_cast<int>(p.size()), p.data()); }, parts);
     };
-    fails({"prog", "--epochs", "abc"}, {"prog: --epochs expects a whole number", "'abc'"});
+    fails({"prog", "--epochs", "abc"}, {"--epochs expects a whole number", "'abc'"});
     fails({"prog", "--epochs", "3.5"}, {"--epochs expects a whole number", "'3.5'"});
     fails({"prog", "--epochs", "99999999999"}, {"out of range"});
     fails({"prog", "--seed", "-1"}, {"--seed expects a whole number >= 0", "'-1'"});
     fails({"prog", "--lr", "nan"}, {"--lr expects a finite number", "'nan'"});
     fails({"prog", "--lr", "0.1x"}, {"'0.1x'"});
-    fails({"prog", "--lr"}, {"prog: --lr needs a value"});
-    fails({"prog", "--bogus"}, {"prog: unknown option '--bogus'"});
+    fails({"prog", "--lr"}, {"--lr needs a value"});
+    fails({"prog", "--bogus"}, {"unknown option '--bogus'"});
+    fails({"prog", "--ephocs", "3"}, {"unknown option '--ephocs'", "did you mean --epochs?"});
+    fails({"prog", "--bach", "3"}, {"did you mean --batch?"});
+    fails({"prog", "stray"}, {"unexpected argument 'stray'"});
     fails({"prog", "--arch", "1,x"}, {"--arch expects a whole number", "'x'"});
-    std::vector<std::string> rest_args{"prog", "--other", "--epochs", "2"};
-    auto r = args(rest_args);
-    std::vector<std::string> rest;
-    cli.parse(static_cast<int>(r.size()), r.data(), &rest);
-    CHECK(rest == std::vector<std::string>{"--other"});
-    CHECK(epochs == 2);
+    fails({"prog", "--space", "resnet"}, {"--space expects shuffle | mobilenetv2", "'resnet'"});
+    fails({"prog", "--seeds", "0,1"}, {"--seeds is another program's option"});
+}
+
+TEST_CASE("the main job's command line: one declaration per setting, checks before any data is read", "[cli]") {
+    auto parse = [](std::vector<std::string> v) {
+        auto a = dam_joint::main_job_defaults();
+        dam_cli::Cli cli("diffautoml-search", "");
+        dam_joint::declare(cli, a);
+        auto p = args(v);
+        cli.parse(static_cast<int>(p.size()), p.data());
+        dam_joint::check(a, cli);
+        return a;
+    };
+    const auto a = parse({"p", "--val", "300", "--hpo-curvature", "fd", "--da-estimator", "score", "--retime-after-join", "1",
+                          "--nas", "fixed", "--arch", "1,2,3,0,1,2,3,0", "--no-test", "--quiet"});
+    CHECK(a.joint.validation == 300);
+    CHECK(a.joint.hpo_curvature == diffautoml::hpo::Curvature::finite_difference);
+    CHECK(a.joint.da_estimator == diffautoml::da::PairPolicyOptions::Estimator::score_function);
+    CHECK(a.joint.retime_after_join);
+    CHECK(a.joint.fixed_architecture.size() == 8);
+    CHECK(a.joint.join_validation == 1);  // a choice run keeps the validation slice held out
+    CHECK(!a.joint.progress);
+    CHECK(a.joint.minutes == 55);  // the main job's budget unless given
+    dam_test::require_throws_with<diffautoml::value_error>(
+        [&] { (void)parse({"p", "--no-test", "--join-validation", "0.7"}); }, {"--no-test", "--join-validation"});
+    dam_test::require_throws_with<diffautoml::value_error>([&] { (void)parse({"p", "--arch", "1,2"}); },
+                                                           {"--arch", "--nas fixed"});
+    dam_test::require_throws_with<diffautoml::value_error>([&] { (void)parse({"p", "--space", "mobilenetv2", "--hpo", "fixed"}); },
+                                                           {"mobilenetv2", "default policies"});
+    dam_test::require_throws_with<diffautoml::value_error>([&] { (void)parse({"p", "--hpo-curvature", "exact"}); },
+                                                           {"--hpo-curvature expects none | radial | fd", "'exact'"});
 }
 
 TEST_CASE("the binaries' policy dispatch runs the combination it names, or refuses", "[cli]") {
