@@ -116,3 +116,40 @@ TEST_CASE("the gradient checker catches a wrong gradient and a missing accumulat
     CHECK_FALSE(r2.ok);
     CHECK(r2.message.find("accumulate") != std::string::npos);
 }
+
+TEST_CASE("the op profiler attributes forward and backward time to each op, and records nothing when off", "[autograd]") {
+    auto x = Var<double>(Tensor<double>::full(Shape{64, 64}, 0.5), true);
+    {
+        auto y = ops::sum(ops::relu(x * x));  // not profiled
+        y.backward();
+    }
+    OpProfiler p;
+    {
+        ProfileScope scope(p);
+        for (int i = 0; i < 3; ++i) {
+            auto y = ops::sum(ops::relu(x * x));
+            y.backward();
+        }
+        p.mark("(after)");
+    }
+    auto y = ops::sum(x * x);  // after the scope: not recorded
+    y.backward();
+    const auto& e = p.entries();
+    // Three steps of mul, relu and sum: each op's forward once and its backward once per step.
+    REQUIRE(e.size() == 4);
+    for (const auto& [op, entry] : e) {
+        INFO(op);
+        if (op == "(after)") {
+            CHECK(entry.forward_calls == 1);
+            CHECK(entry.backward_calls == 0);
+            continue;
+        }
+        CHECK(entry.forward_calls == 3);
+        CHECK(entry.backward_calls == 3);
+        CHECK(entry.forward_seconds >= 0);
+        CHECK(entry.backward_seconds > 0);
+    }
+    CHECK(p.total_seconds() > 0);
+    CHECK(p.sorted().front().second.total() >= p.sorted().back().second.total());
+    CHECK(OpProfiler::active() == nullptr);
+}

@@ -15,6 +15,7 @@
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "profile.hpp"
 
 namespace diffautoml {
 
@@ -106,6 +107,7 @@ public:
     }
     static Var make_result(TensorT value, std::string op, const std::vector<Var>& inputs,
                            typename NodeT::BackwardFn backward_fn) {
+        if (OpProfiler* p = OpProfiler::active()) p->forward(op);
         Var r(std::move(value), false);
         r.node_->op = std::move(op);
         if (!grad_enabled()) return r;
@@ -206,7 +208,15 @@ public:
                 n->pending = TensorT();
                 continue;
             }
-            if (n->backward_fn) n->backward_fn(n->pending);
+            if (n->backward_fn) {
+                if (OpProfiler* p = OpProfiler::active()) {
+                    const auto t0 = OpProfiler::clock::now();
+                    n->backward_fn(n->pending);
+                    p->backward(n->op, std::chrono::duration<double>(OpProfiler::clock::now() - t0).count());
+                } else {
+                    n->backward_fn(n->pending);
+                }
+            }
             if (n->retain_grad) n->grad = std::move(n->pending);
             n->pending = TensorT();
             if (retain_graph) continue;

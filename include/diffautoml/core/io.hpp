@@ -104,6 +104,11 @@ public:
         pos_ += n;
         return r;
     }
+    /// Copies the next n bytes to dst (which may be null when n is 0, as an empty vector's data() is).
+    void copy_bytes(void* dst, std::size_t n) {
+        const std::uint8_t* src = get_bytes(n);
+        if (n > 0) std::memcpy(dst, src, n);
+    }
     std::string get_string() {
         const auto len = get<std::uint32_t>();
         const auto* b = get_bytes(len);

@@ -49,12 +49,11 @@ void get_tensor(ByteReader& r, Tensor<T, D>& t, const std::string& what) {
         t = Tensor<T, D>(s);
     }
     const std::size_t bytes = static_cast<std::size_t>(s.numel()) * sizeof(T);
-    const std::uint8_t* src = r.get_bytes(bytes);
     if constexpr (std::is_same_v<D, cpu>) {
-        std::memcpy(t.data(), src, bytes);
+        r.copy_bytes(t.data(), bytes);
     } else {
         Tensor<T, cpu> h(s);  // aligned host values, then one upload
-        std::memcpy(h.data(), src, bytes);
+        r.copy_bytes(h.data(), bytes);
         copy_from_host(t, h);
     }
 }
@@ -71,7 +70,7 @@ inline void get_doubles(ByteReader& r, std::vector<double>& v, const std::string
               what, n, v.size());
     DAM_CHECK(n < (1ull << 32), format_error, "{}: corrupt state (length {})", what, n);
     v.resize(static_cast<std::size_t>(n));
-    std::memcpy(v.data(), r.get_bytes(v.size() * sizeof(double)), v.size() * sizeof(double));
+    r.copy_bytes(v.data(), v.size() * sizeof(double));
 }
 
 inline void put_ints(ByteWriter& w, const std::vector<std::int64_t>& v) {
@@ -85,7 +84,7 @@ inline void get_ints(ByteReader& r, std::vector<std::int64_t>& v, const std::str
               what, n, v.size());
     DAM_CHECK(n < (1ull << 32), format_error, "{}: corrupt state (length {})", what, n);
     v.resize(static_cast<std::size_t>(n));
-    std::memcpy(v.data(), r.get_bytes(v.size() * sizeof(std::int64_t)), v.size() * sizeof(std::int64_t));
+    r.copy_bytes(v.data(), v.size() * sizeof(std::int64_t));
 }
 
 /// Saves (seed, offset) of a generator; loading checks the seed.
