@@ -18,88 +18,18 @@
 // line says which BLAS it loaded and which ISA oneDNN dispatches to.
 //
 // Options: --threads T (2)  --no-peer  and Google Benchmark's own (--benchmark_filter=REGEX,
-// --benchmark_repetitions=N, --benchmark_format=json|console, --benchmark_out=FILE, ...).
-#include <benchmark/benchmark.h>
-
-#include <algorithm>
-#include <chrono>
-#include <functional>
-#include <map>
+// --benchmark_repetitions=N, --benchmark_format=json|console, --benchmark_out=FILE, ...); the
+// harness is gbench.hpp, shared with the augmentation benchmark.
 #include <memory>
 
 #include <diffautoml/diffautoml.hpp>
 
-#include "peer.hpp"
+#include "gbench.hpp"
 
 using namespace diffautoml;
+using dam_bench::Case;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-/// One op's work: `before` untimed, then `call` timed, per iteration.
-struct Case {
-    std::string name;       ///< e.g. conv2d_fwd:small.block1_3x3_32
-    std::string peer_args;  ///< the request line for torch_ops.py
-    double units;           ///< FLOP or bytes per call
-    const char* counter;    ///< "GFLOPS" or "GB/s"
-    std::function<void()> before, call;
-};
-
-void run_ours(benchmark::State& state, const Case& c) {
-    for (int i = 0; i < 2; ++i) c.before(), c.call();
-    for (auto _ : state) {
-        c.before();
-        const auto t = Clock::now();
-        c.call();
-        state.SetIterationTime(std::chrono::duration<double>(Clock::now() - t).count());
-    }
-    state.counters[c.counter] = benchmark::Counter(c.units / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-}
-
-void run_peer(benchmark::State& state, const Case& c, dam_bench::PeerServer& peer) {
-    for (auto _ : state) state.SetIterationTime(peer.request(c.peer_args, "seconds"));
-    state.counters[c.counter] = benchmark::Counter(c.units / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-}
-
-/// Forwards every report to the reporter Google Benchmark would have used and keeps each
-/// benchmark's median, min and max of its rate counter for the summary.
-class SummaryReporter : public benchmark::BenchmarkReporter {
-public:
-    explicit SummaryReporter(std::unique_ptr<benchmark::BenchmarkReporter> inner) : inner_(std::move(inner)) {}
-    bool ReportContext(const Context& context) override { return inner_->ReportContext(context); }
-    void ReportRuns(const std::vector<Run>& runs) override {
-        for (const auto& r : runs) {
-            if (r.run_type != Run::RT_Aggregate) continue;
-            for (const auto& [counter, value] : r.counters)
-                if (counter == "GFLOPS" || counter == "GB/s") stats_[r.run_name.function_name][r.aggregate_name] = value;
-            units_[r.run_name.function_name] = r.counters.count("GFLOPS") ? "gflops" : "gbs";
-        }
-        inner_->ReportRuns(runs);
-    }
-    void Finalize() override { inner_->Finalize(); }
-
-    /// One line per op: `op=NAME ours_gflops=MEDIAN [MIN, MAX] pytorch_gflops=... ratio=...`.
-    void print_summary(std::FILE* out) const {
-        for (const auto& [name, s] : stats_) {
-            if (!name.ends_with("/ours")) continue;
-            const std::string op = name.substr(0, name.size() - 5);
-            const std::string unit = units_.at(name);
-            const auto peer = stats_.find(op + "/pytorch");
-            const auto range = [](const std::map<std::string, double>& m) {
-                return fmt::format("{:.1f} [{:.1f}, {:.1f}]", m.at("median"), m.at("min"), m.at("max"));
-            };
-            fmt::print(out, "op={} ours_{}={} pytorch_{}={} ratio={}\n", op, unit, range(s), unit,
-                       peer == stats_.end() ? "nan" : range(peer->second),
-                       peer == stats_.end() ? "nan" : fmt::format("{:.2f}", s.at("median") / peer->second.at("median")));
-        }
-    }
-
-private:
-    std::unique_ptr<benchmark::BenchmarkReporter> inner_;
-    std::map<std::string, std::map<std::string, double>> stats_;
-    std::map<std::string, std::string> units_;
-};
 
 std::vector<Case> make_cases(Generator& gen, std::vector<std::shared_ptr<void>>& keep) {
     std::vector<Case> cases;
@@ -219,69 +149,18 @@ std::vector<Case> make_cases(Generator& gen, std::vector<std::shared_ptr<void>>&
     return cases;
 }
 
-// The range of a benchmark's repetitions, beside Google Benchmark's mean, median and deviation.
-double stat_min(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
-double stat_max(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
 
 }  // namespace
 
 int main(int argc, char** argv) try {
-    // Our options first; the rest (and the defaults below) go to Google Benchmark.
-    int threads = 2;
-    bool with_peer = true;
-    std::vector<std::string> args = {argv[0], "--benchmark_repetitions=5", "--benchmark_enable_random_interleaving=true",
-                                     "--benchmark_min_time=0.2"};
-    std::string format = "console";
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        if (k == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
-        else if (k.starts_with("--benchmark_format=") && k != "--benchmark_format=json" && k != "--benchmark_format=console")
-            throw value_error(fmt::format("conv_matmul: {}: console or json", k));
-        else if (k == "--no-peer") with_peer = false;
-        else if (k.starts_with("--benchmark_")) {
-            if (k.starts_with("--benchmark_format=")) format = k.substr(19);
-            args.push_back(k);
-        } else
-            throw value_error(fmt::format("conv_matmul: unknown option '{}' (options: --threads T, --no-peer, "
-                                          "--benchmark_*; --help for Google Benchmark's)", k));
-    }
-    std::vector<char*> cargv;
-    for (auto& a : args) cargv.push_back(a.data());
-    int cargc = static_cast<int>(cargv.size());
-    benchmark::Initialize(&cargc, cargv.data());
-    set_num_threads(threads);
-    // JSON on stdout stays machine-readable: the peer's line and the summary go to stderr.
-    std::FILE* text = format == "console" ? stdout : stderr;
-    fmt::print(text, "ours: diffautoml, {} threads, built with -march={}\n", threads, DAM_BUILD_MARCH);
-
-    std::unique_ptr<dam_bench::PeerServer> peer;
-    if (with_peer) {
-        peer = std::make_unique<dam_bench::PeerServer>(fmt::format(
-            "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread OPENBLAS_NUM_THREADS={0} OMP_NUM_THREADS={0} "
-            "/usr/bin/python3 '{1}/torch_ops.py' --serve {0}",
-            threads, DAM_BENCH_DIR));
-        fmt::print(text, "{}\n", peer->hello());
-        std::fflush(text);
-    }
+    const auto o = dam_bench::parse("conv_matmul", argc, argv);
+    set_num_threads(o.threads);
+    fmt::print(o.text, "ours: diffautoml, {} threads, built with -march={}\n", o.threads, DAM_BUILD_MARCH);
+    const auto peer = dam_bench::start_peer(o);
     Generator gen(0);
     std::vector<std::shared_ptr<void>> keep;
     const auto cases = make_cases(gen, keep);
-    for (const auto& c : cases) {
-        benchmark::RegisterBenchmark((c.name + "/ours").c_str(), [&c](benchmark::State& s) { run_ours(s, c); })
-            ->UseManualTime()->Unit(benchmark::kMicrosecond)->ComputeStatistics("min", stat_min)->ComputeStatistics("max", stat_max);
-        if (peer)
-            benchmark::RegisterBenchmark((c.name + "/pytorch").c_str(),
-                                         [&c, &peer](benchmark::State& s) { run_peer(s, c, *peer); })
-                ->UseManualTime()->Unit(benchmark::kMicrosecond)->ComputeStatistics("min", stat_min)->ComputeStatistics("max", stat_max);
-    }
-    std::unique_ptr<benchmark::BenchmarkReporter> inner;
-    if (format == "json") inner = std::make_unique<benchmark::JSONReporter>();
-    else inner = std::make_unique<benchmark::ConsoleReporter>();
-    SummaryReporter reporter(std::move(inner));
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-    benchmark::Shutdown();
-    fmt::print(text, "\nmedian [min, max] of each side's repetitions, interleaved; ratio = ours / pytorch (medians)\n");
-    reporter.print_summary(text);
+    dam_bench::run(o, cases, peer.get());
     return 0;
 } catch (const std::exception& e) {
     fmt::print(stderr, "conv_matmul: {}\n", e.what());

@@ -1,4 +1,4 @@
-"""PyTorch peer for benchmarks/conv_matmul, as a server: the C++ benchmark sends one request per
+"""PyTorch peer for benchmarks/conv_matmul and benchmarks/augment, as a server: the C++ benchmark sends one request per
 timed call and interleaves them with its own, so both sides see the same machine state.
 
 Usage: /usr/bin/python3 torch_ops.py --serve THREADS
@@ -11,8 +11,9 @@ called directly, as ours are: no autograd graph, the backward timed on its own.
   matmul M K N  fwd|bwd                                    (into preallocated outputs)
   bn N C H W relu  fwd|bwd|fwd_cold|bwd_cold               (training mode, then ReLU when relu is 1;
                                                             _cold writes 256 MiB before the call)
+  rotate N H W fwd                                         (benchmarks/augment: per-image rotations)
 """
-import os, re, sys, tempfile, time
+import math, os, re, sys, tempfile, time
 import torch
 import torch.nn.functional as F
 
@@ -60,6 +61,21 @@ def prepare(words):
         gy = torch.randn_like(y)
         return nothing, lambda: aten.convolution_backward(gy, x, w, None, [s, s], [p, p], [1, 1], False, [0, 0], g,
                                                           [True, True, False])
+    if op == "rotate":
+        # per-image rotations by up to +-15 degrees (magnitude 0.5 of 30), bilinear, zero padding:
+        # affine_grid + grid_sample, the way PyTorch code rotates a batch; forward only, as our op
+        N, H, W = a
+        x = torch.rand(N, 1, H, W)
+        t = (torch.rand(N) * 2 - 1) * 15 * math.pi / 180
+        A = torch.zeros(N, 2, 3)
+        A[:, 0, 0], A[:, 0, 1], A[:, 1, 0], A[:, 1, 1] = torch.cos(t), -torch.sin(t), torch.sin(t), torch.cos(t)
+
+        def rotate():
+            with torch.no_grad():
+                g = F.affine_grid(A, x.shape, align_corners=False)
+                return F.grid_sample(x, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+        return nothing, rotate
     if op == "matmul":
         M, K, N = a
         x, w, c = torch.randn(M, K), torch.randn(K, N), torch.empty(M, N)

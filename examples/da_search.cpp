@@ -154,7 +154,7 @@ int main(int argc, char** argv) try {
         std::iota(idx.begin(), idx.end(), std::int64_t{0});
         train = data::subset(train, idx);
     }
-    std::filesystem::create_directories(a.out);
+    diffautoml::create_directories(a.out);
     const da::PixelSpace ps{data::fashion_mnist_mean, data::fashion_mnist_std};
     std::vector<da::Op> ops = da::all_ops();
     if (!a.ops.empty()) {

@@ -69,7 +69,7 @@ int main(int argc, char** argv) try {
     set_num_threads(base.threads);
     auto [train, test] = dam_joint::load(base);
     dam_joint::install_stop_handlers();
-    std::filesystem::create_directories(base.joint.out_dir);
+    diffautoml::create_directories(base.joint.out_dir);
     // A choice ablation (--no-test) compares held-out validation accuracy; a final one test accuracy.
     const std::string metric = base.no_test ? "val_accuracy" : "test_accuracy";
     std::string table = fmt::format(

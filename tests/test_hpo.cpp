@@ -196,7 +196,7 @@ TEST_CASE("hyperparameters stay in their ranges however large the hypergradient"
     for (int i = 0; i < 500; ++i) eps.apply(1e3, 0.01);
     CHECK(eps.value == 0.0);
     require_throws_with<value_error>([&] { lr.apply(NAN, 0.1); }, {"'lr'", "hypergradient is nan"});
-    require_throws_with<value_error>([] { hpo::Hyperparameter{"wd", 0.0, 0.0, 1.0, true}.check(); }, {"'wd'", "lo > 0"});
+    require_throws_with<value_error>([] { hpo::Hyperparameter{"wd", 0.0, 0.0, 1.0, true}.check(); }, {"'wd'", "a positive lower bound (log scale)"});
 }
 
 TEST_CASE("BaydinHD follows eta_t = eta_{t-1} + beta g_t . g_{t-1}", "[hpo][baydin]") {

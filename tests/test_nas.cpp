@@ -197,6 +197,61 @@ TEST_CASE("search spaces build, know each choice's MACs and parameters, and reje
     }
 }
 
+namespace {
+template <class Space>
+void check_parameter_floor(const typename Space::Options& o) {
+    Generator gen(1);
+    auto supernet = Space::template build<float>(o, gen);
+    for (std::int64_t k = 0; k < 8; ++k) {
+        std::vector<std::int64_t> arch;
+        for (const auto& d : supernet->decisions()) arch.push_back((k + static_cast<std::int64_t>(arch.size())) % d.size());
+        auto net = nas::derive<Space>(*supernet, arch);
+        std::int64_t params = 0;
+        for (const auto& p : net->parameters()) params += p.value().numel();
+        INFO(Space::name << " architecture " << k);
+        CHECK(o.min_parameters() <= params);
+        CHECK(o.min_parameters() * 100 >= params);  // a floor, but not a vacuous one
+    }
+}
+}  // namespace
+
+TEST_CASE("a description's parameter floor holds for every derived network; sizes beyond the limits are refused",
+          "[nas][spaces][errors]") {
+    check_parameter_floor<nas::ShuffleSpace>(nas::ShuffleSpace::default_options());
+    check_parameter_floor<nas::MobileNetV2Space>(nas::MobileNetV2Space::default_options());
+    check_parameter_floor<nas::DartsSpace>(nas::DartsOptions{});
+    check_parameter_floor<nas::DartsPaperSpace>(nas::DartsOptions{});
+
+    Generator gen(0);
+    auto wide = nas::ShuffleSpace::default_options();
+    wide.stages[1].width = std::int64_t{1} << 22;  // x 28 x 28 values in one activation
+    require_throws_with<value_error>([&] { (void)nas::ShuffleSpace::build<float>(wide, gen); },
+                                     {"shuffle", "beyond this implementation's limits", "width x image x image"});
+    auto deep = nas::MobileNetV2Space::default_options();
+    deep.stages[0].layers = 5000;
+    require_throws_with<value_error>([&] { (void)nas::MobileNetV2Space::build<float>(deep, gen); },
+                                     {"mobilenetv2", "at most 1024 searchable layers"});
+    nas::DartsOptions cells;
+    cells.cells = 1000;
+    require_throws_with<value_error>([&] { (void)nas::DartsSpace::build<float>(cells, gen); }, {"darts", "64 cells"});
+    require_throws_with<value_error>(
+        [&] { (void)nas::ShuffleSpace::build<float>(nas::ShuffleSpace::default_options(), gen, {0, 1, 2}); },
+        {"shuffle", "one choice per searchable layer (8), got 3"});
+
+    // A model file whose weights are too few for the network its description names is refused
+    // before the network is built (a corrupt or hostile file cannot make it allocate).
+    nas::ArchitectureSpec spec;
+    spec.space = "shuffle";
+    spec.options = nas::ShuffleSpace::default_options().to_json();
+    spec.arch.assign(8, 0);
+    require_throws_with<format_error>([&] { (void)nas::build_architecture<float>(spec, "model.bin", 1000); },
+                                      {"model.bin", "at least", "parameters but the file holds 1000 values"});
+    CHECK(nas::build_architecture<float>(spec, "model.bin")->num_decisions() == 8);
+    spec.space = "resnet";
+    require_throws_with<format_error>([&] { (void)nas::build_architecture<float>(spec, "model.bin"); },
+                                      {"unknown search space 'resnet'"});
+}
+
 TEST_CASE("DSNAS: the mean alpha gradient matches the exact gradient of the expected loss", "[nas][dsnas][statistics]") {
     // A toy supernet of two layers with three linear candidates each and a linear loss, so every
     // one of the 9 paths can be enumerated: E_Z[L] = sum_paths p(path) L(path) and

@@ -367,6 +367,40 @@ TEST_CASE("joint search: weight averaging makes the model the mean of the epoch-
                                          {"average_from must be in [0, 1]"});
 }
 
+TEST_CASE("joint search: bad numbers end in an error naming the cause; a diverged run leaves a good model alone", "[search][errors]") {
+    const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
+    auto nan_train = train;
+    nan_train.images = train.images.clone();
+    nan_train.images[5 * 144 + 7] = std::numeric_limits<float>::quiet_NaN();
+    require_throws_with<value_error>([&] { Joint(nan_train, test, tiny_options(""), {}, tiny_space()); },
+                                     {"the training set", "image 5", "non-finite value (nan) at pixel 7", "normalisation"});
+    auto inf_test = test;
+    inf_test.images = test.images.clone();
+    inf_test.images[149 * 144] = -std::numeric_limits<float>::infinity();
+    require_throws_with<value_error>([&] { Joint(train, inf_test, tiny_options(""), {}, tiny_space()); },
+                                     {"the test set", "image 149", "(-inf) at pixel 0"});
+    auto smoothing = tiny_options("");
+    smoothing.label_smoothing = 2;
+    require_throws_with<value_error>([&] { Joint(train, test, smoothing, {}, tiny_space()); },
+                                     {"label_smoothing must be in [0, 1), got 2"});
+
+    // A learning rate of 1e6 diverges within a few steps: the run stops with the cause and the
+    // advice, and the model file a good run left in the same folder is not touched.
+    const std::string dir = fresh_dir("diverged");
+    Joint(train, test, tiny_options(dir), {}, tiny_space()).run();
+    const auto good = read_bytes(dir + "/model.bin");
+    const auto good_result = read_bytes(dir + "/result.json");
+    auto wild = tiny_options(dir);
+    wild.lr = 1e6;
+    require_throws_with<value_error>([&] { Joint(train, test, wild, {}, tiny_space()); },
+                                     {"hyperparameter 'lr'", "[0.001, 1]", "start it inside the range"});
+    using FixedHpo = search::JointSearch<da::PairPolicyDA, nas::DSNAS<nas::ShuffleSpace>, hpo::FixedSchedule>;
+    require_throws_with<search::divergence_error>([&] { FixedHpo(train, test, wild, {}, tiny_space()).run(); },
+                                                  {"became", "non-finite", "Try a lower --lr"});
+    CHECK(read_bytes(dir + "/model.bin") == good);
+    CHECK(read_bytes(dir + "/result.json") == good_result);
+}
+
 TEST_CASE("joint search: divergence stops with a message and keeps the checkpoint; bad checkpoints are errors", "[search][errors]") {
     const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
     const std::string dir = fresh_dir("errors");
@@ -378,9 +412,11 @@ TEST_CASE("joint search: divergence stops with a message and keeps the checkpoin
     }
     const auto before = read_bytes(dir + "/checkpoint.bin");
 
+    // NaN pixels are refused up front (next test case); finite values that overflow in the network
+    // still make the run diverge.
     auto poisoned = train;
     poisoned.images = train.images.clone();
-    poisoned.images.fill(std::numeric_limits<float>::quiet_NaN());
+    poisoned.images.fill(3e38f);
     o.stop_after_steps = -1;
     {
         Joint j(poisoned, test, o, {}, tiny_space());

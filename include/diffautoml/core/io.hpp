@@ -41,8 +41,19 @@ inline void write_file_atomic(const std::string& path, const std::vector<std::ui
     }
 }
 
+/// Creates `dir` and its parents if missing; io_error naming it and the system's reason otherwise.
+inline void create_directories(const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    DAM_CHECK(!ec && std::filesystem::is_directory(dir), io_error,
+              "cannot create the output folder '{}': {}; choose a writable place (--out)", dir,
+              ec ? ec.message() : std::string("a file of that name is in the way"));
+}
+
 /// Reads a whole file (no decompression).
 inline std::vector<std::uint8_t> read_file(const std::string& path) {
+    DAM_CHECK(!std::filesystem::is_directory(path), io_error, "read_file: '{}' is a folder, not a file; name the file in it",
+              path);
     std::FILE* f = std::fopen(path.c_str(), "rb");
     DAM_CHECK(f, io_error, "read_file: cannot open '{}': {}", path,
               std::filesystem::exists(path) ? "permission denied or not a file" : "no such file");
@@ -52,7 +63,8 @@ inline std::vector<std::uint8_t> read_file(const std::string& path) {
     while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.insert(data.end(), buf, buf + n);
     const bool err = std::ferror(f);
     std::fclose(f);
-    DAM_CHECK(!err, io_error, "read_file: error while reading '{}'", path);
+    DAM_CHECK(!err, io_error, "read_file: error while reading '{}' (a failing disk or a file that is not a regular file?)",
+              path);
     return data;
 }
 

@@ -33,13 +33,23 @@ void get_tensor(ByteReader& r, Tensor<T, D>& t, const std::string& what) {
         return;
     }
     const auto rank = r.get<std::uint32_t>();
-    DAM_CHECK(rank <= 8, format_error, "{}: corrupt state (tensor rank {})", what, rank);
+    DAM_CHECK(rank <= static_cast<std::uint32_t>(Shape::max_rank), format_error, "{}: corrupt state (tensor rank {})", what, rank);
+    // The values must fit in what is left of the file: checked dimension by dimension, before any
+    // allocation and before the product can overflow, so a corrupt header cannot reserve memory.
     Shape s;
+    std::int64_t count = 1;
     for (std::uint32_t i = 0; i < rank; ++i) {
         const auto d = r.get<std::int64_t>();
-        DAM_CHECK(d >= 0 && d < (std::int64_t{1} << 40), format_error, "{}: corrupt state (dimension {})", what, d);
+        DAM_CHECK(d >= 0, format_error, "{}: corrupt state (dimension {})", what, d);
         s.push_back(d);
+        DAM_CHECK(d == 0 || count <= static_cast<std::int64_t>(r.remaining() / sizeof(T)) / d, format_error,
+                  "{}: corrupt state (a tensor of shape {}... needs more bytes than the {} left in the file)", what, s,
+                  r.remaining());
+        count *= d;
     }
+    DAM_CHECK(count <= static_cast<std::int64_t>(r.remaining() / sizeof(T)), format_error,
+              "{}: corrupt state (a tensor of shape {} needs more bytes than the {} left in the file)", what, s,
+              r.remaining());
     if (t.defined()) {
         DAM_CHECK(t.shape() == s, format_error,
                   "{}: the saved tensor has shape {} but this run's has {}; the checkpoint belongs to another "
@@ -68,7 +78,9 @@ inline void get_doubles(ByteReader& r, std::vector<double>& v, const std::string
     DAM_CHECK(v.empty() || n == v.size(), format_error,
               "{}: the saved state has {} values but this run has {}; the checkpoint belongs to another configuration",
               what, n, v.size());
-    DAM_CHECK(n < (1ull << 32), format_error, "{}: corrupt state (length {})", what, n);
+    DAM_CHECK(n <= r.remaining() / sizeof(double), format_error,
+              "{}: corrupt state (a list of {} values needs more bytes than the {} left in the file)", what, n,
+              r.remaining());
     v.resize(static_cast<std::size_t>(n));
     r.copy_bytes(v.data(), v.size() * sizeof(double));
 }
@@ -82,7 +94,9 @@ inline void get_ints(ByteReader& r, std::vector<std::int64_t>& v, const std::str
     DAM_CHECK(v.empty() || n == v.size(), format_error,
               "{}: the saved state has {} entries but this run has {}; the checkpoint belongs to another configuration",
               what, n, v.size());
-    DAM_CHECK(n < (1ull << 32), format_error, "{}: corrupt state (length {})", what, n);
+    DAM_CHECK(n <= r.remaining() / sizeof(std::int64_t), format_error,
+              "{}: corrupt state (a list of {} entries needs more bytes than the {} left in the file)", what, n,
+              r.remaining());
     v.resize(static_cast<std::size_t>(n));
     r.copy_bytes(v.data(), v.size() * sizeof(std::int64_t));
 }

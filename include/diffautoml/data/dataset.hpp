@@ -82,6 +82,21 @@ inline std::pair<double, double> pixel_stats(const Dataset& d) {
     return {mean, std::sqrt(std::max(0.0, s2 / static_cast<double>(n) - mean * mean))};
 }
 
+/// Refuses a dataset whose images hold NaN or Inf (e.g. from a division by a zero deviation in the
+/// user's preprocessing): `what` names it in the message. A NaN pixel would otherwise surface
+/// steps later as a diverged search, with the cause lost.
+inline void check_finite(const Dataset& d, const char* what) {
+    const float* p = d.images.data();
+    const std::int64_t n = d.images.numel();
+    for (std::int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(p[i])) {
+            const std::int64_t per = n / std::max<std::int64_t>(d.size(), 1);
+            throw value_error(fmt::format("{}: image {} holds a non-finite value ({}) at pixel {}; clean the data or "
+                                          "check its normalisation (a zero standard deviation?)",
+                                          what, per > 0 ? i / per : 0, p[i], per > 0 ? i % per : i));
+        }
+}
+
 /// x <- (x - mean) / std, in place.
 inline void normalize(Dataset& d, double mean, double stddev) {
     DAM_CHECK(stddev > 0 && std::isfinite(mean), value_error, "normalize: std must be > 0 (got {}) and mean finite ({})",

@@ -42,10 +42,12 @@ inline std::vector<std::uint8_t> read_maybe_gzip(const std::string& path) {
 }
 }  // namespace detail
 
-/// Reads an IDX file of unsigned bytes (type 0x08). With `expected_dims` > 0 the header must declare
-/// that many dimensions (`what` names the kind of file in the message, e.g. "a labels file").
-inline IdxArray read_idx(const std::string& path, int expected_dims = 0, const char* what = "this file") {
-    const std::vector<std::uint8_t> b = detail::read_maybe_gzip(path);
+/// Parses the (decompressed) bytes of an IDX file of unsigned bytes (type 0x08); `path` names it in
+/// messages. With `expected_dims` > 0 the header must declare that many dimensions (`what` names
+/// the kind of file, e.g. "a labels file"). Throws format_error for anything else, and allocates
+/// nothing beyond a copy of the bytes given.
+inline IdxArray parse_idx(const std::vector<std::uint8_t>& b, const std::string& path, int expected_dims = 0,
+                          const char* what = "this file") {
     DAM_CHECK(b.size() >= 4, format_error, "read_idx: '{}' is only {} bytes long: too short for an IDX header", path, b.size());
     DAM_CHECK(b[0] == 0 && b[1] == 0, format_error,
               "read_idx: '{}' has the wrong magic number ({:02x} {:02x} {:02x} {:02x}): it is not an IDX file", path, b[0],
@@ -68,18 +70,26 @@ inline IdxArray read_idx(const std::string& path, int expected_dims = 0, const c
         a.dims.push_back(d);
         // The bytes present bound any honest header: stop before the product can overflow.
         DAM_CHECK(d == 0 || total <= static_cast<std::int64_t>(b.size()) / d, format_error,
-                  "read_idx: '{}' is truncated: its header promises more values than the {} bytes of the file", path,
-                  b.size());
+                  "read_idx: '{}' is truncated: its header promises more values than the {} bytes of the file; "
+                  "replace it with a complete copy",
+                  path, b.size());
         total *= d;
     }
     const std::size_t have = b.size() - header;
     DAM_CHECK(have >= static_cast<std::size_t>(total), format_error,
-              "read_idx: '{}' is truncated: the header promises {} values but only {} follow", path, total, have);
+              "read_idx: '{}' is truncated: the header promises {} values but only {} follow; replace it with a "
+              "complete copy",
+              path, total, have);
     DAM_CHECK(have == static_cast<std::size_t>(total), format_error,
               "read_idx: '{}' has {} bytes after the {} values its header promises; the file is corrupt", path,
               have - static_cast<std::size_t>(total), total);
     a.values.assign(b.begin() + static_cast<std::ptrdiff_t>(header), b.end());
     return a;
+}
+
+/// Reads an IDX file of unsigned bytes, plain or gzip-compressed (see parse_idx).
+inline IdxArray read_idx(const std::string& path, int expected_dims = 0, const char* what = "this file") {
+    return parse_idx(detail::read_maybe_gzip(path), path, expected_dims, what);
 }
 
 }  // namespace diffautoml::data

@@ -105,8 +105,9 @@ struct Hyperparameter {
 
     void check() const {
         DAM_CHECK(std::isfinite(value) && lo <= value && value <= hi && (!log_scale || lo > 0), value_error,
-                  "hyperparameter '{}': value {} must be finite and in [{}, {}]{}", name, value, lo, hi,
-                  log_scale ? " with lo > 0 (log scale)" : "");
+                  "hyperparameter '{}': the value {} must be finite and lie in its range [{}, {}]{}; start it inside "
+                  "the range (--lr, --wd) or move the range's bounds (--lr-min, --wd-max)",
+                  name, value, lo, hi, log_scale ? " with a positive lower bound (log scale)" : "");
     }
     /// One Adam step against dL/d value; returns the new value.
     double apply(double dl_dvalue, double lr, double beta1 = 0.9, double beta2 = 0.999) {

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../core/json.hpp"
 #include "candidates.hpp"
 #include "supernet.hpp"
 
@@ -37,23 +38,39 @@ struct DartsOptions {
     static DartsOptions from_json(const nlohmann::json& j) {
         DartsOptions o;
         try {
-            o.in_channels = j.at("in_channels").get<std::int64_t>();
-            o.classes = j.at("classes").get<std::int64_t>();
-            o.image = j.at("image").get<std::int64_t>();
-            o.channels = j.at("channels").get<std::int64_t>();
-            o.cells = j.at("cells").get<std::int64_t>();
-            o.nodes = j.at("nodes").get<std::int64_t>();
+            o.in_channels = json_int(j.at("in_channels"), "in_channels");
+            o.classes = json_int(j.at("classes"), "classes");
+            o.image = json_int(j.at("image"), "image");
+            o.channels = json_int(j.at("channels"), "channels");
+            o.cells = json_int(j.at("cells"), "cells");
+            o.nodes = json_int(j.at("nodes"), "nodes");
         } catch (const nlohmann::json::exception& e) {
+            throw format_error(fmt::format("darts space options: {} (in {})", e.what(), j.dump()));
+        } catch (const format_error& e) {
             throw format_error(fmt::format("darts space options: {} (in {})", e.what(), j.dump()));
         }
         return o;
     }
+    /// Limits of this implementation (see ChainOptions): cells, nodes, classes, and values of one
+    /// image's largest activation (a cell's output: nodes x 4C at full resolution bounds it).
+    static constexpr std::int64_t max_cells = 64, max_nodes = 16, max_activation = std::int64_t{1} << 26,
+                                  max_classes = 1 << 20;
+
     void validate() const {
         DAM_CHECK(in_channels > 0 && classes > 1 && image >= 4 && channels > 0 && channels % 2 == 0 && cells >= 1 &&
                       nodes >= 1,
                   value_error, "darts: options need positive sizes, even channels, at least 2 classes and image >= 4; got {}",
                   to_json().dump());
+        DAM_CHECK(classes <= max_classes && cells <= max_cells && nodes <= max_nodes && image <= max_activation &&
+                      std::max(in_channels, nodes * 4 * channels) <= max_activation / image / image,
+                  value_error,
+                  "darts: options beyond this implementation's limits (at most {} classes, {} cells, {} nodes, and {} "
+                  "values in one image's activation, i.e. nodes x 4 x channels x image x image); got {}",
+                  max_classes, max_cells, max_nodes, max_activation, to_json().dump());
     }
+    /// A lower bound on the parameters of a network of these options (valid options only): the
+    /// stem, each cell's 1x1 preprocessing of its input (C x C at least) and the classifier.
+    std::int64_t min_parameters() const { return 9 * in_channels * 3 * channels + cells * channels * channels + channels * classes; }
     std::int64_t edges() const { return nodes * (nodes + 3) / 2; }  // sum_{i<nodes} (2 + i)
     bool is_reduction(std::int64_t cell) const {
         return cells >= 3 && (cell == cells / 3 || cell == 2 * cells / 3);

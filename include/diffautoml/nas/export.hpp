@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/io.hpp"
+#include "../core/json.hpp"
 #include "../nn/serialize.hpp"
 #include "darts_space.hpp"
 #include "spaces.hpp"
@@ -105,12 +106,80 @@ struct LoadedModel {
     nlohmann::json description;
 };
 
-/// Reads a file written by save_derived and rebuilds the network (ShuffleSpace, MobileNetV2Space
-/// DartsSpace or DartsPaperSpace), in evaluation mode.
-template <class T>
-LoadedModel<T> load_derived(const std::string& path) {
+/// What architecture.json (and the description inside a model file) says: the search space, its
+/// options and one choice per decision.
+struct ArchitectureSpec {
+    std::string space;
+    nlohmann::json options = nlohmann::json::object();
+    std::vector<std::int64_t> arch;
+};
+
+/// Reads the fields of an architecture description; `what` names its source in messages. Throws
+/// format_error when a field is missing or of the wrong type.
+inline ArchitectureSpec parse_architecture(const nlohmann::json& j, const std::string& what) {
+    ArchitectureSpec s;
+    try {
+        DAM_CHECK(j.is_object(), format_error, "{}: the architecture description is not a JSON object", what);
+        s.space = j.at("space").get<std::string>();
+        s.arch = json_ints(j.at("architecture"), "architecture");
+        if (j.contains("options")) s.options = j.at("options");
+    } catch (const nlohmann::json::exception& e) {
+        throw format_error(fmt::format("{}: the architecture description lacks a field or has one of the wrong type: {}",
+                                       what, e.what()));
+    }
+    return s;
+}
+
+/// Reads architecture.json as written by diffautoml-search (see parse_architecture).
+inline ArchitectureSpec read_architecture(const std::string& path) {
     const auto bytes = read_file(path);
-    const std::string what = "load_derived '" + path + "'";
+    const auto j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
+    DAM_CHECK(!j.is_discarded(), format_error, "read_architecture: '{}' is not valid JSON", path);
+    return parse_architecture(j, "read_architecture '" + path + "'");
+}
+
+namespace detail {
+template <class Space, class T>
+std::shared_ptr<Supernet<T, cpu>> build_spec(const ArchitectureSpec& s, const std::string& what, std::int64_t max_values) {
+    const auto o = Space::Options::from_json(s.options);
+    try {
+        if constexpr (requires { o.validate(); }) o.validate();
+        else o.validate(Space::name);
+    } catch (const value_error& e) {
+        throw format_error(fmt::format("{}: {}", what, e.what()));
+    }
+    DAM_CHECK(max_values < 0 || o.min_parameters() <= max_values, format_error,
+              "{}: the description's network has at least {} parameters but the file holds {} values; the description "
+              "and the weights do not belong together",
+              what, o.min_parameters(), max_values);
+    Generator gen(0);  // the weights are loaded over it
+    try {
+        return Space::template build<T, cpu>(o, gen, s.arch);
+    } catch (const value_error& e) {
+        throw format_error(fmt::format("{}: {}", what, e.what()));
+    }
+}
+}  // namespace detail
+
+/// Builds the derived network an architecture describes (ShuffleSpace, MobileNetV2Space,
+/// DartsSpace or DartsPaperSpace), with untrained weights. With `max_values` >= 0 a network that
+/// needs more parameters than that is refused before anything is allocated (load_derived passes
+/// the number of values its file holds). Throws format_error for any description it cannot build.
+template <class T>
+std::shared_ptr<Supernet<T, cpu>> build_architecture(const ArchitectureSpec& s, const std::string& what,
+                                                     std::int64_t max_values = -1) {
+    if (s.space == ShuffleSpace::name) return detail::build_spec<ShuffleSpace, T>(s, what, max_values);
+    if (s.space == MobileNetV2Space::name) return detail::build_spec<MobileNetV2Space, T>(s, what, max_values);
+    if (s.space == DartsSpace::name) return detail::build_spec<DartsSpace, T>(s, what, max_values);
+    if (s.space == DartsPaperSpace::name) return detail::build_spec<DartsPaperSpace, T>(s, what, max_values);
+    throw format_error(fmt::format("{}: unknown search space '{}' (known: {}, {}, {}, {})", what, s.space, ShuffleSpace::name,
+                                   MobileNetV2Space::name, DartsSpace::name, DartsPaperSpace::name));
+}
+
+/// Rebuilds the network of a file written by save_derived from its bytes; `what` names the source
+/// in messages. Throws format_error for anything else, and allocates no more than the bytes justify.
+template <class T>
+LoadedModel<T> load_derived_bytes(const std::vector<std::uint8_t>& bytes, const std::string& what) {
     DAM_CHECK(bytes.size() >= sizeof arch_magic + 8 && std::memcmp(bytes.data(), arch_magic, sizeof arch_magic) == 0,
               format_error, "{}: not a diffautoml architecture+weights file (bad magic); files written by save_derived "
               "start with DAMARCH1", what);
@@ -122,40 +191,29 @@ LoadedModel<T> load_derived(const std::string& path) {
     const auto version = r.get<std::uint32_t>();
     DAM_CHECK(version == arch_format_version, format_error, "{}: format version {} is not supported (this build reads {})",
               what, version, arch_format_version);
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(r.get_string());
-    } catch (const nlohmann::json::exception& e) {
-        throw format_error(fmt::format("{}: the architecture description is not valid JSON: {}", what, e.what()));
-    }
+    const auto j = nlohmann::json::parse(r.get_string(), nullptr, false);
+    DAM_CHECK(!j.is_discarded(), format_error, "{}: the architecture description is not valid JSON", what);
     const auto n = r.get<std::uint64_t>();
+    DAM_CHECK(n <= r.remaining(), format_error, "{}: the weights need {} bytes but {} remain; the file is truncated", what,
+              n, r.remaining());
     const std::uint8_t* model = r.get_bytes(static_cast<std::size_t>(n));
     DAM_CHECK(r.remaining() == 0, format_error, "{}: {} unexpected bytes after the weights", what, r.remaining());
-    std::string space;
-    std::vector<std::int64_t> arch;
-    try {
-        space = j.at("space").get<std::string>();
-        arch = j.at("architecture").get<std::vector<std::int64_t>>();
-    } catch (const nlohmann::json::exception& e) {
-        throw format_error(fmt::format("{}: the architecture description lacks a field: {}", what, e.what()));
-    }
-    Generator gen(0);
-    std::shared_ptr<Supernet<T, cpu>> net;
-    const nlohmann::json options = j.contains("options") ? j.at("options") : nlohmann::json::object();
-    if (space == ShuffleSpace::name) net = ShuffleSpace::build<T, cpu>(ChainOptions::from_json(options), gen, arch);
-    else if (space == MobileNetV2Space::name) net = MobileNetV2Space::build<T, cpu>(ChainOptions::from_json(options), gen, arch);
-    else if (space == DartsSpace::name) net = DartsSpace::build<T, cpu>(DartsOptions::from_json(options), gen, arch);
-    else if (space == DartsPaperSpace::name) net = DartsPaperSpace::build<T, cpu>(DartsOptions::from_json(options), gen, arch);
-    else throw format_error(fmt::format("{}: unknown search space '{}' (known: {}, {}, {}, {})", what, space, ShuffleSpace::name,
-                                        MobileNetV2Space::name, DartsSpace::name, DartsPaperSpace::name));
+    const ArchitectureSpec spec = parse_architecture(j, what);
+    auto net = build_architecture<T>(spec, what, static_cast<std::int64_t>(n / sizeof(T)));
     try {
         nn::deserialize_model(*net, std::vector<std::uint8_t>(model, model + n), what);
     } catch (const format_error& e) {
         throw format_error(fmt::format("{}: the weights do not match the architecture the file describes ({}): {}",
-                                       what, fmt::join(net->choice_names(arch), ", "), e.what()));
+                                       what, fmt::join(net->choice_names(spec.arch), ", "), e.what()));
     }
     net->eval();
     return {net, j};
+}
+
+/// Reads a file written by save_derived and rebuilds the network, in evaluation mode.
+template <class T>
+LoadedModel<T> load_derived(const std::string& path) {
+    return load_derived_bytes<T>(read_file(path), "load_derived '" + path + "'");
 }
 
 }  // namespace diffautoml::nas

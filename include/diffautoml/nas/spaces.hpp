@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../core/json.hpp"
 #include "candidates.hpp"
 #include "supernet.hpp"
 
@@ -38,26 +39,70 @@ struct ChainOptions {
     static ChainOptions from_json(const nlohmann::json& j) {
         ChainOptions o;
         try {
-            o.in_channels = j.at("in_channels").get<std::int64_t>();
-            o.classes = j.at("classes").get<std::int64_t>();
-            o.image = j.at("image").get<std::int64_t>();
-            o.stem = j.at("stem").get<std::int64_t>();
-            o.head = j.at("head").get<std::int64_t>();
-            for (const auto& s : j.at("stages"))
-                o.stages.push_back({s.at("width").get<std::int64_t>(), s.at("layers").get<std::int64_t>(),
-                                    s.at("stride").get<std::int64_t>()});
+            o.in_channels = json_int(j.at("in_channels"), "in_channels");
+            o.classes = json_int(j.at("classes"), "classes");
+            o.image = json_int(j.at("image"), "image");
+            o.stem = json_int(j.at("stem"), "stem");
+            o.head = json_int(j.at("head"), "head");
+            const auto& stages = j.at("stages");
+            DAM_CHECK(stages.is_array(), format_error, "'stages' must be a list, got {}", stages.dump());
+            for (const auto& s : stages)
+                o.stages.push_back({json_int(s.at("width"), "width"), json_int(s.at("layers"), "layers"),
+                                    json_int(s.at("stride"), "stride")});
         } catch (const nlohmann::json::exception& e) {
+            throw format_error(fmt::format("search space options: {} (in {})", e.what(), j.dump()));
+        } catch (const format_error& e) {
             throw format_error(fmt::format("search space options: {} (in {})", e.what(), j.dump()));
         }
         return o;
     }
+    /// Limits of this implementation, checked by validate() so that a corrupt or hostile description
+    /// cannot make a build allocate without bound: searchable layers in all, and values of one
+    /// image's largest activation (2^26 floats: 28x28 images allow widths up to 85,000).
+    static constexpr std::int64_t max_layers = 1024, max_activation = std::int64_t{1} << 26, max_classes = 1 << 20;
+
     void validate(const char* space) const {
         DAM_CHECK(in_channels > 0 && classes > 1 && image >= 4 && stem > 0 && head > 0 && !stages.empty(), value_error,
                   "{}: options need positive channels, at least 2 classes, image >= 4 and at least one stage; got {}",
                   space, to_json().dump());
-        for (const auto& s : stages)
+        const auto too_wide = [&](std::int64_t width) {
+            return image > max_activation || width > max_activation / image / image;
+        };
+        DAM_CHECK(classes <= max_classes && !too_wide(in_channels) && !too_wide(stem) && !too_wide(head) &&
+                      static_cast<std::int64_t>(stages.size()) <= max_layers,
+                  value_error,
+                  "{}: options beyond this implementation's limits (at most {} classes, {} stages, and {} values in "
+                  "one image's activation, i.e. width x image x image); got {}",
+                  space, max_classes, max_layers, max_activation, to_json().dump());
+        std::int64_t layers_total = 0;
+        for (const auto& s : stages) {
             DAM_CHECK(s.width > 0 && s.layers > 0 && (s.stride == 1 || s.stride == 2), value_error,
                       "{}: every stage needs width > 0, layers > 0 and stride 1 or 2; got {}", space, to_json().dump());
+            DAM_CHECK(!too_wide(s.width) && s.layers <= max_layers - layers_total, value_error,
+                      "{}: options beyond this implementation's limits (at most {} searchable layers, and {} values in "
+                      "one image's activation, i.e. width x image x image); got {}",
+                      space, max_layers, max_activation, to_json().dump());
+            layers_total += s.layers;
+        }
+    }
+    /// Searchable layers (decisions) of a network of these options.
+    std::int64_t decisions() const {
+        std::int64_t n = 0;
+        for (const auto& s : stages) n += s.layers;
+        return n;
+    }
+    /// A lower bound on the parameters of any network of these options (valid options only): the
+    /// stem, head and classifier, and the half of in x out that every layer changing the shape
+    /// needs in its 1x1 convolutions (a layer that keeps it may be a skip). A model file with fewer
+    /// values cannot hold such a network: export.hpp refuses it before building anything.
+    std::int64_t min_parameters() const {
+        std::int64_t n = 9 * in_channels * stem + head * classes, c = stem;
+        for (const auto& s : stages)
+            for (std::int64_t i = 0; i < s.layers; ++i) {
+                if (c != s.width || (i == 0 && s.stride == 2)) n += c * s.width / 2;
+                c = s.width;
+            }
+        return n + c * head;
     }
 };
 
@@ -72,6 +117,9 @@ public:
                   const std::vector<std::int64_t>& arch)
         : space_(std::move(space)), opt_(std::move(o)) {
         opt_.validate(space_.c_str());
+        DAM_CHECK(arch.empty() || static_cast<std::int64_t>(arch.size()) == opt_.decisions(), value_error,
+                  "{}: an architecture needs one choice per searchable layer ({}), got {}", space_, opt_.decisions(),
+                  arch.size());
         stem_ = this->register_module("stem", nn::conv_bn_relu<T, D>(opt_.in_channels, opt_.stem, gen));
         std::int64_t c = opt_.stem, d = 0;
         for (std::size_t s = 0; s < opt_.stages.size(); ++s)

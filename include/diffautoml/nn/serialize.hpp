@@ -102,7 +102,11 @@ void deserialize_model(Module<T, D>& m, const std::vector<std::uint8_t>& bytes, 
         const auto rank = r.get<std::uint32_t>();
         DAM_CHECK(rank <= Shape::max_rank, format_error, "{}: entry '{}' has rank {}", what, n, rank);
         Shape s;
-        for (std::uint32_t i = 0; i < rank; ++i) s.push_back(r.get<std::int64_t>());
+        for (std::uint32_t i = 0; i < rank; ++i) {
+            const auto d = r.get<std::int64_t>();
+            DAM_CHECK(d >= 0, format_error, "{}: entry '{}' has a negative dimension ({}); the file is corrupt", what, n, d);
+            s.push_back(d);
+        }
         DAM_CHECK(k == kind && n == name && s == t.shape(), format_error,
                   "{}: entry '{}' {} does not match the model's '{}' {}", what, n, s, name, t.shape());
         sources.push_back(r.get_bytes(static_cast<std::size_t>(t.numel()) * sizeof(T)));

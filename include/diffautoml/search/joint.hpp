@@ -139,6 +139,8 @@ private:
         DAM_CHECK(opt_.minutes >= 0 && opt_.checkpoint_minutes > 0, value_error,
                   "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.minutes,
                   opt_.checkpoint_minutes);
+        data::check_finite(train, "JointSearch: the training set");
+        if (test_) data::check_finite(*test_, "JointSearch: the test set");
         const std::int64_t n_val = validation_images(opt_.validation, train.size());
         DAM_CHECK(train.size() >= n_val + opt_.batch, value_error,
                   "JointSearch: {} training images are too few for a validation slice of {} and a batch of {}; lower "
@@ -288,7 +290,7 @@ public:
         const double offset = elapsed_before_;
         auto elapsed = [&] { return offset + now() - start; };
         auto last_ckpt = std::chrono::steady_clock::now();
-        if (!opt_.out_dir.empty()) std::filesystem::create_directories(opt_.out_dir);
+        if (!opt_.out_dir.empty()) diffautoml::create_directories(opt_.out_dir);
         nas::NasContext<T, D> nctx;
         nctx.gen = &gen_;
         nctx.weights = net_->parameters();
@@ -360,7 +362,10 @@ public:
 
     static constexpr char kMagic[8] = {'D', 'A', 'M', 'C', 'K', 'P', 'T', '1'};
 
-    void save_checkpoint(const std::string& path) const {
+    void save_checkpoint(const std::string& path) const { write_file_atomic(path, checkpoint_bytes()); }
+
+    /// The checkpoint file's bytes: "DAMCKPT1" | u64 body length | u32 CRC-32 of the body | body.
+    std::vector<std::uint8_t> checkpoint_bytes() const {
         ByteWriter body;
         body.put_string(config_json().dump());
         const auto model = nn::serialize_model(*net_);
@@ -389,12 +394,15 @@ public:
         file.put<std::uint64_t>(body.bytes.size());
         file.put<std::uint32_t>(crc32_of(body.bytes.data(), body.bytes.size()));
         file.put_bytes(body.bytes.data(), body.bytes.size());
-        write_file_atomic(path, file.bytes);
+        return std::move(file.bytes);
     }
 
-    void load_checkpoint(const std::string& path) {
-        const std::string what = "checkpoint '" + path + "'";
-        const auto bytes = read_file(path);
+    void load_checkpoint(const std::string& path) { load_checkpoint_bytes(read_file(path), "checkpoint '" + path + "'"); }
+
+    /// Restores the state saved by checkpoint_bytes(); `what` names the source in messages. Throws
+    /// format_error for anything that is not a checkpoint of this configuration (and nothing else:
+    /// tests/fuzz feeds it arbitrary bytes).
+    void load_checkpoint_bytes(const std::vector<std::uint8_t>& bytes, const std::string& what) {
         // The magic's last byte is the format version: a file from another version is named as such,
         // not as a foreign file.
         DAM_CHECK(bytes.size() >= 8 && std::equal(kMagic, kMagic + 7, bytes.begin()), format_error,
@@ -403,12 +411,15 @@ public:
                   "{}: written in checkpoint format version '{}', this build reads version '{}'; resume it with the "
                   "build that wrote it, or delete it to start over",
                   what, static_cast<char>(bytes[7]), kMagic[7]);
-        DAM_CHECK(bytes.size() >= 20, format_error, "{}: {} bytes, shorter than a checkpoint's header; the file is truncated",
+        DAM_CHECK(bytes.size() >= 20, format_error,
+                  "{}: {} bytes, shorter than a checkpoint's header; the file is truncated: delete it to start over",
                   what, bytes.size());
         ByteReader head(bytes.data() + 8, bytes.size() - 8, what);
         const auto n = head.get<std::uint64_t>();
         const auto crc = head.get<std::uint32_t>();
-        DAM_CHECK(n == head.remaining(), format_error, "{}: {} bytes of state expected, {} present; the file is truncated",
+        DAM_CHECK(n == head.remaining(), format_error,
+                  "{}: {} bytes of state expected, {} present; the file is truncated or corrupt: delete it to start "
+                  "over (or restore a copy)",
                   what, n, head.remaining());
         const std::uint8_t* p = bytes.data() + 20;
         DAM_CHECK(crc32_of(p, n) == crc, format_error,
@@ -448,7 +459,12 @@ public:
         average_.load_state(r);
         log_.clear();
         const auto records = r.get<std::uint64_t>();
-        for (std::uint64_t k = 0; k < records; ++k) log_.push_back(nlohmann::json::parse(r.get_string()));
+        for (std::uint64_t k = 0; k < records; ++k) {
+            auto record = nlohmann::json::parse(r.get_string(), nullptr, false);
+            DAM_CHECK(!record.is_discarded(), format_error, "{}: log record {} is not valid JSON; the file is corrupt",
+                      what, k);
+            log_.push_back(std::move(record));
+        }
         DAM_CHECK(r.remaining() == 0, format_error, "{}: {} unexpected bytes at the end", what, r.remaining());
     }
 
@@ -524,7 +540,7 @@ private:
         auto logits = net_->forward(x);                                           // 3
         auto loss = hpo_->training_loss(logits, labels);
         const float l = on_host(loss.value()).item();
-        if (!std::isfinite(l)) diverged(fmt::format("the training loss became {}", l));
+        if (!std::isfinite(l)) diverged(fmt::format("the training loss became non-finite ({})", l));
         Tensor<T> per_sample;
         const Tensor<T> host_logits = on_host(logits.value());
         {
