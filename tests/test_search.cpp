@@ -759,6 +759,95 @@ public:
 };
 }  // namespace
 
+namespace {
+// The NAS and HPO skeletons of docs/search.md, verbatim: they must plug in and run.
+template <class Space, class T = float, Device D = cpu>
+class RandomArch {                           // one uniform draw at the first step, then fixed
+public:
+    using space_type = Space;
+    using value_type = T;
+    using device_type = D;
+    static constexpr std::string_view policy_name = "random_arch";
+
+    explicit RandomArch(nas::Supernet<T, D>& net) : net_(&net) {}
+    void prepare(nas::NasContext<T, D>& ctx) {
+        if (arch_.empty()) {
+            const auto s = ctx.gen->next_stream();  // from the run's generator: a resume draws the same
+            for (std::size_t d = 0; d < net_->decisions().size(); ++d)
+                arch_.push_back(static_cast<std::int64_t>(s.word(d) % static_cast<std::uint64_t>(net_->decisions()[d].size())));
+        }
+        net_->set_architecture(arch_);
+    }
+    void update(nas::NasContext<T, D>&) {}  // nothing to learn
+    std::vector<std::vector<double>> probabilities() const {
+        std::vector<std::vector<double>> p;
+        for (std::size_t d = 0; d < net_->decisions().size(); ++d) {
+            p.emplace_back(static_cast<std::size_t>(net_->decisions()[d].size()), 0.0);
+            if (!arch_.empty()) p.back()[static_cast<std::size_t>(arch_[d])] = 1.0;
+        }
+        return p;
+    }
+    std::vector<std::int64_t> derived() const { return arch_; }
+    bool searching() const { return false; }
+    void save_state(ByteWriter& w) const { put_ints(w, arch_); }
+    void load_state(ByteReader& r) { arch_.clear(); get_ints(r, arch_, "RandomArch state"); }
+
+private:
+    nas::Supernet<T, D>* net_;
+    std::vector<std::int64_t> arch_;
+};
+
+template <class T = float, Device D = cpu>
+class StepDecay {                            // lr0 * 0.5^(step / every), plain SGD with momentum
+public:
+    using value_type = T;
+    using device_type = D;
+    static constexpr std::string_view policy_name = "step_decay";
+
+    StepDecay(const std::vector<optim::ParamGroup<T, D>>& groups, double lr0, std::int64_t every, double momentum)
+        : sgd_(groups, {momentum, true, 0.0}), lr0_(lr0), every_(every) {}
+    Var<T, D> training_loss(const Var<T, D>& logits, const Tensor<std::int32_t, D>& labels) const {
+        return ops::cross_entropy(logits, labels);
+    }
+    void backward(const Var<T, D>& loss, const Var<T, D>&, const Tensor<std::int32_t, D>&) { loss.backward(); }
+    void step(hpo::HpoContext<T, D>& ctx) {
+        lr_ = lr0_ * std::pow(0.5, static_cast<double>(ctx.step / every_));
+        sgd_.set_lr(lr_);
+        sgd_.step();
+        sgd_.zero_grad();
+    }
+    std::vector<std::pair<std::string, double>> values() const { return {{"lr", lr_}}; }
+    void save_state(ByteWriter& w) const { sgd_.save_state(w); w.put(lr_); }
+    void load_state(ByteReader& r) { sgd_.load_state(r); lr_ = r.get<double>(); }
+
+private:
+    optim::SGD<T, D> sgd_;
+    double lr0_, lr_ = 0;
+    std::int64_t every_;
+};
+}  // namespace
+
+TEST_CASE("the tutorial's NAS and HPO policies plug into the joint search", "[search]") {
+    const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
+    auto o = tiny_options("");
+    using J = search::JointSearch<da::PairPolicyDA, RandomArch<nas::ShuffleSpace>, StepDecay>;
+    require_throws_with<value_error>([&] { J(train, test, o, {}, tiny_space()); },
+                                     {"HPO policy 'step_decay' has no default factory", "set Factories::hpo"});
+    J::Factories f;
+    f.hpo = [](const auto& groups, const search::JointOptions& opt, auto) {
+        return std::make_unique<StepDecay<float>>(groups, opt.lr, 10, opt.momentum);
+    };
+    J js(train, test, o, f, tiny_space());
+    const auto r = js.run();
+    REQUIRE(r.architecture.size() == 2);
+    CHECK(r.architecture == js.nas_policy().derived());  // the one draw, kept to the end
+    for (std::size_t d = 0; d < 2; ++d) CHECK(js.nas_policy().probabilities()[d][static_cast<std::size_t>(r.architecture[d])] == 1.0);
+    const auto last = js.total_steps() - 1;
+    CHECK(js.total_steps() > 20);
+    CHECK(js.hpo_policy().values()[0].second == Approx(o.lr * std::pow(0.5, static_cast<double>(last / 10))));
+    CHECK(r.test_accuracy > 0.34);
+}
+
 TEST_CASE("the tutorial's own DA policy plugs into the joint search with a fixed architecture", "[search]") {
     const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
     auto o = tiny_options("");

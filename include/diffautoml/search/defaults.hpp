@@ -106,7 +106,11 @@ std::unique_ptr<P> default_hpo(const std::vector<optim::ParamGroup<typename P::v
         b.lr_factor = std::move(lr_factor);  // the groups carry the run's weight decay
         return std::make_unique<P>(groups, b);
     } else {
-        static_assert(detail::dependent_false<P>, "JointSearch: no default factory for this HPO policy; set Factories::hpo");
+        // An HPO policy of your own has constructor arguments only you know: JointSearch calls this
+        // only when Factories::hpo is empty (it is instantiated either way, so the check is here).
+        throw value_error(fmt::format("JointSearch: the HPO policy '{}' has no default factory; set Factories::hpo "
+                                      "(docs/search.md, StepDecay)",
+                                      P::policy_name));
     }
 }
 
