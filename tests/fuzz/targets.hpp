@@ -56,6 +56,16 @@ inline bool idx(const std::uint8_t* data, std::size_t size) {
     if (size < 1) return false;
     const int mode = data[0] % 4;
     const Bytes rest(data + 1, data + size);
+    struct Cleanup {  // the temporary files go when the input is done, whatever the parser did
+        ~Cleanup() {
+            for (int slot : {0, 1}) {
+                std::error_code ec;
+                std::filesystem::remove(std::filesystem::temp_directory_path() /
+                                            ("dam_fuzz_" + std::to_string(::getpid()) + "_" + std::to_string(slot)),
+                                        ec);
+            }
+        }
+    } cleanup;
     return accepts([&] {
         if (mode == 0) diffautoml::data::read_idx(temp_file(rest, 0));
         else if (mode == 1) diffautoml::data::read_idx(temp_file(rest, 0), 3, "an images file (N, H, W)");
