@@ -67,7 +67,9 @@ inline void declare(dam_cli::Cli& cli, Args& a) {
         .option("--batch", j.batch, "training batch size");
     cli.group("policies")
         .one_of("--space", a.space, {"shuffle", "mobilenetv2"}, "search space (mobilenetv2: default policies only)")
-        .one_of("--da", a.da, {"pair", "standard", "none"}, "DA policy: the searched pair policy, flip + shift (standard), or none")
+        .one_of("--da", a.da, {"pair", "standard", "randaugment", "none"},
+                "DA policy: the searched pair policy, flip + shift (standard), RandAugment (fixed N and M; with --nas "
+                "fixed --hpo fixed, the multi-stage baseline's), or none")
         .one_of("--nas", a.nas, {"dsnas", "fixed"}, "NAS policy: DSNAS, or a fixed architecture (--arch)")
         .one_of("--hpo", a.hpo, {"hypergrad", "fixed"},
                 "HPO policy: learned learning rate and weight decay, or a fixed warm-up + cosine schedule");
@@ -88,6 +90,9 @@ inline void declare(dam_cli::Cli& cli, Args& a) {
                  {"score", da::PairPolicyOptions::Estimator::score_function}},
                 "the policy's update as DiffAutoML states it (direct), or the unbiased score-function estimate with a "
                 "running-mean baseline (docs/da.md)");
+    cli.group("DA (RandAugment)")
+        .option("--ra-n", j.ra_n, "ops per image (--da-flip adds a base flip; --da-ops limits the ops)")
+        .option("--ra-m", j.ra_m, "magnitude on the 0..10 scale");
     cli.group("NAS")
         .option("--alpha-lr", j.alpha_lr, "DSNAS: learning rate of the architecture logits")
         .option("--search-fraction", j.search_fraction,
@@ -139,6 +144,10 @@ inline void check(Args& a, const dam_cli::Cli& cli) {
     DAM_CHECK(a.train_subset >= 0, value_error, "--train-subset must be >= 0 (0 = all), got {}", a.train_subset);
     DAM_CHECK(a.space == "shuffle" || (a.da == "pair" && a.nas == "dsnas" && a.hpo == "hypergrad"), value_error,
               "the mobilenetv2 space is compiled with the default policies only (--da pair --nas dsnas --hpo hypergrad)");
+    DAM_CHECK(a.da != "randaugment" || (a.nas == "fixed" && a.hpo == "fixed"), value_error,
+              "--da randaugment is compiled with --nas fixed --hpo fixed only (the multi-stage baseline's stages "
+              "after the architecture search), got --nas {} --hpo {}",
+              a.nas, a.hpo);
     DAM_CHECK(a.nas == "fixed" || j.fixed_architecture.empty(), value_error,
               "--arch fixes the architecture: it needs --nas fixed (got --nas {})", a.nas);
 }
@@ -206,6 +215,8 @@ auto dispatch(const Args& a, F&& f) {
                   a.da, a.nas, a.hpo);
         return f.template operator()<da::PairPolicyDA, nas::DSNAS<nas::MobileNetV2Space>, hpo::HypergradLrWd>();
     }
+    if (a.da == "randaugment")  // one instantiation: check() allows it with fixed NAS and HPO only
+        return f.template operator()<da::RandAugment, nas::FixedArch<Shuffle>, hpo::FixedSchedule>();
     if (a.da == "pair") return with_nas.template operator()<da::PairPolicyDA>();
     if (a.da == "standard") return with_nas.template operator()<da::StandardAugment>();
     return with_nas.template operator()<da::NoAugment>();

@@ -11,7 +11,7 @@ Each row's run directory (relative to the manifest) holds the result.json that d
 wrote. The script enforces the protocol before it prints a figure: a table of test accuracy uses
 only headline seeds (>= 100, never used for a choice), a table of validation accuracy only choice
 runs (the test set not read), every row of a seed the same number of steps, and every run the same
-CPU with the same thread count. It prints per row the mean, standard deviation and range, and the paired difference from the
+CPU with the same thread count and a binary built for the same instruction set. It prints per row the mean, standard deviation and range, and the paired difference from the
 baseline row with its 95% interval (Student's t over the seeds).
 
     python3 scripts/tables.py              # print every table
@@ -75,7 +75,7 @@ def load_table(manifest_path):
             raise ProtocolError(f"{manifest_path}: test accuracy on seeds {early}, which may have been used for "
                                 f"choices; report the test set on seeds >= {HEADLINE_SEED} only")
     base = os.path.dirname(manifest_path)
-    values, steps, cpus, threads = {}, {}, set(), set()
+    values, steps, cpus, threads, builds = {}, {}, set(), set(), set()
     for row in t["rows"]:
         for seed in t["seeds"]:
             path = os.path.join(base, row["dir"].format(seed=seed), "result.json")
@@ -94,6 +94,9 @@ def load_table(manifest_path):
             steps.setdefault(seed, set()).add(r.get("steps"))
             cpus.add(r.get("host", {}).get("cpu", "unknown"))
             threads.add(r.get("host", {}).get("threads"))
+            # Runs from before result.json recorded the build came from -march=native builds (the
+            # default then); a native and an x86-64-v3 build of one commit differ by up to a point.
+            builds.add(r.get("host", {}).get("march", "native"))
     for seed, s in steps.items():
         if len(s) > 1:
             raise ProtocolError(f"{t['name']}: seed {seed}'s rows ran different step counts {sorted(s)}; compare at "
@@ -103,6 +106,9 @@ def load_table(manifest_path):
     if len(threads) > 1:
         raise ProtocolError(f"{t['name']}: rows ran with different thread counts {sorted(threads, key=str)}; the "
                             f"thread count changes a run's trajectory, so a table uses one --threads")
+    if len(builds) > 1:
+        raise ProtocolError(f"{t['name']}: rows ran binaries built for different instruction sets {sorted(builds)} "
+                            f"(host.march); float summation order moves a run, so a table uses one build")
     return t, values, cpus.pop() if cpus else "unknown"
 
 
@@ -162,10 +168,11 @@ def self_test():
         with open(os.path.join(root, "docs", "results.md"), "w") as f:
             f.write("before\n<!-- table:demo -->\nold\n<!-- /table:demo -->\nafter\n")
 
-        def write_run(label, seed, acc, steps=100, cpu="cpu A", test=True, threads=1):
+        def write_run(label, seed, acc, steps=100, cpu="cpu A", test=True, threads=1, march=None):
             d = os.path.join(root, "runs", "demo", f"{label}_seed{seed}")
             os.makedirs(d, exist_ok=True)
-            r = {"steps": steps, "host": {"cpu": cpu, "threads": threads}, "config": {"seed": seed},
+            host = {"cpu": cpu, "threads": threads} | ({"march": march} if march else {})
+            r = {"steps": steps, "host": host, "config": {"seed": seed},
                  "test_accuracy": acc if test else None, "val_accuracy": acc}
             with open(os.path.join(d, "result.json"), "w") as f:
                 json.dump(r, f)
@@ -207,6 +214,10 @@ def self_test():
         refuses("different CPUs")
         write_run("joint", 101, 0.94, threads=2)
         refuses("different thread counts")
+        write_run("joint", 101, 0.94, march="x86-64-v3")
+        refuses("different instruction sets")
+        write_run("joint", 101, 0.94, march="native")  # the same build as a run that did not record it
+        run(root, "--check")
         write_run("joint", 101, 0.95)
         refuses("differs from the committed runs")
         os.remove(os.path.join(root, "runs", "demo", "joint_seed102", "result.json"))

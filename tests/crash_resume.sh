@@ -10,10 +10,22 @@ rm -rf "$work" && mkdir -p "$work"
 args=(--data "$data" --train-subset 512 --validation 64 --epochs 3 --batch 64 --minutes 0 --no-test --threads 1
       --seed 3 --checkpoint-minutes 0.0001 --quiet)
 
+# The reference run is timed, and so is its start-up (until its first checkpoint appears), so that
+# the kills spread over the steps however slow a loaded machine makes the loading of the data.
 start=$(date +%s.%N)
-"$bin" "${args[@]}" --out "$work/ref" > "$work/ref.console" 2>&1 || { cat "$work/ref.console"; exit 1; }
+"$bin" "${args[@]}" --out "$work/ref" > "$work/ref.console" 2>&1 &
+ref_pid=$!
+startup_seconds=""
+while kill -0 "$ref_pid" 2> /dev/null; do
+  if [[ -z $startup_seconds && -f $work/ref/checkpoint.bin ]]; then
+    startup_seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
+  fi
+  sleep 0.01
+done
+wait "$ref_pid" || { cat "$work/ref.console"; exit 1; }
 ref_seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
-echo "uninterrupted run: ${ref_seconds}s"
+[[ -n $startup_seconds ]] || startup_seconds=0
+echo "uninterrupted run: ${ref_seconds}s (first checkpoint after ${startup_seconds}s)"
 
 # Compares a finished run in DIR with the uninterrupted one.
 same_as_ref() {
@@ -41,8 +53,10 @@ for ((i = 1; killed < kills; i++)); do
   [[ -f $out/checkpoint.bin ]] && resume=(--resume) && resumed=$((resumed + 1))
   "$bin" "${args[@]}" --out "$out" "${resume[@]}" > "$work/attempt$i.console" 2>&1 &
   pid=$!
-  # A moment in (0, ref/2): early kills hit start-up and the first checkpoint, later ones the steps.
-  delay=$(awk -v t="$ref_seconds" -v r=$((RANDOM % 1000)) 'BEGIN { printf "%.3f", t * r / 2000 }')
+  # A moment in (s/2, s + (ref - s)/2), s the start-up: early kills hit start-up and the first
+  # checkpoint, later ones the steps, and the run rarely ends first.
+  delay=$(awk -v t="$ref_seconds" -v s="$startup_seconds" -v r=$((RANDOM % 1000)) \
+    'BEGIN { lo = s / 2; hi = s + (t - s) / 2; printf "%.3f", lo + (hi - lo) * r / 1000 }')
   sleep "$delay"
   if kill -KILL "$pid" 2> /dev/null; then
     killed=$((killed + 1))

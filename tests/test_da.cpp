@@ -864,6 +864,53 @@ TEST_CASE("RandAugment draws N uniform ops at magnitude M / 10; NoAugment is the
     for (std::int64_t k = 0; k < x.numel(); ++k) CHECK(y[k] == x[k]);
 }
 
+TEST_CASE("RandAugment's base flip mirrors a share p of the images and leaves the N ops' draws as they were",
+          "[da][statistics]") {
+    RandAugmentOptions plain;
+    plain.ops = {Op::identity, Op::rotate, Op::shear_x};
+    plain.n = 2;
+    plain.m = 6;
+    RandAugmentOptions flipping = plain;
+    flipping.flip_probability = 0.3;
+    const std::int64_t n = 4000, W = 4;
+    Tensor<float> x(Shape{n, 1, 1, W});
+    for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < W; ++j) x[i * W + j] = static_cast<float>(j) / 4;
+    RandAugment<float> a(plain), b(flipping);
+    Generator ga(5), gb(5);
+    DaContext ca{&ga, 0, 1}, cb{&gb, 0, 1};
+    a.augment(x, ca);
+    b.augment(x, cb);
+    REQUIRE(a.last_draws().size() == b.last_draws().size());
+    for (std::size_t k = 0; k < a.last_draws().size(); ++k) {
+        CHECK(a.last_draws()[k].op == b.last_draws()[k].op);
+        CHECK(a.last_draws()[k].sign == b.last_draws()[k].sign);
+    }
+    // Identity as the only op, so each output is its image or that image mirrored.
+    RandAugmentOptions only_flip = plain;  // (copies: GCC 12 misreads a third default construction as uninitialised)
+    only_flip.ops = {Op::identity};
+    only_flip.n = 1;
+    only_flip.flip_probability = 0.3;
+    RandAugment<float> f(only_flip);
+    Generator gf(6);
+    DaContext cf{&gf, 0, 1};
+    const auto y = f.augment(x, cf).value();
+    std::int64_t mirrored = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        bool same = true, mirror = true;
+        for (std::int64_t j = 0; j < W; ++j) {
+            same = same && std::abs(y[i * W + j] - x[i * W + j]) < 1e-6f;
+            mirror = mirror && std::abs(y[i * W + j] - x[i * W + W - 1 - j]) < 1e-6f;
+        }
+        REQUIRE(same != mirror);  // one or the other, nothing else
+        mirrored += mirror;
+    }
+    require_frequencies_match({n - mirrored, mirrored}, {0.7, 0.3}, n);
+    RandAugmentOptions bad = plain;
+    bad.flip_probability = -0.1;
+    require_throws_with<value_error>([&bad] { RandAugment<float>{bad}; }, {"flip_probability", "[0, 1]"});
+}
+
 TEST_CASE("StandardAugment: each image is its shift by at most pad pixels, maybe mirrored", "[da]") {
     StandardAugmentOptions o;
     o.pixels = {0.5, 0.25};

@@ -1,6 +1,7 @@
 #pragma once
 // How JointSearch builds each library policy when no factory is given, and the JSON records of
 // a policy's state for logs.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -43,6 +44,15 @@ std::unique_ptr<P> default_da(const JointOptions& o) {
         return std::make_unique<P>(d);
     } else if constexpr (std::is_same_v<P, da::RandAugment<T>>) {
         da::RandAugmentOptions r;
+        r.n = o.ra_n;
+        r.m = o.ra_m;
+        r.flip_probability = o.da_flip;
+        if (!o.da_ops.empty()) {
+            std::erase_if(r.ops, [&](da::Op op) { return std::find(o.da_ops.begin(), o.da_ops.end(), op) == o.da_ops.end(); });
+            DAM_CHECK(!r.ops.empty(), value_error,
+                      "RandAugment: none of its 14 ops is among the {} ops given (da_ops); give at least one of them",
+                      o.da_ops.size());
+        }
         r.pixels = o.pixels;
         r.augment = o.augment;
         return std::make_unique<P>(r);

@@ -214,7 +214,7 @@ public:
 
     /// A description of the configuration; a checkpoint resumes only into the same one.
     nlohmann::json config_json() const {
-        return {{"space", Space::name},
+        nlohmann::json c = {{"space", Space::name},
                 {"space_options", space_.to_json()},
                 {"da", std::string(DaPolicy::policy_name)},
                 {"nas", std::string(NAS::policy_name)},
@@ -250,6 +250,11 @@ public:
                 {"train_images", train_->size() + val_->size()},
                 {"seed", opt_.seed},
                 {"train_images", train_->size()}};
+        if constexpr (DaPolicy::policy_name == "randaugment") {  // only its runs: the others' records stay as they were
+            c["ra_n"] = opt_.ra_n;
+            c["ra_m"] = opt_.ra_m;
+        }
+        return c;
     }
 
     std::vector<std::string> da_ops_names() const {

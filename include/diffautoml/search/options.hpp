@@ -69,6 +69,10 @@ struct JointOptions {
     /// PairPolicyDA's estimator of its update: direct (DiffAutoML's, the main job's) or the
     /// unbiased score function (docs/da.md).
     da::PairPolicyOptions::Estimator da_estimator = da::PairPolicyOptions::Estimator::direct;
+    /// RandAugment (a fixed policy, the multi-stage baseline's): N ops per image at magnitude
+    /// M / 10, from RandAugment's ops that da_ops also holds; da_flip is its base flip.
+    int ra_n = 2;
+    double ra_m = 9.0;
     /// Upper bound of the learned weight decay: the standard recipe's 5e-4, so the hypergradient
     /// may only lower it. Its greedy bias pushed the decay up in every HPO run at the main job's
     /// budget (to 2e-3, the old ceiling) and cost 0.3-0.4 points (docs/results.md).
