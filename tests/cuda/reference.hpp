@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include <diffautoml/da/kernels.hpp>
+#include <diffautoml/ops/body/augment.hpp>
 #include <diffautoml/ops/broadcast.hpp>
 #include <diffautoml/ops/conv_params.hpp>
 

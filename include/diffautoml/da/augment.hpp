@@ -15,7 +15,7 @@
 #include "../core/parallel.hpp"
 #include "../core/rng.hpp"
 #include "../ops/elementwise.hpp"
-#include "kernels.hpp"
+#include "../ops/body/augment.hpp"
 
 namespace diffautoml::da {
 

@@ -10,7 +10,7 @@
 // code the CPU runs. Both kernels are launched; each skips the images of the other.
 #include <vector>
 
-#include <diffautoml/da/kernels.hpp>
+#include <diffautoml/ops/body/augment.hpp>
 
 #include "reduce.cuh"
 

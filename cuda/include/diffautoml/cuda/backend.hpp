@@ -9,7 +9,7 @@
 #include <vector>
 
 #include <diffautoml/core/rng.hpp>
-#include <diffautoml/da/kernels.hpp>
+#include <diffautoml/ops/body/augment.hpp>
 #include <diffautoml/ops/body/optim.hpp>
 #include <diffautoml/ops/broadcast.hpp>
 #include <diffautoml/ops/conv_params.hpp>
