@@ -8,8 +8,8 @@
 #   joint: the joint search with the settings the choice runs picked (JOINT_FLAGS).
 # Two runs at a time, one thread each, from one copy of the binary (BIN); table.json names the rows.
 # Usage: runs/reduced_final/run.sh [ROW...]  (default: every row; finished runs are skipped)
-# OUT (default runs/reduced_final) and SEEDS let another set of runs reuse these rows unchanged
-# (runs/reduced_confirm/run.sh: the fresh-seed confirmation).
+# OUT (default runs/reduced_final), SEEDS and DATA_FLAGS let another set of runs reuse these rows
+# unchanged (runs/reduced_confirm/run.sh: the fresh-seed confirmation; runs/full_ablation/run.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
@@ -23,6 +23,8 @@ cd "$here/../.."
 BIN=${BIN:-./build-native/examples/diffautoml-search}
 SEEDS=${SEEDS:-"100 101 102 103 104"}
 OUT=${OUT:-runs/reduced_final}
+# The data and the budget in steps (runs/full_ablation/run.sh: the full training set, fewer epochs).
+DATA_FLAGS=${DATA_FLAGS:-"--train-subset 4000 --epochs 50"}
 # The choices of runs/reduced_choice/ (the highest mean validation accuracy over seeds 0 and 1):
 # the fixed grid's lr 0.2 / wd 2e-3 (90.09) and, of the seven joint variants, forward-mode
 # hypergradients from that start with bounds a factor 10 away and no DA fade-out (88.14).
@@ -59,7 +61,7 @@ one() {  # row seed flags...
   arch=$(/usr/bin/python3 -c "import random, sys; r = random.Random(int(sys.argv[1])); print(','.join(str(r.randrange(4)) for _ in range(8)))" "$seed")
   set -- "${@/@random_arch/$arch}"
   mkdir -p "$out"
-  "$BIN" --train-subset 4000 --epochs 50 --minutes 0 --threads 1 --seed "$seed" "$@" \
+  "$BIN" $DATA_FLAGS --minutes 0 --threads 1 --seed "$seed" "$@" \
     --out "$out" > "$out.console" 2>&1 || { echo "FAILED: $row seed $seed (see $out.console)"; return 1; }
   tr '\r' '\n' < "$out.console" |
     grep -E '^(diffautoml-search|epoch [0-9]+ |derived|hyperparameters|wall_seconds|test_accuracy)' > "$out.log" || true
@@ -75,7 +77,7 @@ PY
   echo "done: $row seed $seed $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["test_accuracy"], r.get("steps"))' "$out/result.json")"
 }
 export -f one
-export BIN OUT
+export BIN OUT DATA_FLAGS
 for row in "${rows[@]}"; do
   for seed in $SEEDS; do
     printf '%s\0' "one $row $seed ${ROWS[$row]}"
