@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <diffautoml/diffautoml.hpp>
+#include <diffautoml/visualize.hpp>
 
 #include "cli.hpp"
 

@@ -1,6 +1,6 @@
 // Data augmentation: every op against hand-computed results, gradients through the gradient
 // checker (image and magnitude) or the straight-through rule, determinism of the per-image
-// randomness, the policies' sampling statistics and update rules, galleries, PNG and errors.
+// randomness, the policies' sampling statistics and update rules, and errors (galleries and PNG: test_visualize.cpp).
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -8,7 +8,6 @@
 
 #include <catch2/catch.hpp>
 #include <diffautoml/diffautoml.hpp>
-#include <zlib.h>
 
 #include "test_helpers.hpp"
 
@@ -946,62 +945,6 @@ TEST_CASE("StandardAugment: each image is its shift by at most pad pixels, maybe
     }
     CHECK(flipped > 5);
     CHECK(flipped < 35);
-}
-
-TEST_CASE("PNG encoding, base64 and galleries", "[da][io]") {
-    const std::vector<std::uint8_t> px{0, 64, 128, 192, 255, 7};
-    const auto png = encode_png(3, 2, 1, px);
-    REQUIRE(png.size() > 8 + 25 + 12 + 12);
-    CHECK(std::equal(png.begin(), png.begin() + 8, std::vector<std::uint8_t>{0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'}.begin()));
-    auto be32 = [&](std::size_t at) {
-        return (std::uint32_t(png[at]) << 24) | (std::uint32_t(png[at + 1]) << 16) | (std::uint32_t(png[at + 2]) << 8) |
-               png[at + 3];
-    };
-    CHECK(be32(8) == 13);
-    CHECK(std::string(png.begin() + 12, png.begin() + 16) == "IHDR");
-    CHECK(be32(16) == 3);
-    CHECK(be32(20) == 2);
-    CHECK(be32(8 + 8 + 13) == crc32_of(png.data() + 12, 17));
-    const std::size_t idat = 8 + 25;
-    CHECK(std::string(png.begin() + static_cast<std::ptrdiff_t>(idat) + 4, png.begin() + static_cast<std::ptrdiff_t>(idat) + 8) == "IDAT");
-    std::vector<std::uint8_t> raw(8);
-    uLongf raw_n = raw.size();
-    REQUIRE(::uncompress(raw.data(), &raw_n, png.data() + idat + 8, be32(idat)) == Z_OK);
-    CHECK(raw == std::vector<std::uint8_t>{0, 0, 64, 128, 0, 192, 255, 7});
-    CHECK(base64({'M', 'a', 'n'}) == "TWFu");
-    CHECK(base64({'M', 'a'}) == "TWE=");
-    CHECK(base64({'M'}) == "TQ==");
-    require_throws_with<value_error>([] { encode_png(2, 2, 2, std::vector<std::uint8_t>(8)); }, {"channels"});
-    require_throws_with<shape_error>([] { encode_png(2, 2, 1, std::vector<std::uint8_t>(3)); }, {"needs 4 bytes"});
-
-    Tensor<float> imgs(Shape{2, 1, 4, 4});
-    Generator g(1);
-    uniform_(imgs, g, 0.0, 1.0);
-    const auto gal = op_gallery(imgs, {Op::identity, Op::invert}, 0.5);
-    CHECK(gal.rows == 3);
-    for (std::int64_t k = 0; k < 32; ++k) {
-        CHECK(gal.cells[32 + k] == imgs[k]);
-        CHECK(gal.cells[64 + k] == Approx(1 - imgs[k]));
-    }
-    const Picture pic = render(gal, 2, 1);
-    CHECK(pic.width == 2 * 8 + 3);
-    CHECK(pic.height == 3 * 8 + 4);
-    const std::string svg = gallery_svg(gal, 2, "ops");
-    CHECK(svg.find("data:image/png;base64,") != std::string::npos);
-    CHECK(svg.find(">Invert<") != std::string::npos);
-    require_throws_with<value_error>([&] { write_gallery("/tmp/x.jpg", gal); }, {".svg or .png"});
-
-    PairPolicyOptions po;
-    po.ops = {Op::identity, Op::rotate};
-    PairPolicyDA<float> p(po);
-    p.set_logits({0.0, 2.0, 0.0, 0.0});
-    const std::string table = policy_table(p.summary(2));
-    CHECK(table.find("| 1 | ") != std::string::npos);
-    CHECK(table.find("Identity (-, 1.00) | Rotate (0.50, 1.00)") != std::string::npos);
-    Generator pg(3);
-    const auto pgal = policy_gallery(p, imgs, 2, pg);
-    CHECK(pgal.rows == 3);
-    CHECK(pgal.row_labels[1] == "pair_policy #1");
 }
 
 TEST_CASE("augmentation errors name the problem", "[da][errors]") {

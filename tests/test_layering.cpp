@@ -21,7 +21,7 @@ namespace {
 
 const std::map<std::string, int> kRank{{"core", 0}, {"autograd", 1}, {"data", 1}, {"ops", 2},  {"nn", 3},
                                        {"optim", 4}, {"sampling", 4}, {"nas", 5},  {"da", 5},   {"hpo", 5},
-                                       {"search", 6}, {"cuda", 2}};
+                                       {"search", 6}, {"viz", 6}, {"cuda", 2}};
 
 struct Violation {
     std::string from, to;

@@ -4,4 +4,3 @@
 #include "da/augment.hpp"
 #include "ops/body/augment.hpp"
 #include "da/policies.hpp"
-#include "da/visualize.hpp"

@@ -3,7 +3,6 @@
 #include "autograd/gradcheck.hpp"
 #include "autograd/variable.hpp"
 #include "core/progress.hpp"
-#include "core/image.hpp"
 #include "da.hpp"
 #include "data/dataset.hpp"
 #include "hpo.hpp"

@@ -41,6 +41,11 @@ inline void write_file_atomic(const std::string& path, const std::vector<std::ui
     }
 }
 
+/// Writes a text file atomically.
+inline void write_text_atomic(const std::string& path, const std::string& text) {
+    write_file_atomic(path, std::vector<std::uint8_t>(text.begin(), text.end()));
+}
+
 /// Creates `dir` and its parents if missing; io_error naming it and the system's reason otherwise.
 inline void create_directories(const std::string& dir) {
     std::error_code ec;

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "../core/image.hpp"
+#include "../core/io.hpp"
 
 namespace diffautoml::search {
 

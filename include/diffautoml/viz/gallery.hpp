@@ -1,13 +1,16 @@
 #pragma once
 // Looking at augmentation: image grids (PNG, or SVG with the PNG embedded and the rows labelled)
 // of every op on a few samples and of a policy's output, and a learned policy as a Markdown table.
+// Opt-in, through <diffautoml/visualize.hpp> and the diffautoml::visualize target (stb's PNG writer);
+// the names stay in diffautoml::da, beside the policies they picture.
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
-#include "../core/image.hpp"
-#include "policies.hpp"
+#include "../core/io.hpp"
+#include "../da/policies.hpp"
+#include "png.hpp"
 
 namespace diffautoml::da {
 
