@@ -1,3 +1,3 @@
 #pragma once
 // Hyperparameter optimisation: one-step hypergradients (lr, weight decay, label smoothing), Baydin HD, fixed schedules.
-#include "hpo/hypergrad.hpp"
+#include "hpo/policies.hpp"

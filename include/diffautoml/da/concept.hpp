@@ -1,0 +1,116 @@
+#pragma once
+// The contract of a data augmentation policy: the DaPolicy concept (what the trainer calls, in
+// which order), DaContext (what a policy may use during a step), PolicyEntry (what summary()
+// reports), DaPolicyOn (the devices a policy augments on), and the helpers every policy shares.
+// A new policy satisfies DaPolicy in its own header (pair_policy.hpp is the model to copy).
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <numeric>
+#include <string_view>
+#include <vector>
+
+#include "../optim/unrolled.hpp"
+#include "augment.hpp"
+
+namespace diffautoml::da {
+
+/// What a policy may use during one training step.
+struct DaContext {
+    Generator* gen = nullptr;      ///< every random draw of the step comes from streams of this generator
+    std::int64_t step = 0;         ///< 0-based training step
+    std::int64_t total_steps = 1;  ///< planned steps (temperature schedules)
+    /// For policies that minimise the validation loss through the next weight step (DADA's
+    /// bilevel objective): dF/dx for the last augmented batch x, F = L_val(w - u(grad_w L_train(w,
+    /// x))) unrolled one step (optim::unrolled_input_gradient), in the stored space, shape (N, C, H,
+    /// W). The trainer sets it; policies with other objectives ignore it.
+    std::function<Tensor<double>()> unrolled_image_gradient{};
+};
+
+/// One row of a learned policy: ops applied in sequence, how likely the row is, and per op the
+/// magnitude (its mean where magnitudes are sampled) and the probability that it is applied.
+struct PolicyEntry {
+    std::vector<Op> ops;
+    double probability = 0;
+    std::vector<double> magnitudes;
+    std::vector<double> apply_probabilities;
+};
+
+/// Contract of a DA policy. Per training step the trainer calls
+///     x_aug = p.augment(images, ctx)   the stored (normalised) batch in, the augmented batch out,
+///                                      in the same space; a constant unless the policy learns
+///                                      through the images (DADA), then connected to its parameters
+///     ... forward, loss, the one backward pass ...
+///     p.update(losses, ctx)            the per-sample training losses (N,) of that batch; updates
+///                                      the policy's parameters and clears their gradients
+/// summary(k) lists the k most likely rows of the policy; searching() says whether it learns.
+template <class P>
+concept DaPolicy = requires(P& p, const P& cp, const Tensor<typename P::value_type>& x, DaContext& ctx) {
+    typename P::value_type;
+    { p.augment(x, ctx) } -> std::same_as<Var<typename P::value_type>>;
+    p.update(x, ctx);
+    { cp.summary(std::size_t{}) } -> std::same_as<std::vector<PolicyEntry>>;
+    { cp.searching() } -> std::same_as<bool>;
+    { P::policy_name } -> std::convertible_to<std::string_view>;
+};
+
+/// A DA policy that can augment batches held on device D (every policy can on the CPU;
+/// PairPolicyDA and NoAugment also on a GPU). The policy's own state stays on the host.
+template <class P, class D>
+concept DaPolicyOn = DaPolicy<P> && requires(P& p, const Tensor<typename P::value_type, D>& x, DaContext& ctx) {
+    { p.augment(x, ctx) } -> std::same_as<Var<typename P::value_type, D>>;
+};
+
+/// What a trainer sets as DaContext::unrolled_image_gradient for the batch x it trains on: the
+/// weights' current gradients (from the training backward pass, undefined = 0) are g, `update` the
+/// weight optimizer's next update, and the result optim::unrolled_input_gradient's dF/dx on the host.
+template <class T, Device D>
+std::function<Tensor<double>()> unrolled_image_gradient(std::vector<Var<T, D>> weights, optim::UpdateFn<T, D> update,
+                                                        std::function<Var<T, D>()> val_loss,
+                                                        std::function<Var<T, D>(const Var<T, D>&)> train_loss_of,
+                                                        Tensor<T, D> x) {
+    return [=]() mutable {
+        std::vector<Tensor<T, D>> g;
+        for (const auto& w : weights) g.push_back(w.grad().defined() ? w.grad() : Tensor<T, D>::zeros(w.shape()));
+        const Tensor<T, cpu> dx = on_host(optim::unrolled_input_gradient(weights, g, update, val_loss, train_loss_of, x));
+        Tensor<double> out(dx.shape());
+        for (std::int64_t k = 0; k < dx.numel(); ++k) out[k] = static_cast<double>(dx[k]);
+        return out;
+    };
+}
+
+namespace detail {
+
+inline void check_ops(const std::vector<Op>& ops, const char* who) {
+    DAM_CHECK(!ops.empty(), value_error, "{}: the op list is empty; use da::all_ops() or name at least one op", who);
+    for (Op op : ops)
+        DAM_CHECK(static_cast<int>(op) < kOpCount, value_error, "{}: unknown op code {}", who, static_cast<int>(op));
+}
+inline void check_context(const DaContext& ctx, const char* who) {
+    DAM_CHECK(ctx.gen != nullptr, value_error, "{}: the DaContext has no generator", who);
+}
+template <class T>
+void check_losses(const Tensor<T>& losses, std::int64_t n, const char* who) {
+    DAM_CHECK(n > 0, value_error, "{}: update() called before augment()", who);
+    DAM_CHECK(losses.defined() && losses.shape().rank() == 1 && losses.dim(0) == n, shape_error,
+              "{}: update() needs the per-sample losses ({},) of the last augmented batch, got {}", who, n,
+              losses.defined() ? losses.shape() : Shape{});
+    for (std::int64_t i = 0; i < n; ++i)
+        DAM_CHECK(std::isfinite(static_cast<double>(losses[i])), value_error,
+                  "{}: the loss of sample {} is {}; the policy is not updated with non-finite losses (lower the "
+                  "learning rate)",
+                  who, i, static_cast<double>(losses[i]));
+}
+/// Indices of the k largest values, largest first.
+inline std::vector<std::size_t> top_indices(const std::vector<double>& v, std::size_t k) {
+    std::vector<std::size_t> idx(v.size());
+    std::iota(idx.begin(), idx.end(), std::size_t{0});
+    k = std::min(k, v.size());
+    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(),
+                      [&](std::size_t a, std::size_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); });
+    idx.resize(k);
+    return idx;
+}
+}  // namespace detail
+
+}  // namespace diffautoml::da

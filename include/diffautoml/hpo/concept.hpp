@@ -1,0 +1,58 @@
+#pragma once
+// The contract of an HPO policy: the HpoPolicy concept (what the trainer calls, in which order)
+// and HpoContext (what a policy may use in a step). A new policy satisfies HpoPolicy in its own
+// header (fixed.hpp is the smallest model to copy).
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../autograd/variable.hpp"
+#include "validation.hpp"
+
+namespace diffautoml::hpo {
+
+/// What an HPO policy may use in one step: the network's forward pass for validation batches.
+template <class T, Device D = cpu>
+struct HpoContext {
+    std::int64_t step = 0;
+    ValidationSet* validation = nullptr;  ///< hypergradient policies need it
+    std::int64_t validation_batch = 128;
+    /// The network (current architecture) on a batch of dataset images (host, always float; the
+    /// forward pass moves them to the network's device).
+    std::function<Var<T, D>(const Tensor<float, cpu>&)> forward;
+    /// The weights still step but the hyperparameters stay where they are (no validation pass):
+    /// set once the validation images have joined training, where a hypergradient on them would
+    /// measure the training fit.
+    bool frozen = false;
+    /// The step's training loss at the current weights (the same batch, augmentation and path):
+    /// what Curvature::finite_difference differentiates at shifted weights (horizon.hpp).
+    std::function<Var<T, D>()> train_loss;
+    /// The loss of a fresh validation batch. When set it replaces `validation` and `forward`
+    /// (e.g. a regression loss); the caller is then responsible for it being held-out data.
+    std::function<Var<T, D>()> val_loss;
+};
+
+/// Contract of an HPO policy. Per training step the trainer calls
+///     loss = p.training_loss(logits, labels)   mean cross-entropy with the policy's label smoothing
+///     p.backward(loss, logits, labels)         the one training backward pass (+ what the policy needs)
+///     p.step(ctx)                              weight update, then the hyperparameter update (none
+///                                              while ctx.frozen)
+/// step() consumes the weights' gradients and leaves them zero for the next backward pass.
+/// values() names every hyperparameter and its current value (for logs).
+template <class P>
+concept HpoPolicy = requires(P& p, const P& cp, const Var<typename P::value_type, device_of_t<P>>& v,
+                             const Tensor<std::int32_t, device_of_t<P>>& labels,
+                             HpoContext<typename P::value_type, device_of_t<P>>& ctx) {
+    typename P::value_type;
+    { p.training_loss(v, labels) } -> std::same_as<Var<typename P::value_type, device_of_t<P>>>;
+    p.backward(v, v, labels);
+    p.step(ctx);
+    { cp.values() } -> std::same_as<std::vector<std::pair<std::string, double>>>;
+    { P::policy_name } -> std::convertible_to<std::string_view>;
+};
+
+}  // namespace diffautoml::hpo

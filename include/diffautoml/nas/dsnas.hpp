@@ -1,0 +1,123 @@
+#pragma once
+// DSNAS (Hu et al. 2020): one architecture sampled per step, alpha stepped from the same backward
+// pass as the weights, decisions fixed early once confident.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "../sampling/sampling.hpp"
+#include "alpha_policy.hpp"
+
+namespace diffautoml::nas {
+
+struct DSNASOptions {
+    double lr = 3e-3;              ///< Adam learning rate of alpha
+    double beta1 = 0.5;            ///< Adam beta1 (DSNAS and DARTS use 0.5)
+    double weight_decay = 0.0;     ///< L2 on alpha
+    double flops_penalty = 0.0;    ///< beta of the resource term beta * sum_l E_{p_l}[macs_l] / max path MACs
+    double fix_threshold = 0.3;    ///< fix a decision once top-1 minus top-2 probability exceeds this (> 1: never)
+    std::int64_t warmup_steps = 0; ///< steps of uniform sampling before alpha is updated
+};
+
+/// DSNAS (Hu et al., CVPR 2020): per decision l a one-hot Z_l ~ Cat(softmax(alpha_l)) is shared
+/// by the batch; only the chosen candidate k runs and its output is multiplied by Z_l[k] (= 1), so
+/// one backward pass gives dL/dZ_l[k] = <dL/dy_l, candidate_k(x)>. The architecture gradient is
+///     grad alpha_l = (dL/dZ_l[k]) * grad_alpha log softmax(alpha_l)[k] = dL/dZ_l[k] (e_k - p_l)
+/// plus the resource term beta * p_l (.) (m_l - <p_l, m_l>) / M for the per-choice MACs m_l.
+/// For losses that are linear in each gate (so in particular to first order) this is an unbiased
+/// estimate of grad_alpha E_Z[L]; tests/test_nas.cpp checks it by enumerating a toy supernet.
+template <class Space, class T = float, Device D = cpu>
+class DSNAS : public AlphaPolicy<T, D> {
+public:
+    using space_type = Space;
+    static constexpr std::string_view policy_name = "dsnas";
+
+    DSNAS(Supernet<T, D>& net, DSNASOptions o = {}) : AlphaPolicy<T, D>(net, o.lr, o.beta1, o.weight_decay), opt_(o) {
+        DAM_CHECK(o.flops_penalty >= 0 && o.fix_threshold > 0 && o.warmup_steps >= 0, value_error,
+                  "DSNAS: flops_penalty {} must be >= 0, fix_threshold {} > 0 and warmup_steps {} >= 0", o.flops_penalty,
+                  o.fix_threshold, o.warmup_steps);
+        for (const auto& d : net.decisions()) max_path_macs_ += *std::max_element(d.macs.begin(), d.macs.end());
+    }
+
+    void prepare(NasContext<T, D>& ctx) {
+        DAM_CHECK(ctx.gen, value_error, "DSNAS::prepare: the context needs a generator");
+        const PhiloxStream s = ctx.gen->next_stream();
+        const auto probs = this->probabilities();
+        chosen_.assign(this->alphas_.size(), -1);
+        gates_.assign(this->alphas_.size(), Var<T, D>());
+        for (std::size_t d = 0; d < this->alphas_.size(); ++d) {
+            if (this->fixed_[d] >= 0) {
+                this->net_->set_gate(d, {this->fixed_[d], Var<T, D>()});  // a fixed layer costs one path, no gate
+                continue;
+            }
+            const std::int64_t k = sampling::categorical_index(probs[d], s.uniform_double(d));
+            auto z = Tensor<T, cpu>::zeros({this->alphas_[d].numel()});
+            z[k] = T(1);
+            gates_[d] = Var<T, D>(on_device<D>(z), true);
+            chosen_[d] = k;
+            this->net_->set_gate(d, {k, gates_[d]});
+        }
+    }
+
+    void update(NasContext<T, D>& ctx) {
+        if (ctx.step < opt_.warmup_steps) return;
+        if (!compute_alpha_gradients()) return;
+        this->adam_->step();
+        for (auto& a : this->alphas_) a.grad() = Tensor<T, D>();  // fixed decisions must not keep a stale gradient
+        this->check_alphas("DSNAS");
+        // Early fixing (DSNAS section 4): a decision whose top-1 minus top-2 probability exceeds
+        // the threshold keeps its top-1 choice from now on.
+        const auto after = this->probabilities();
+        for (std::size_t d = 0; d < after.size(); ++d) {
+            if (this->fixed_[d] >= 0 || after[d].size() < 2) continue;
+            auto sorted = after[d];
+            std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
+            if (sorted[0] - sorted[1] > opt_.fix_threshold)
+                this->fixed_[d] = std::max_element(after[d].begin(), after[d].end()) - after[d].begin();
+        }
+    }
+
+    /// Writes the DSNAS estimate of grad alpha (with the resource term) into each searched
+    /// decision's alpha.grad() from the gates of the last prepare() and the backward pass since;
+    /// returns whether any decision was searched. update() calls it, then steps Adam.
+    bool compute_alpha_gradients() {
+        const auto probs = this->probabilities();
+        bool any = false;
+        for (std::size_t d = 0; d < this->alphas_.size(); ++d) {
+            if (chosen_.size() <= d || chosen_[d] < 0) continue;
+            const auto& zg = gates_[d].grad();
+            const double dl_dz = zg.defined() ? static_cast<double>(on_host(zg)[chosen_[d]]) : 0.0;
+            DAM_CHECK(std::isfinite(dl_dz), value_error,
+                      "DSNAS: dL/dZ of decision '{}' is {}; the loss diverged (lower the weight learning rate)",
+                      this->net_->decisions()[d].name, dl_dz);
+            const auto& p = probs[d];
+            const auto& m = this->net_->decisions()[d].macs;
+            double expected_m = 0;
+            for (std::size_t k = 0; k < p.size(); ++k) expected_m += p[k] * m[k];
+            Tensor<T, cpu> g(Shape{static_cast<std::int64_t>(p.size())});
+            for (std::size_t k = 0; k < p.size(); ++k) {
+                const double score = (static_cast<std::int64_t>(k) == chosen_[d] ? 1.0 : 0.0) - p[k];
+                double gk = dl_dz * score;
+                if (opt_.flops_penalty > 0 && max_path_macs_ > 0)
+                    gk += opt_.flops_penalty * p[k] * (m[k] - expected_m) / max_path_macs_;
+                g[static_cast<std::int64_t>(k)] = static_cast<T>(gk);
+            }
+            this->alphas_[d].grad() = on_device<D>(g);
+            any = true;
+        }
+        return any;
+    }
+    /// The choices sampled by the last prepare() (-1 for fixed decisions).
+    const std::vector<std::int64_t>& sampled() const { return chosen_; }
+    const DSNASOptions& options() const { return opt_; }
+
+private:
+    DSNASOptions opt_;
+    double max_path_macs_ = 0;
+    std::vector<std::int64_t> chosen_;
+    std::vector<Var<T, D>> gates_;
+};
+
+}  // namespace diffautoml::nas
