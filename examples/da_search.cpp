@@ -86,9 +86,7 @@ double train_with(P& policy, const data::Dataset& train, const data::Dataset& te
     const auto weights = net->parameters();
     for (int epoch = 0; epoch < a.epochs; ++epoch) {
         loader.start_epoch(epoch);
-        ProgressBar bar(steps_per_epoch, fmt::format("{:>11} {:2}/{}", P::policy_name, epoch + 1, a.epochs));
-        double loss_sum = 0;
-        std::int64_t correct = 0, seen = 0;
+        optim::EpochMeter meter(steps_per_epoch, fmt::format("{:>11} {:2}/{}", P::policy_name, epoch + 1, a.epochs));
         for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
             auto b = loader.next();
             da::DaContext ctx{&da_gen, step, total};
@@ -100,9 +98,7 @@ double train_with(P& policy, const data::Dataset& train, const data::Dataset& te
             auto loss = ops::mean(per_sample);
             loss.backward();
             const float l = loss.value().item();
-            DAM_CHECK(std::isfinite(l), value_error,
-                      "da_search: the loss became {} at step {} with policy {}; lower --lr or --da-lr", l, step,
-                      P::policy_name);
+            optim::check_finite_loss(l, step, "da_search", fmt::format("policy {}: lower --lr or --da-lr", P::policy_name));
             if (bilevel)
                 ctx.unrolled_image_gradient = da::unrolled_image_gradient<float, cpu>(
                     weights, [&](const std::vector<Tensor<float>>& g) { return opt.update_for(weights, g); },
@@ -114,16 +110,13 @@ double train_with(P& policy, const data::Dataset& train, const data::Dataset& te
                     [&](const Var<float>& xv) { return ops::cross_entropy(net->forward(xv), b.labels); }, x.value());
             policy.update(per_sample.value(), ctx);
             opt.step();
-            loss_sum += l * static_cast<double>(b.labels.numel());
-            correct += dam_examples::count_correct(logits.value(), b.labels);
-            seen += b.labels.numel();
-            bar.update(s + 1, seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+            meter.add(l, logits.value(), b.labels);
         }
-        bar.finish(seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+        meter.finish();
         test_acc = dam_examples::evaluate(*net, test);
         fmt::print("policy={} epoch={} train_loss={:.4f} train_accuracy={:.4f} test_accuracy={:.4f} seconds={:.1f}\n",
-                   P::policy_name, epoch + 1, loss_sum / seen, static_cast<double>(correct) / seen, test_acc,
-                   bar.elapsed_seconds());
+                   P::policy_name, epoch + 1, meter.totals().loss(), meter.totals().accuracy(), test_acc,
+                   meter.seconds());
         if (policy.searching()) fmt::print("{}", da::policy_table(policy.summary(8)));
         std::fflush(stdout);
     }

@@ -1,6 +1,6 @@
 #pragma once
 // Helpers shared by the example programs: the standard augmentation (random flip and +-2 pixel
-// shift), accuracy of a batch of logits, and evaluation of a network on a dataset.
+// shift) and evaluation of a network on a dataset (the epoch loop's figures: optim/epoch.hpp).
 #include <cstdint>
 #include <vector>
 
@@ -19,11 +19,6 @@ inline void standard_augment(Tensor<float>& x, Generator& gen) {
     x = standard.augment(x, ctx).value();
 }
 
-/// Number of rows of `logits` (N, K) whose argmax equals the label.
-inline std::int64_t count_correct(const Tensor<float>& z, const Tensor<std::int32_t>& labels) {
-    return ops::count_correct(z, labels);
-}
-
 /// Accuracy of `net` on `d` in evaluation mode (the network is put back into training mode).
 inline double evaluate(nn::Module<float>& net, const data::Dataset& d) {
     NoGradGuard no_grad;
@@ -32,7 +27,7 @@ inline double evaluate(nn::Module<float>& net, const data::Dataset& d) {
     std::int64_t correct = 0;
     while (loader.has_next()) {
         auto b = loader.next();
-        correct += count_correct(net.forward(Var<float>(b.images)).value(), b.labels);
+        correct += ops::count_correct(net.forward(Var<float>(b.images)).value(), b.labels);
     }
     net.train();
     return static_cast<double>(correct) / static_cast<double>(d.size());

@@ -63,9 +63,7 @@ double train(const Args& a, Policy& policy, nn::Module<float>& net, const data::
     fmt::print("policy={} step=0{}\n", Policy::policy_name, values_text());
     for (int epoch = 0; epoch < a.epochs; ++epoch) {
         loader.start_epoch(epoch);
-        ProgressBar bar(steps_per_epoch, fmt::format("{} epoch {}/{}", Policy::policy_name, epoch + 1, a.epochs));
-        double loss_sum = 0;
-        std::int64_t correct = 0, seen = 0;
+        optim::EpochMeter meter(steps_per_epoch, fmt::format("{} epoch {}/{}", Policy::policy_name, epoch + 1, a.epochs));
         for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
             auto b = loader.next();
             dam_examples::standard_augment(b.images, gen);
@@ -73,22 +71,18 @@ double train(const Args& a, Policy& policy, nn::Module<float>& net, const data::
             auto logits = net.forward(Var<float>(b.images));
             auto loss = policy.training_loss(logits, b.labels);
             const float l = loss.value().item();
-            DAM_CHECK(std::isfinite(l), value_error, "hpo_search: the loss became {} at step {}; lower --lr", l, step);
+            optim::check_finite_loss(l, step, "hpo_search", "lower --lr");
             policy.backward(loss, logits, b.labels);
             policy.step(ctx);
-            loss_sum += l * static_cast<double>(b.labels.numel());
-            correct += dam_examples::count_correct(logits.value(), b.labels);
-            seen += b.labels.numel();
-            bar.update(s + 1, seen, fmt::format("loss {:.4f} acc {:.4f}{}", loss_sum / seen,
-                                                static_cast<double>(correct) / seen, values_text()));
+            meter.add(l, logits.value(), b.labels, values_text());
             if ((step + 1) % 100 == 0) {
-                bar.finish(seen, "");
+                meter.interrupt();
                 fmt::print("policy={} step={}{}\n", Policy::policy_name, step + 1, values_text());
             }
         }
-        bar.finish(seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+        meter.finish();
         fmt::print("policy={} epoch={} train_loss={:.4f} train_accuracy={:.4f} val_accuracy={:.4f}{}\n",
-                   Policy::policy_name, epoch + 1, loss_sum / seen, static_cast<double>(correct) / seen,
+                   Policy::policy_name, epoch + 1, meter.totals().loss(), meter.totals().accuracy(),
                    dam_examples::evaluate(net, val.data()), values_text());
         std::fflush(stdout);
     }

@@ -104,9 +104,7 @@ int run(const Args& a, const data::Dataset& train, const data::Dataset& val, con
     std::int64_t step = 0;
     for (int epoch = 0; epoch < a.epochs; ++epoch) {
         loader.start_epoch(epoch);
-        ProgressBar bar(steps_per_epoch, fmt::format("epoch {:2}/{}", epoch + 1, a.epochs));
-        double loss_sum = 0;
-        std::int64_t correct = 0, seen = 0;
+        optim::EpochMeter meter(steps_per_epoch, fmt::format("epoch {:2}/{}", epoch + 1, a.epochs));
         for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
             batch = loader.next();
             dam_examples::standard_augment(batch.images, gen);
@@ -119,18 +117,14 @@ int run(const Args& a, const data::Dataset& train, const data::Dataset& val, con
             auto loss = ops::cross_entropy(logits, batch.labels);
             loss.backward();
             const float l = loss.value().item();
-            DAM_CHECK(std::isfinite(l), value_error,
-                      "nas_search: the loss became {} at step {}; lower the learning rate (--lr) or the architecture "
-                      "learning rate (--alpha-lr) and try again",
-                      l, step);
+            optim::check_finite_loss(l, step, "nas_search",
+                                     "lower the learning rate (--lr) or the architecture learning rate (--alpha-lr) and "
+                                     "try again");
             policy.update(ctx);
             opt.step();
-            loss_sum += l * static_cast<double>(batch.labels.numel());
-            correct += dam_examples::count_correct(logits.value(), batch.labels);
-            seen += batch.labels.numel();
-            bar.update(s + 1, seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+            meter.add(l, logits.value(), batch.labels);
         }
-        bar.finish(seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+        meter.finish();
         const auto arch = policy.derived();
         std::string val_text;
         if (val.size() > 0) {
@@ -138,7 +132,7 @@ int run(const Args& a, const data::Dataset& train, const data::Dataset& val, con
             val_text = fmt::format(" val_accuracy(derived)={:.4f}", dam_examples::evaluate(*net, val));
         }
         fmt::print("epoch {} train_loss={:.4f} train_accuracy={:.4f}{} lr={:.5f} seconds={:.1f} macs={:.2f}M\n", epoch + 1,
-                   loss_sum / seen, static_cast<double>(correct) / seen, val_text, schedule(step), bar.elapsed_seconds(),
+                   meter.totals().loss(), meter.totals().accuracy(), val_text, schedule(step), meter.seconds(),
                    net->path_macs(arch) / 1e6);
         std::vector<std::int64_t> fixed;
         if constexpr (requires { policy.fixed(); }) fixed = policy.fixed();

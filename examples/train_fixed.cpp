@@ -68,9 +68,7 @@ int main(int argc, char** argv) try {
     double test_acc = 0;
     for (int epoch = 0; epoch < a.epochs; ++epoch) {
         loader.start_epoch(epoch);
-        ProgressBar bar(steps_per_epoch, fmt::format("epoch {:2}/{}", epoch + 1, a.epochs));
-        double loss_sum = 0;
-        std::int64_t correct = 0, seen = 0;
+        optim::EpochMeter meter(steps_per_epoch, fmt::format("epoch {:2}/{}", epoch + 1, a.epochs));
         for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
             auto b = loader.next();
             if (a.augment) dam_examples::standard_augment(b.images, gen);
@@ -81,18 +79,13 @@ int main(int argc, char** argv) try {
             loss.backward();
             opt.step();
             const float l = loss.value().item();
-            DAM_CHECK(std::isfinite(l), value_error,
-                      "train_fixed: the loss became {} at step {}; lower the learning rate (--lr) and try again", l, step);
-            loss_sum += l * static_cast<double>(b.labels.numel());
-            correct += dam_examples::count_correct(logits.value(), b.labels);
-            seen += b.labels.numel();
-            bar.update(s + 1, seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+            optim::check_finite_loss(l, step, "train_fixed", "lower the learning rate (--lr) and try again");
+            meter.add(l, logits.value(), b.labels);
         }
-        bar.finish(seen, fmt::format("loss {:.4f} acc {:.4f}", loss_sum / seen, static_cast<double>(correct) / seen));
+        meter.finish();
         test_acc = evaluate(*net, test);
         fmt::print("epoch {} train_loss={:.4f} train_accuracy={:.4f} test_accuracy={:.4f} lr={:.5f} seconds={:.1f}\n",
-                   epoch + 1, loss_sum / seen, static_cast<double>(correct) / seen, test_acc, schedule(step),
-                   bar.elapsed_seconds());
+                   epoch + 1, meter.totals().loss(), meter.totals().accuracy(), test_acc, schedule(step), meter.seconds());
         std::fflush(stdout);
     }
     if (!a.save.empty()) {

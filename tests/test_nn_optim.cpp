@@ -296,3 +296,38 @@ TEST_CASE("save and load a model: round trip and every failure is a clear error"
     const auto again = other->forward(x).value();
     for (std::int64_t i = 0; i < again.numel(); ++i) REQUIRE(again[i] == expect[i]);
 }
+
+TEST_CASE("the epoch figures: running loss and accuracy, and the finiteness check", "[optim]") {
+    // Two batches: logits whose argmax is class 0, 1, 1 then 0; labels 0, 1, 0 then 1.
+    Tensor<float> z1(Shape{3, 2}), z2(Shape{1, 2});
+    z1[0] = 2, z1[1] = 0, z1[2] = 0, z1[3] = 1, z1[4] = 0, z1[5] = 3;
+    z2[0] = 1, z2[1] = 0;
+    Tensor<std::int32_t> y1(Shape{3}), y2(Shape{1});
+    y1[0] = 0, y1[1] = 1, y1[2] = 0;
+    y2[0] = 1;
+    optim::EpochTotals t;
+    CHECK(t.loss() == 0.0);  // nothing seen: no division by zero
+    CHECK(t.accuracy() == 0.0);
+    t.add(0.5, z1, y1);
+    t.add(2.0, z2, y2);
+    CHECK(t.seen == 4);
+    CHECK(t.correct == 2);
+    CHECK(t.loss() == Approx((0.5 * 3 + 2.0 * 1) / 4));
+    CHECK(t.accuracy() == 0.5);
+    CHECK(t.text() == "loss 0.8750 acc 0.5000");
+    t.reset();
+    CHECK(t.seen == 0);
+
+    optim::EpochMeter meter(2, "test");
+    meter.add(0.5, z1, y1, " lr=0.1");
+    meter.add(2.0, z2, y2);
+    meter.finish();
+    CHECK(meter.totals().seen == 4);
+    CHECK(meter.totals().accuracy() == 0.5);
+    CHECK(meter.seconds() >= 0.0);
+
+    optim::check_finite_loss(1.0, 3, "loop", "lower --lr");
+    require_throws_with<value_error>([] { optim::check_finite_loss(std::nan(""), 7, "loop", "lower --lr"); },
+                                     {"loop: the training loss became nan at step 7", "lower --lr"});
+    require_throws_with<value_error>([] { optim::check_finite_loss(INFINITY, 2, "loop", "x"); }, {"became inf"});
+}

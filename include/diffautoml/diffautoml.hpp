@@ -12,6 +12,7 @@
 #include "nn/serialize.hpp"
 #include "ops.hpp"
 #include "optim/averaging.hpp"
+#include "optim/epoch.hpp"
 #include "optim/optimizer.hpp"
 #include "optim/schedule.hpp"
 #include "sampling/sampling.hpp"

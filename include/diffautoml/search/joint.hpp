@@ -30,6 +30,7 @@
 #include "../nas.hpp"
 #include "../nn/serialize.hpp"
 #include "../optim/averaging.hpp"
+#include "../optim/epoch.hpp"
 #include "budget.hpp"
 #include "defaults.hpp"
 #include "errors.hpp"
@@ -336,11 +337,9 @@ public:
             if (opt_.minutes > 0 && step_ == kBudgetWarmup) plan_.skip_warmup(step_, elapsed());
             if (opt_.minutes > 0 && step_ == kBudgetWarmup + 30 && !budget_fixed_) fix_budget(elapsed());
             if (bar)
-                bar->update(step_ - epoch * steps_per_epoch_, acc_seen_,
-                            fmt::format("loss {:.4f} acc {:.4f}", acc_loss_ / static_cast<double>(acc_seen_),
-                                        static_cast<double>(acc_correct_) / static_cast<double>(acc_seen_)));
+                bar->update(step_ - epoch * steps_per_epoch_, epoch_.seen, epoch_.text());
             if (step_ % steps_per_epoch_ == 0 || step_ == total_steps_) {
-                if (bar) bar->finish(acc_seen_, "");
+                if (bar) bar->finish(epoch_.seen, "");
                 bar.reset();
                 end_epoch(elapsed());
                 // Within the warm-up nothing is timed yet: the plan waits for the 30 timed steps.
@@ -381,13 +380,13 @@ public:
         hpo_->save_state(body);
         val_->save_state(body);
         put_generator(body, gen_);
-        for (std::int64_t v : {step_, total_steps_, loader_->epoch(), loader_->position(), acc_seen_, acc_correct_,
+        for (std::int64_t v : {step_, total_steps_, loader_->epoch(), loader_->position(), epoch_.seen, epoch_.correct,
                                static_cast<std::int64_t>(derived_), static_cast<std::int64_t>(budget_fixed_),
                                static_cast<std::int64_t>(joined_), sched_from_step_})
             body.put<std::int64_t>(v);
         plan_.save_state(body);
         body.put(sched_from_t_);
-        body.put(acc_loss_);
+        body.put(epoch_.loss_sum);
         body.put(elapsed_before_);
         body.put(search_seconds_);
         put_ints(body, arch_);
@@ -446,8 +445,8 @@ public:
         step_ = r.get<std::int64_t>();
         total_steps_ = r.get<std::int64_t>();
         const auto e = r.get<std::int64_t>(), pos = r.get<std::int64_t>();
-        acc_seen_ = r.get<std::int64_t>();
-        acc_correct_ = r.get<std::int64_t>();
+        epoch_.seen = r.get<std::int64_t>();
+        epoch_.correct = r.get<std::int64_t>();
         derived_ = r.get<std::int64_t>() != 0;
         budget_fixed_ = r.get<std::int64_t>() != 0;
         if (r.get<std::int64_t>() != 0 && !joined_) join_validation();
@@ -455,7 +454,7 @@ public:
         plan_.load_state(r);
         sched_from_t_ = r.get<double>();
         loader_->seek(e, pos);
-        acc_loss_ = r.get<double>();
+        epoch_.loss_sum = r.get<double>();
         elapsed_before_ = r.get<double>();
         search_seconds_ = r.get<double>();
         arch_.clear();
@@ -573,9 +572,7 @@ private:
         da_->update(per_sample, dctx);                                            // 5: pi
         if (!derived_) nas_->update(nctx);                                        //    alpha
         hpo_->step(hctx);                                                         //    w, then 6: eta, lambda
-        acc_loss_ += static_cast<double>(l) * static_cast<double>(batch.labels.numel());
-        acc_correct_ += correct(host_logits, batch.labels);
-        acc_seen_ += batch.labels.numel();
+        epoch_.add(static_cast<double>(l), host_logits, batch.labels);
         if (!derived_ && (!nas_->searching() || step_ + 1 >= nctx.total_steps)) {
             arch_ = nas_->derived();
             net_->set_architecture(arch_);
@@ -659,8 +656,8 @@ private:
         nlohmann::json rec = {{"epoch", step_ / steps_per_epoch_ + (step_ % steps_per_epoch_ ? 1 : 0)},
                               {"step", step_},
                               {"phase", derived_ ? "train" : "search"},
-                              {"train_loss", acc_loss_ / static_cast<double>(std::max<std::int64_t>(1, acc_seen_))},
-                              {"train_accuracy", static_cast<double>(acc_correct_) / static_cast<double>(std::max<std::int64_t>(1, acc_seen_))},
+                              {"train_loss", epoch_.loss()},
+                              {"train_accuracy", epoch_.accuracy()},
                               {"val_loss", val_loss},
                               {"val_accuracy", val_acc},
                               {"val_in_training", joined_},
@@ -680,8 +677,7 @@ private:
             rec["da_op_names"] = names;
         }
         log_.push_back(rec);
-        acc_loss_ = 0;
-        acc_seen_ = acc_correct_ = 0;
+        epoch_.reset();
         if (opt_.progress)
             fmt::print("epoch {} {} train_loss={:.4f} train_accuracy={:.4f} val_loss={:.4f} val_accuracy={:.4f}{} {} "
                        "seconds={:.0f}\n",
@@ -809,14 +805,14 @@ private:
     Tensor<T, D> train_input_;  ///< the (augmented) images of the current training step
     std::vector<std::int64_t> arch_;
     bool derived_ = false, budget_fixed_ = false;
-    double acc_loss_ = 0, elapsed_before_ = 0, search_seconds_ = 0;
+    double elapsed_before_ = 0, search_seconds_ = 0;
     double eval_seconds_per_image_ = -1;  ///< measured at the last epoch end (-1: not yet)
     BudgetPlan plan_;                     ///< with a time budget: the phases' timing marks
     std::int64_t sched_from_step_ = 0;    ///< the schedules run linearly from this step ...
     double sched_from_t_ = 0;             ///< ... and progress to the end (schedule_progress)
     bool joined_ = false;                 ///< the validation slice has joined training
     optim::WeightAverage<T, D> average_;  ///< JointOptions::average_from
-    std::int64_t acc_seen_ = 0, acc_correct_ = 0;
+    optim::EpochTotals epoch_;  ///< the running training loss and accuracy of the current epoch (checkpointed)
     std::vector<nlohmann::json> log_;
 };
 
