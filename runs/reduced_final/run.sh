@@ -50,6 +50,12 @@ declare -A ROWS=(
   # the second final's settings, the part it does not search as the fixed recipe has it.
   [nas_da]="--nas dsnas --alpha-lr 0.3 --da pair --da-fade 1 --hpo fixed --lr $FIXED_LR --wd $FIXED_WD --lr-min 0.01 --wd-max 5e-3"
   [nas_hpo]="--nas dsnas --alpha-lr 0.3 --da standard --lr 0.2 --wd 2e-3 --lr-min 0.02 --wd-max 2e-2 --hpo-forgetting 0.99"
+  # Rows of the full-data choice runs (runs/full_choice/run.sh), added after the full-data ablation
+  # found DA gaining about a point and the learned rate (0.2 -> 0.13) nothing: the standard recipe
+  # as a second fixed candidate, DA alone, and the joint search with the rate allowed only to rise.
+  [fixed_lr0.1_wd5e-4]="--nas fixed --da standard --hpo fixed --lr 0.1 --wd 5e-4 --lr-min 0.01 --wd-max 5e-3"
+  [da]="--nas fixed --da pair --da-fade 1 --hpo fixed --lr $FIXED_LR --wd $FIXED_WD --lr-min 0.01 --wd-max 5e-3"
+  [joint_lrup]="--da-fade 1 --lr 0.2 --wd 2e-3 --lr-min 0.2 --wd-max 2e-2 --hpo-forgetting 0.99 --alpha-lr 0.3"
 )
 rows=("$@")
 [[ ${#rows[@]} -eq 0 ]] && rows=(joint fixed joint_alpha0.3 da_hpo nas random_arch nas_da nas_hpo)
@@ -74,7 +80,7 @@ for line in open(sys.argv[1]):
                                         "hyperparameters", "derived", "wall_seconds") if k in r}))
 PY
   find "$out" -type f ! -name epochs.jsonl ! -name result.json -delete
-  echo "done: $row seed $seed $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["test_accuracy"], r.get("steps"))' "$out/result.json")"
+  echo "done: $row seed $seed $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r.get("test_accuracy"), r.get("val_accuracy"), r.get("steps"))' "$out/result.json")"
 }
 export -f one
 export BIN OUT DATA_FLAGS
