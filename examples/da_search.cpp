@@ -84,6 +84,7 @@ double train_with(P& policy, const data::Dataset& train, const data::Dataset& te
         val_loader->start_epoch(val_epoch++);
     }
     const auto weights = net->parameters();
+    const std::string who = fmt::format("da_search ({})", P::policy_name);  // names the policy in errors
     for (int epoch = 0; epoch < a.epochs; ++epoch) {
         loader.start_epoch(epoch);
         optim::EpochMeter meter(steps_per_epoch, fmt::format("{:>11} {:2}/{}", P::policy_name, epoch + 1, a.epochs));
@@ -98,7 +99,7 @@ double train_with(P& policy, const data::Dataset& train, const data::Dataset& te
             auto loss = ops::mean(per_sample);
             loss.backward();
             const float l = loss.value().item();
-            optim::check_finite_loss(l, step, "da_search", fmt::format("policy {}: lower --lr or --da-lr", P::policy_name));
+            optim::check_finite_loss(l, step, who, "lower --lr or --da-lr");
             if (bilevel)
                 ctx.unrolled_image_gradient = da::unrolled_image_gradient<float, cpu>(
                     weights, [&](const std::vector<Tensor<float>>& g) { return opt.update_for(weights, g); },

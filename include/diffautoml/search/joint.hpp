@@ -693,7 +693,7 @@ private:
         if (opt_.out_dir.empty()) return;
         nlohmann::json r = result;
         if (r.is_null()) r = {{"config", config_json()}};
-        write_text(opt_.out_dir + "/report.html", html_report(log_, r));
+        write_text_atomic(opt_.out_dir + "/report.html", html_report(log_, r));
     }
 
     void write_log() const {
@@ -755,7 +755,7 @@ private:
                                           {"da_policy", res.da_policy},
                                           {"pixels", {{"mean", opt_.pixels.mean}, {"std", opt_.pixels.std}}}};
             nas::save_derived(opt_.out_dir + "/model.bin", *host_model, extra);
-            write_text(opt_.out_dir + "/architecture.json", nas::architecture_json(*net_, arch_).dump(2) + "\n");
+            write_text_atomic(opt_.out_dir + "/architecture.json", nas::architecture_json(*net_, arch_).dump(2) + "\n");
             auto number = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
             nlohmann::json result = {{"test_accuracy", number(res.test_accuracy)},
                                            {"val_accuracy", number(res.val_accuracy)},
@@ -777,15 +777,11 @@ private:
                 result["val_accuracy_last"] = number(res.val_accuracy_last);
                 result["averaged_weights"] = res.averaged;
             }
-            write_text(opt_.out_dir + "/result.json", result.dump(2) + "\n");
+            write_text_atomic(opt_.out_dir + "/result.json", result.dump(2) + "\n");
             write_report(result);
             std::filesystem::remove(checkpoint_path());
         }
         return res;
-    }
-
-    static void write_text(const std::string& path, const std::string& s) {
-        write_file_atomic(path, std::vector<std::uint8_t>(s.begin(), s.end()));
     }
 
     JointOptions opt_;
