@@ -39,9 +39,9 @@ std::pair<double, double> mean_std(const std::vector<double>& v) {
 int main(int argc, char** argv) try {
     // Equal budget means equal epochs here: 10 per run and no time limit unless asked for.
     auto base = dam_joint::main_job_defaults();
-    base.joint.out_dir = "ablation_out";
-    base.joint.epochs = 10;
-    base.joint.minutes = 0;
+    base.run.out_dir = "ablation_out";
+    base.run.epochs = 10;
+    base.run.minutes = 0;
     std::vector<int> rows{0, 1, 2, 3, 4};
     dam_cli::Cli cli("diffautoml-ablation",
                      "diffautoml-ablation: which part of the joint search helps, at equal budget and over seeds. Rows: "
@@ -51,7 +51,7 @@ int main(int argc, char** argv) try {
     cli.group("ablation")
         .list("--seeds", base.seeds, "one run of each row per seed")
         .list("--configs", rows, "the rows to run, of 0..4")
-        .option("--out", base.joint.out_dir, "output folder: ROW_seedS/ per run and ablation.md")
+        .option("--out", base.run.out_dir, "output folder: ROW_seedS/ per run and ablation.md")
         .refuse("--resume",
                 "--resume is not needed: run the same command again and it reads back the finished runs and resumes "
                 "the one that was stopped")
@@ -69,7 +69,7 @@ int main(int argc, char** argv) try {
     set_num_threads(base.threads);
     auto [train, test] = dam_joint::load(base);
     dam_joint::install_stop_handlers();
-    diffautoml::create_directories(base.joint.out_dir);
+    diffautoml::create_directories(base.run.out_dir);
     // A choice ablation (--no-test) compares held-out validation accuracy; a final one test accuracy.
     const std::string metric = base.no_test ? "val_accuracy" : "test_accuracy";
     std::string table = fmt::format(
@@ -86,16 +86,16 @@ int main(int argc, char** argv) try {
             a.da = c.da;
             a.nas = c.nas;
             a.hpo = c.hpo;
-            a.joint.seed = seed;
-            a.joint.out_dir = fmt::format("{}/{}_seed{}", base.joint.out_dir, row, seed);
+            a.run.seed = seed;
+            a.run.out_dir = fmt::format("{}/{}_seed{}", base.run.out_dir, row, seed);
             const auto [accuracy, minutes] = dam_joint::dispatch(
                 a, [&]<template <class...> class DA, class NAS, template <class...> class HPO>() {
                     auto js = dam_joint::make_search<DA, NAS, HPO>(a, train, test);
                     if (const nlohmann::json done = js->finished_result(); !done.is_null()) {
-                        fmt::print("finished earlier: {}\n", a.joint.out_dir);
+                        fmt::print("finished earlier: {}\n", a.run.out_dir);
                         return std::pair{done[metric].get<double>(), done["search_cost_cpu_minutes"].get<double>()};
                     }
-                    if (js->resume()) fmt::print("resumed {} at step {}\n", a.joint.out_dir, js->step());
+                    if (js->resume()) fmt::print("resumed {} at step {}\n", a.run.out_dir, js->step());
                     const auto r = js->run();
                     return std::pair{base.no_test ? r.val_accuracy : r.test_accuracy, r.wall_seconds * base.threads / 60.0};
                 });
@@ -113,7 +113,7 @@ int main(int argc, char** argv) try {
                              mean_std(cost[row]).first, runs);
     }
     fmt::print("\n{}", table);
-    write_text_atomic(base.joint.out_dir + "/ablation.md", table);
+    write_text_atomic(base.run.out_dir + "/ablation.md", table);
     return 0;
 } catch (const diffautoml::search::interrupted& e) {
     fmt::print(stderr, "diffautoml-ablation: {}; run the same command again to resume\n", e.what());

@@ -19,7 +19,7 @@ int main(int argc, char** argv) try {
                      "rate and weight decay in one training run, on Fashion-MNIST or any IDX dataset.");
     dam_joint::declare(cli, a);
     cli.group("output")
-        .option("--out", a.joint.out_dir, "output folder: log.jsonl, model.bin, architecture.json, result.json, report.html")
+        .option("--out", a.run.out_dir, "output folder: log.jsonl, model.bin, architecture.json, result.json, report.html")
         .flag("--resume", a.resume, "continue the interrupted run in --out from its checkpoint")
         .one_of("--device", a.device, {"cpu", "cuda"}, "cuda trains on the GPU (default policies, shuffle space)")
         .refuse("--seeds", "--seeds is diffautoml-ablation's option; one run takes one --seed S")
@@ -40,13 +40,13 @@ int main(int argc, char** argv) try {
                    "{} epochs{}, batch {}, seed {}, {} threads, device {}, output in {}/\n",
                    train.size() - js.validation_size(), js.validation_size(),
                    a.no_test ? std::string("no test images (a choice run)") : fmt::format("{} test images", test.size()), Space::name, DA<float>::policy_name,
-                   NAS::policy_name, HPO<float>::policy_name, a.joint.epochs,
-                   a.joint.minutes > 0 ? fmt::format(" (at most {} minutes)", a.joint.minutes) : "", a.joint.batch,
-                   a.joint.seed, a.threads, NAS::device_type::name, a.joint.out_dir);
+                   NAS::policy_name, HPO<float>::policy_name, a.run.epochs,
+                   a.run.minutes > 0 ? fmt::format(" (at most {} minutes)", a.run.minutes) : "", a.run.batch,
+                   a.run.seed, a.threads, NAS::device_type::name, a.run.out_dir);
         if (a.resume) {
             DAM_CHECK(js.resume(), io_error,
                       "--resume: there is no checkpoint in {}/ (a finished run removes it)",
-                      a.joint.out_dir);
+                      a.run.out_dir);
             fmt::print("resumed from {} at step {} of {}\n", js.checkpoint_path(), js.step(), js.total_steps());
         } else if (std::filesystem::exists(js.checkpoint_path())) {
             throw value_error(fmt::format("{} holds an interrupted run; pass --resume to continue it, "
@@ -58,7 +58,7 @@ int main(int argc, char** argv) try {
             fmt::print("derived architecture: {}\n", fmt::join(r.architecture_names, ", "));
             fmt::print("hyperparameters: {}\n", r.hyperparameters.dump());
             fmt::print("wrote {0}/model.bin, {0}/architecture.json, {0}/result.json, {0}/log.jsonl, {0}/report.html\n",
-                       a.joint.out_dir);
+                       a.run.out_dir);
             fmt::print("wall_seconds={:.0f}\n", r.wall_seconds);
             if (std::isfinite(r.val_accuracy)) fmt::print("val_accuracy={:.4f}\n", r.val_accuracy);
             if (!a.no_test) fmt::print("test_accuracy={:.4f}\n", r.test_accuracy);

@@ -10,12 +10,22 @@
 using namespace diffautoml;
 
 // Shifts every image sideways by a magnitude it adapts: wider while the shifted images are easy.
+// Its options (options_type) make it: JointSearch builds it from Search::Options::da, with the
+// run's pixel space put into the `pixels` member.
+struct AdaptiveShiftOptions {
+    da::PixelSpace pixels{};
+    double magnitude = 0.2;
+};
+
 template <class T = float>
 struct AdaptiveShift {
     using value_type = T;
+    using options_type = AdaptiveShiftOptions;
     static constexpr std::string_view policy_name = "adaptive_shift";
     da::PixelSpace pixels{};
     double magnitude = 0.2;
+
+    explicit AdaptiveShift(const AdaptiveShiftOptions& o = {}) : pixels(o.pixels), magnitude(o.magnitude) {}
 
     Var<T> augment(const Tensor<T>& x, da::DaContext& ctx) {
         const auto s = ctx.gen->next_stream();
@@ -43,18 +53,15 @@ int main(int argc, char** argv) try {
     const auto test = data::load_fashion_mnist(dir, false);
     if (argc > 2 && std::stoll(argv[2]) > 0) train = data::balanced_subset(train, std::stoll(argv[2]), 0);
 
-    search::JointOptions o;
-    o.epochs = argc > 3 ? std::stoll(argv[3]) : 10;
-    o.out_dir = "minimal_out";  // log.jsonl, model.bin, architecture.json, result.json, report.html
-    o.pixels = {data::fashion_mnist_mean, data::fashion_mnist_std};
     using Search = search::JointSearch<AdaptiveShift, nas::DSNAS<nas::ShuffleSpace>, hpo::HypergradLrWd>;
-    Search::Factories f;
-    f.da = [](const search::JointOptions& opt) {
-        auto p = std::make_unique<AdaptiveShift<float>>();
-        p->pixels = opt.pixels;
-        return p;
-    };
-    Search js(train, test, o, f);
+    Search::Options o;  // {da, nas, hpo, run}: each policy's own options and the run's
+    o.run.epochs = argc > 3 ? std::stoll(argv[3]) : 10;
+    o.run.out_dir = "minimal_out";  // log.jsonl, model.bin, architecture.json, result.json, report.html
+    o.run.pixels = {data::fashion_mnist_mean, data::fashion_mnist_std};
+    o.da.magnitude = 0.1;   // AdaptiveShiftOptions
+    o.nas.lr = 3e-2;        // nas::DSNASOptions: the architecture logits' rate
+    o.nas.warmup_epochs = 0.25;
+    Search js(train, test, o);
     const auto r = js.run();
     std::printf("test_accuracy=%.4f learned shift=%.3f hyperparameters=%s\n", r.test_accuracy,
                 js.da_policy().magnitude, r.hyperparameters.dump().c_str());

@@ -67,7 +67,7 @@ TABLE = [
     (search, quick + ["--epochs", "abc"], ["--epochs", "abc"]),
     (search, quick + ["--epochs", "0"], ["epochs 0", "must be >= 1"]),
     (search, quick + ["--batch", "0"], ["batch 0 must be >= 1"]),
-    (search, quick + ["--lr", "-1"], ["learning rate -1", "lr_min"]),
+    (search, quick + ["--lr", "-1"], ["learning rate -1", "must be > 0", "--lr"]),
     (search, quick + ["--lr", "nan"], ["--lr", "nan"]),
     (search, quick + ["--label-smoothing", "2"], ["label_smoothing must be in [0, 1), got 2"]),
     (search, quick + ["--validation", "0"], ["validation", "(0, 1)", "got 0"]),

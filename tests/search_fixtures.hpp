@@ -4,6 +4,7 @@
 // options for a run of a few seconds.
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include <diffautoml/diffautoml.hpp>
 
@@ -41,24 +42,42 @@ inline nas::ShuffleSpace::Options tiny_space() {
     return o;
 }
 
-inline search::JointOptions tiny_options(const std::string& out) {
-    search::JointOptions o;
-    o.epochs = 2;
-    o.batch = 16;
-    o.validation = 64;
-    o.validation_batch = 32;
-    o.recalibration_batches = 4;
-    o.lr = 0.05;
-    // Room for the tiny runs' hypergradient to move both ways: the main job's bounds (lr >= 0.1,
-    // wd <= 5e-4) would pin them at their start, and a step every 4 so that a tiny run takes some.
-    o.lr_min = 1e-3;
-    o.wd_max = 2e-3;
-    o.hpo_every = 4;
-    o.out_dir = out;
-    o.progress = false;
-    o.pixels = {0.3, 0.35};
-    o.augment.fill = 0.0;
-    o.search_fraction = 0.6;
+/// The joint search most tests run: the library's default policies on the CPU.
+using DefaultJoint = search::JointSearch<da::PairPolicyDA, nas::DSNAS<nas::ShuffleSpace>, hpo::HypergradLrWd>;
+
+/// Options of the joint search S for a run of a few seconds. The policies' settings that a policy
+/// has are set to the main job's (the pair policy's magnitude, clamp and fade, DSNAS's rate and
+/// warm-up), whatever S's policies are.
+template <class S = DefaultJoint>
+typename S::Options tiny_options(const std::string& out) {
+    typename S::Options o;
+    o.run.epochs = 2;
+    o.run.batch = 16;
+    o.run.validation = 64;
+    o.run.validation_batch = 32;
+    o.run.recalibration_batches = 4;
+    o.run.lr = 0.05;
+    o.run.out_dir = out;
+    o.run.progress = false;
+    o.run.pixels = {0.3, 0.35};
+    o.run.search_fraction = 0.6;
+    if constexpr (std::is_same_v<decltype(o.da), da::PairPolicyOptions>) {
+        o.da.max_magnitude = 0.5;
+        o.da.max_ratio = 10.0;
+        o.da.fade_start = 0.5;
+    }
+    if constexpr (requires { o.da.augment.fill; }) o.da.augment.fill = 0.0;
+    if constexpr (std::is_same_v<decltype(o.nas), nas::DSNASOptions>) {
+        o.nas.lr = 3e-2;
+        o.nas.warmup_epochs = 0.25;
+    }
+    if constexpr (std::is_same_v<decltype(o.hpo), hpo::HypergradOptions>) {
+        // Room for the tiny runs' hypergradient to move both ways: the main job's bounds (lr >= 0.1,
+        // wd <= 5e-4) would pin them at their start, and a step every 4 so that a tiny run takes some.
+        o.hpo.lr_lo = 1e-3;
+        o.hpo.wd_hi = 2e-3;
+        o.hpo.every = 4;
+    }
     return o;
 }
 

@@ -100,14 +100,33 @@ TEST_CASE("the main job's command line: one declaration per setting, checks befo
     };
     const auto a = parse({"p", "--val", "300", "--hpo-curvature", "fd", "--da-estimator", "score", "--retime-after-join", "1",
                           "--nas", "fixed", "--arch", "1,2,3,0,1,2,3,0", "--no-test", "--quiet"});
-    CHECK(a.joint.validation == 300);
-    CHECK(a.joint.hpo_curvature == diffautoml::hpo::Curvature::finite_difference);
-    CHECK(a.joint.da_estimator == diffautoml::da::PairPolicyOptions::Estimator::score_function);
-    CHECK(a.joint.retime_after_join);
-    CHECK(a.joint.fixed_architecture.size() == 8);
-    CHECK(a.joint.join_validation == 1);  // a choice run keeps the validation slice held out
-    CHECK(!a.joint.progress);
-    CHECK(a.joint.minutes == 55);  // the main job's budget unless given
+    CHECK(a.run.validation == 300);
+    CHECK(a.flags.hpo_curvature == diffautoml::hpo::Curvature::finite_difference);
+    CHECK(a.flags.da_estimator == diffautoml::da::PairPolicyOptions::Estimator::score_function);
+    CHECK(a.run.retime_after_join);
+    CHECK(a.flags.fixed_architecture.size() == 8);
+    CHECK(a.run.join_validation == 1);  // a choice run keeps the validation slice held out
+    CHECK(!a.run.progress);
+    CHECK(a.run.minutes == 55);  // the main job's budget unless given
+    // The flags reach the options of the policies a binary instantiates, and only theirs.
+    namespace dm = diffautoml;
+    using FixedJS = dm::search::JointSearch<dm::da::PairPolicyDA, dm::nas::FixedArch<dm::nas::ShuffleSpace>, dm::hpo::HypergradLrWd>;
+    const auto fo = dam_joint::options_for<FixedJS>(a);
+    CHECK(fo.run.validation == 300);
+    CHECK(fo.nas.architecture == std::vector<std::int64_t>{1, 2, 3, 0, 1, 2, 3, 0});
+    CHECK(fo.hpo.horizon.curvature == dm::hpo::Curvature::finite_difference);
+    CHECK(fo.hpo.lr_lo == 0.1);   // the main job's floor and ceiling, not HypergradOptions' own defaults
+    CHECK(fo.hpo.wd_hi == 5e-4);
+    CHECK(fo.hpo.every == 16);
+    CHECK(fo.da.estimator == dm::da::PairPolicyOptions::Estimator::score_function);
+    CHECK(fo.da.max_magnitude == 0.5);
+    const auto b = parse({"p", "--alpha-lr", "0.3", "--hpo", "fixed", "--da", "standard", "--lr", "0.2"});
+    using StdJS = dm::search::JointSearch<dm::da::StandardAugment, dm::nas::DSNAS<dm::nas::ShuffleSpace>, dm::hpo::FixedSchedule>;
+    const auto so = dam_joint::options_for<StdJS>(b);
+    CHECK(so.nas.lr == 0.3);
+    CHECK(so.nas.warmup_epochs == 0.25);
+    CHECK(so.run.lr == 0.2);
+    CHECK(so.hpo.momentum == 0.9);
     dam_test::require_throws_with<diffautoml::value_error>(
         [&] { (void)parse({"p", "--no-test", "--join-validation", "0.7"}); }, {"--no-test", "--join-validation"});
     dam_test::require_throws_with<diffautoml::value_error>([&] { (void)parse({"p", "--arch", "1,2"}); },

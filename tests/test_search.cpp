@@ -107,7 +107,7 @@ TEST_CASE("joint search end to end: log, model, result, and a model file that re
     REQUIRE(done.is_object());
     CHECK(done["test_accuracy"].get<double>() == res.test_accuracy);
     auto other = tiny_options(out);
-    other.seed += 1;
+    other.run.seed += 1;
     CHECK(Joint(train, test, other, {}, tiny_space()).finished_result().is_null());
     write_text_atomic(out + "/checkpoint.bin", "in progress");
     CHECK(Joint(train, test, tiny_options(out), {}, tiny_space()).finished_result().is_null());
@@ -120,15 +120,13 @@ TEST_CASE("joint search end to end: log, model, result, and a model file that re
 TEST_CASE("joint search composes the other policies: DADA (validation objective), DARTS second order, GDAS, SNAS, "
           "BaydinHD", "[search]") {
     const auto train = bars(320, 1, data::Split::train), test = bars(60, 2, data::Split::test);
-    auto o = tiny_options("");
-    o.epochs = 1;
     SECTION("DADA + DARTS (second order) + BaydinHD: the run's decay and schedule reach Baydin") {
         using S = search::JointSearch<da::DADA, nas::DARTS<nas::ShuffleSpace>, hpo::BaydinHD>;
-        S::Factories f;
-        f.nas = [](nas::Supernet<float>& net, const search::JointOptions&, std::int64_t) {
-            return std::make_unique<nas::DARTS<nas::ShuffleSpace>>(net, nas::DARTSOptions{3e-3, 0.5, 1e-3, true});
-        };
-        S s(train, test, o, f, tiny_space());
+        auto o = tiny_options<S>("");
+        o.run.epochs = 1;
+        o.nas = nas::DARTSOptions{3e-3, 0.5, 1e-3, true};  // made from its options: no factory
+        S s(train, test, o, {}, tiny_space());
+        CHECK(s.nas_policy().options().second_order);
         const auto before = s.da_policy().magnitudes().value().clone();
         const auto r = s.run();
         CHECK(r.test_accuracy >= 0.0);
@@ -139,16 +137,19 @@ TEST_CASE("joint search composes the other policies: DADA (validation objective)
         CHECK(moved > 0);
         const auto rates = s.hpo_policy().rates(3);
         REQUIRE(rates.wd.size() == 2);
-        CHECK(std::max(rates.wd[0], rates.wd[1]) == o.weight_decay);
+        CHECK(std::max(rates.wd[0], rates.wd[1]) == o.run.weight_decay);
         CHECK(rates.lr[0] == Approx(s.hpo_policy().values()[0].second * s.lr_factor(3)));
     }
     SECTION("GDAS (bilevel) and SNAS") {
-        search::JointSearch<da::NoAugment, nas::GDAS<nas::ShuffleSpace>, hpo::FixedSchedule> gdas(train, test, o, {},
-                                                                                                  tiny_space());
+        using G = search::JointSearch<da::NoAugment, nas::GDAS<nas::ShuffleSpace>, hpo::FixedSchedule>;
+        using N = search::JointSearch<da::NoAugment, nas::SNAS<nas::ShuffleSpace>, hpo::HypergradLrWd>;
+        auto og = tiny_options<G>("");
+        auto on = tiny_options<N>("");
+        og.run.epochs = on.run.epochs = 1;
+        G gdas(train, test, og, {}, tiny_space());
         CHECK(gdas.run().steps == gdas.steps_per_epoch());
         CHECK(gdas.nas_policy().temperature() < 10.0);
-        search::JointSearch<da::NoAugment, nas::SNAS<nas::ShuffleSpace>, hpo::HypergradLrWd> snas(train, test, o, {},
-                                                                                                  tiny_space());
+        N snas(train, test, on, {}, tiny_space());
         CHECK(snas.run().steps == snas.steps_per_epoch());
     }
 }
@@ -160,20 +161,20 @@ TEST_CASE("joint search: a resumed run equals an uninterrupted one", "[search]")
     const auto ra = a.run();
 
     auto ob = tiny_options(b_dir);
-    ob.stop_after_steps = 13;  // mid-epoch 1, during the search phase
+    ob.run.stop_after_steps = 13;  // mid-epoch 1, during the search phase
     {
         Joint b(train, test, ob, {}, tiny_space());
         require_throws_with<search::interrupted>([&] { b.run(); }, {"stopped at step 13", "--resume"});
     }
     REQUIRE(fs::exists(b_dir + "/checkpoint.bin"));
-    ob.stop_after_steps = 27;  // again, in epoch 2 (after the search phase ended)
+    ob.run.stop_after_steps = 27;  // again, in epoch 2 (after the search phase ended)
     {
         Joint b(train, test, ob, {}, tiny_space());
         REQUIRE(b.resume());
         CHECK(b.step() == 13);
         require_throws_with<search::interrupted>([&] { b.run(); }, {"stopped at step 27"});
     }
-    ob.stop_after_steps = -1;
+    ob.run.stop_after_steps = -1;
     Joint b(train, test, ob, {}, tiny_space());
     REQUIRE(b.resume());
     const auto rb = b.run();
@@ -190,12 +191,12 @@ TEST_CASE("joint search: the validation slice joins training at join_validation,
     const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
     auto options = [](const std::string& dir, double join) {
         auto o = tiny_options(dir);
-        o.epochs = 3;                 // 21 steps an epoch
-        o.search_fraction = 0.3;      // the architecture is fixed by step 19
-        o.hpo_every = 1;
-        o.join_validation = join;     // 0.3 of 63 steps: the join is due at the start of epoch 2
-        o.minutes = 1e4;              // a budget that never binds, so the runs stay deterministic, but
-        o.retime_after_join = true;   // the plan is remade (and checkpointed) through every phase
+        o.run.epochs = 3;                 // 21 steps an epoch
+        o.run.search_fraction = 0.3;      // the architecture is fixed by step 19
+        o.hpo.every = 1;
+        o.run.join_validation = join;     // 0.3 of 63 steps: the join is due at the start of epoch 2
+        o.run.minutes = 1e4;              // a budget that never binds, so the runs stay deterministic, but
+        o.run.retime_after_join = true;   // the plan is remade (and checkpointed) through every phase
         return o;
     };
     // Without the join the hypergradient moves the hyperparameters in every epoch.
@@ -233,7 +234,7 @@ TEST_CASE("joint search: the validation slice joins training at join_validation,
     // Interrupted at the epoch end just before the join, then just after it.
     auto ob = options(b_dir, 0.3);
     for (const std::int64_t stop : {21, 30}) {
-        ob.stop_after_steps = stop;
+        ob.run.stop_after_steps = stop;
         Joint b(train, test, ob, {}, tiny_space());
         if (stop != 21) {
             REQUIRE(b.resume());
@@ -242,7 +243,7 @@ TEST_CASE("joint search: the validation slice joins training at join_validation,
         require_throws_with<search::interrupted>([&] { b.run(); }, {fmt::format("stopped at step {}", stop)});
         CHECK(b.validation_joined() == (stop == 30));
     }
-    ob.stop_after_steps = -1;
+    ob.run.stop_after_steps = -1;
     Joint b(train, test, ob, {}, tiny_space());
     REQUIRE(b.resume());
     CHECK(b.validation_joined());
@@ -263,10 +264,10 @@ TEST_CASE("joint search: weight averaging makes the model the mean of the epoch-
     const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
     auto options = [](const std::string& dir, double from) {
         auto o = tiny_options(dir);
-        o.epochs = 3;              // 21 steps an epoch, 63 in all
-        o.search_fraction = 0.3;   // the architecture is fixed by step 18
-        o.join_validation = 1.0;
-        o.average_from = from;     // 0.3: the epoch ends at steps 21, 42 and 63 are averaged
+        o.run.epochs = 3;              // 21 steps an epoch, 63 in all
+        o.run.search_fraction = 0.3;   // the architecture is fixed by step 18
+        o.run.join_validation = 1.0;
+        o.run.average_from = from;     // 0.3: the epoch ends at steps 21, 42 and 63 are averaged
         return o;
     };
     using Named = std::map<std::string, Tensor<float>>;
@@ -282,13 +283,13 @@ TEST_CASE("joint search: weight averaging makes the model the mean of the epoch-
     std::vector<Named> states;
     auto oc = options(c_dir, 1.0);
     for (const std::int64_t stop : {21, 42}) {
-        oc.stop_after_steps = stop;
+        oc.run.stop_after_steps = stop;
         Joint c(train, test, oc, {}, tiny_space());
         if (stop != 21) REQUIRE(c.resume());
         CHECK_THROWS_AS(c.run(), search::interrupted);
         states.push_back(weights_of(c.net()));
     }
-    oc.stop_after_steps = -1;
+    oc.run.stop_after_steps = -1;
     Joint c(train, test, oc, {}, tiny_space());
     REQUIRE(c.resume());
     const auto rc = c.run();
@@ -347,12 +348,12 @@ TEST_CASE("joint search: weight averaging makes the model the mean of the epoch-
     // Interrupted after the first average (step 30) and resumed: the same model, byte for byte.
     const std::string b_dir = fresh_dir("avg_b");
     auto ob = options(b_dir, 0.3);
-    ob.stop_after_steps = 30;
+    ob.run.stop_after_steps = 30;
     {
         Joint b(train, test, ob, {}, tiny_space());
         CHECK_THROWS_AS(b.run(), search::interrupted);
     }
-    ob.stop_after_steps = -1;
+    ob.run.stop_after_steps = -1;
     Joint b(train, test, ob, {}, tiny_space());
     REQUIRE(b.resume());
     const auto rb = b.run();
@@ -380,7 +381,7 @@ TEST_CASE("joint search: bad numbers end in an error naming the cause; a diverge
     require_throws_with<value_error>([&] { Joint(train, inf_test, tiny_options(""), {}, tiny_space()); },
                                      {"the test set", "image 149", "(-inf) at pixel 0"});
     auto smoothing = tiny_options("");
-    smoothing.label_smoothing = 2;
+    smoothing.hpo.label_smoothing = 2;
     require_throws_with<value_error>([&] { Joint(train, test, smoothing, {}, tiny_space()); },
                                      {"label_smoothing must be in [0, 1), got 2"});
 
@@ -391,11 +392,13 @@ TEST_CASE("joint search: bad numbers end in an error naming the cause; a diverge
     const auto good = read_bytes(dir + "/model.bin");
     const auto good_result = read_bytes(dir + "/result.json");
     auto wild = tiny_options(dir);
-    wild.lr = 1e6;
+    wild.run.lr = 1e6;
     require_throws_with<value_error>([&] { Joint(train, test, wild, {}, tiny_space()); },
                                      {"hyperparameter 'lr'", "[0.001, 1]", "start it inside the range"});
     using FixedHpo = search::JointSearch<da::PairPolicyDA, nas::DSNAS<nas::ShuffleSpace>, hpo::FixedSchedule>;
-    require_throws_with<search::divergence_error>([&] { FixedHpo(train, test, wild, {}, tiny_space()).run(); },
+    auto wild_fixed = tiny_options<FixedHpo>(dir);
+    wild_fixed.run.lr = 1e6;
+    require_throws_with<search::divergence_error>([&] { FixedHpo(train, test, wild_fixed, {}, tiny_space()).run(); },
                                                   {"became", "non-finite", "Try a lower --lr"});
     CHECK(read_bytes(dir + "/model.bin") == good);
     CHECK(read_bytes(dir + "/result.json") == good_result);
@@ -405,7 +408,7 @@ TEST_CASE("joint search: divergence stops with a message and keeps the checkpoin
     const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
     const std::string dir = fresh_dir("errors");
     auto o = tiny_options(dir);
-    o.stop_after_steps = 3;
+    o.run.stop_after_steps = 3;
     {
         Joint j(train, test, o, {}, tiny_space());
         CHECK_THROWS_AS(j.run(), search::interrupted);
@@ -417,7 +420,7 @@ TEST_CASE("joint search: divergence stops with a message and keeps the checkpoin
     auto poisoned = train;
     poisoned.images = train.images.clone();
     poisoned.images.fill(3e38f);
-    o.stop_after_steps = -1;
+    o.run.stop_after_steps = -1;
     {
         Joint j(poisoned, test, o, {}, tiny_space());
         REQUIRE(j.resume());
@@ -428,7 +431,7 @@ TEST_CASE("joint search: divergence stops with a message and keeps the checkpoin
 
     // Another configuration may not resume this checkpoint.
     auto other = o;
-    other.seed = 5;
+    other.run.seed = 5;
     {
         Joint j(train, test, other, {}, tiny_space());
         require_throws_with<format_error>([&] { j.resume(); }, {"different configuration"});
@@ -464,27 +467,29 @@ TEST_CASE("joint search: divergence stops with a message and keeps the checkpoin
         Joint j(train, test, o, {}, tiny_space());
         require_throws_with<format_error>([&] { j.resume(); }, {"not a diffautoml checkpoint"});
     }
-    require_throws_with<value_error>([&] { Joint(train, test, [&] { auto x = o; x.validation = 390; return x; }(), {}, tiny_space()); },
+    require_throws_with<value_error>([&] { Joint(train, test, [&] { auto x = o; x.run.validation = 390; return x; }(), {}, tiny_space()); },
                                      {"too few"});
     // The learned rate's floor and the weight decay's ceiling reach the HPO policy; an initial
     // rate below the floor is an error that names it.
     auto bounded = o;
-    bounded.lr_min = 0.02;
-    bounded.wd_max = 1e-3;
-    bounded.label_smoothing = 0.1;
+    bounded.hpo.lr_lo = 0.02;
+    bounded.hpo.wd_hi = 1e-3;
+    bounded.hpo.label_smoothing = 0.1;
     {
         Joint j(train, test, bounded, {}, tiny_space());
         CHECK(j.hpo_policy().options().lr_lo == 0.02);
         CHECK(j.hpo_policy().options().wd_hi == 1e-3);
         CHECK(j.hpo_policy().label_smoothing() == 0.1);
-        CHECK(j.config_json().at("lr_min") == 0.02);
-        CHECK(j.config_json().at("label_smoothing") == 0.1);
+        CHECK(j.config_json().at("hpo_options").at("lr_lo") == 0.02);
+        CHECK(j.config_json().at("hpo_options").at("label_smoothing") == 0.1);
+        CHECK(j.config_json().at("da_options").at("pixels").at("std") == 0.35);  // the run's pixel space reached DA
     }
-    bounded.label_smoothing = 1.0;
+    bounded.hpo.label_smoothing = 1.0;
     require_throws_with<value_error>([&] { Joint(train, test, bounded, {}, tiny_space()); }, {"label_smoothing must be in [0, 1)"});
-    bounded.label_smoothing = 0.0;
-    bounded.lr_min = 0.1;  // above the initial 0.05
-    require_throws_with<value_error>([&] { Joint(train, test, bounded, {}, tiny_space()); }, {"lr_min = 0.1", "learning rate 0.05"});
+    bounded.hpo.label_smoothing = 0.0;
+    bounded.hpo.lr_lo = 0.1;  // above the initial 0.05
+    require_throws_with<value_error>([&] { Joint(train, test, bounded, {}, tiny_space()); },
+                                     {"hyperparameter 'lr'", "the value 0.05", "[0.1, 1]"});
 }
 
 TEST_CASE("the time budget plans the steps that fit, shrinking or growing within the cap", "[search]") {
@@ -625,9 +630,9 @@ TEST_CASE("joint search on another dataset: colour images of another size and cl
           "a share of the data, a time budget of seconds", "[search]") {
     const auto train = shapes(330, 3, data::Split::train), test = shapes(100, 4, data::Split::test);
     auto o = tiny_options("");
-    o.validation = 0.1;  // 33 of 330 images
-    o.validation_batch = 64;  // more than the slice: the slice's size is used
-    o.epochs = 6;
+    o.run.validation = 0.1;  // 33 of 330 images
+    o.run.validation_batch = 64;  // more than the slice: the slice's size is used
+    o.run.epochs = 6;
     Joint js(train, test, o, {}, tiny_space());
     CHECK(js.validation_size() == 33);
     CHECK(js.steps_per_epoch() == (330 - 33) / 16);
@@ -643,11 +648,11 @@ TEST_CASE("joint search on another dataset: colour images of another size and cl
     // 36 + (0.97 x 30 - 2 - 11.04) / 0.04 = 437 steps (rounding may move a replan by one). The
     // old plan, timed from step 0 with 60 s kept, had a negative budget and stopped at once.
     auto timed = tiny_options("");
-    timed.validation = 0.1;
-    timed.epochs = 1000;
-    timed.minutes = 0.5;
+    timed.run.validation = 0.1;
+    timed.run.epochs = 1000;
+    timed.run.minutes = 0.5;
     const Joint* self = nullptr;
-    timed.clock = [&] {
+    timed.run.clock = [&] {
         const double k = self ? static_cast<double>(self->step()) : 0.0;
         return k <= 10 ? k : 10 + 0.04 * (k - 10);
     };
@@ -656,9 +661,9 @@ TEST_CASE("joint search on another dataset: colour images of another size and cl
     const auto tr = tj.run();
     CHECK(tr.steps >= 436);
     CHECK(tr.steps <= 438);
-    require_throws_with<value_error>([&] { Joint(train, test, [&] { auto x = o; x.validation = 1.5; return x; }(), {}, tiny_space()); },
+    require_throws_with<value_error>([&] { Joint(train, test, [&] { auto x = o; x.run.validation = 1.5; return x; }(), {}, tiny_space()); },
                                      {"whole number"});
-    require_throws_with<value_error>([&] { Joint(train, test, [&] { auto x = o; x.validation = 0.001; return x; }(), {}, tiny_space()); },
+    require_throws_with<value_error>([&] { Joint(train, test, [&] { auto x = o; x.run.validation = 0.001; return x; }(), {}, tiny_space()); },
                                      {"holds no image"});
 }
 
@@ -668,7 +673,7 @@ TEST_CASE("a choice run reads no test set, keeps the validation slice held out a
     const std::string out = fresh_dir("choice");
     auto o = tiny_options(out);
     require_throws_with<value_error>([&] { Joint(train, o, {}, tiny_space()); }, {"choice run", "join_validation = 1"});
-    o.join_validation = 1;
+    o.run.join_validation = 1;
     Joint choice(train, o, {}, tiny_space());
     CHECK(choice.choice_run());
     const auto r = choice.run();
@@ -689,15 +694,15 @@ TEST_CASE("a choice run reads no test set, keeps the validation slice held out a
     // The same options with a test set and a headline seed: a final run measures both while the
     // slice is held out; the seed's role is recorded.
     auto f = o;
-    f.seed = search::headline_seed;
-    f.out_dir = fresh_dir("final");
+    f.run.seed = search::headline_seed;
+    f.run.out_dir = fresh_dir("final");
     Joint final_run(train, test, f, {}, tiny_space());
     CHECK_FALSE(final_run.choice_run());
     const auto fr = final_run.run();
     INFO("test accuracy " << fr.test_accuracy);
     CHECK(fr.test_accuracy > 0.5);
     CHECK(std::isfinite(fr.val_accuracy));
-    const auto fres = nlohmann::json::parse(std::ifstream(f.out_dir + "/result.json"));
+    const auto fres = nlohmann::json::parse(std::ifstream(f.run.out_dir + "/result.json"));
     CHECK(fres["run"] == "final");
     CHECK(fres["seed_role"] == "headline");
     CHECK(fres["test_accuracy"].get<double>() == fr.test_accuracy);
@@ -827,15 +832,69 @@ private:
 };
 }  // namespace
 
+namespace {
+// A policy of one's own with an options type: JointSearch makes it from Options::da, as it makes
+// the library's, with no factory (search/make.hpp).
+struct ConstantBrightnessOptions {
+    da::PixelSpace pixels{};
+    double magnitude = 0.1;
+};
+void to_json(nlohmann::json& j, const ConstantBrightnessOptions& o) { j = {{"magnitude", o.magnitude}}; }
+
+template <class T = float>
+class ConstantBrightness {
+public:
+    using value_type = T;
+    using options_type = ConstantBrightnessOptions;
+    static constexpr std::string_view policy_name = "constant_brightness";
+    explicit ConstantBrightness(const ConstantBrightnessOptions& o) : opt(o) {}
+    Var<T> augment(const Tensor<T>& x, da::DaContext&) { return Var<T>(x.clone(), false); }
+    void update(const Tensor<T>&, da::DaContext&) {}
+    std::vector<da::PolicyEntry> summary(std::size_t) const { return {{{da::Op::brightness}, 1.0, {opt.magnitude}, {1.0}}}; }
+    bool searching() const { return false; }
+    void save_state(ByteWriter&) const {}
+    void load_state(ByteReader&) {}
+    ConstantBrightnessOptions opt;
+};
+}  // namespace
+
+TEST_CASE("every policy is made from its own options: a user's DA policy, FixedArch, FixedSchedule", "[search]") {
+    const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
+    using S = search::JointSearch<ConstantBrightness, nas::FixedArch<nas::ShuffleSpace>, hpo::FixedSchedule>;
+    static_assert(std::is_same_v<S::Options, search::JointOptions<ConstantBrightnessOptions, nas::FixedArchOptions,
+                                                                  hpo::FixedScheduleOptions>>);
+    auto o = tiny_options<S>("");
+    o.da.magnitude = 0.25;
+    o.nas.architecture = {1, 2};
+    o.hpo.momentum = 0.5;
+    o.run.lr = 0.2;
+    S js(train, test, o, {}, tiny_space());
+    CHECK(js.da_policy().opt.magnitude == 0.25);
+    CHECK(js.da_policy().opt.pixels.std == 0.35);  // the run's pixel space, put into the options' `pixels`
+    CHECK(js.nas_policy().derived() == std::vector<std::int64_t>{1, 2});
+    CHECK(js.hpo_policy().rates(5).lr[0] == Approx(0.2 * js.lr_factor(5)));  // the groups' rate times the schedule
+    const auto c = js.config_json();
+    CHECK(c.at("da_options").at("magnitude") == 0.25);
+    CHECK(c.at("nas_options").at("architecture") == std::vector<std::int64_t>{1, 2});
+    CHECK(c.at("hpo_options").at("momentum") == 0.5);
+    CHECK(c.at("lr") == 0.2);
+    // DSNAS's warm-up in epochs becomes steps through the run's schedule.
+    auto od = tiny_options<Joint>("");
+    od.nas.warmup_epochs = 2.0;
+    Joint dj(train, test, od, {}, tiny_space());
+    CHECK(dj.nas_policy().options().warmup_steps == 2 * dj.steps_per_epoch());
+}
+
 TEST_CASE("the tutorial's NAS and HPO policies plug into the joint search", "[search]") {
     const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
-    auto o = tiny_options("");
     using J = search::JointSearch<da::PairPolicyDA, RandomArch<nas::ShuffleSpace>, StepDecay>;
+    auto o = tiny_options<J>("");
     require_throws_with<value_error>([&] { J(train, test, o, {}, tiny_space()); },
-                                     {"HPO policy 'step_decay' has no default factory", "set Factories::hpo"});
+                                     {"HPO policy 'step_decay' has no constructor (groups, options, lr_factor)",
+                                      "set Factories::hpo"});
     J::Factories f;
-    f.hpo = [](const auto& groups, const search::JointOptions& opt, auto) {
-        return std::make_unique<StepDecay<float>>(groups, opt.lr, 10, opt.momentum);
+    f.hpo = [](const auto& groups, const J::Options& opt, auto) {
+        return std::make_unique<StepDecay<float>>(groups, opt.run.lr, 10, 0.9);
     };
     J js(train, test, o, f, tiny_space());
     const auto r = js.run();
@@ -844,22 +903,22 @@ TEST_CASE("the tutorial's NAS and HPO policies plug into the joint search", "[se
     for (std::size_t d = 0; d < 2; ++d) CHECK(js.nas_policy().probabilities()[d][static_cast<std::size_t>(r.architecture[d])] == 1.0);
     const auto last = js.total_steps() - 1;
     CHECK(js.total_steps() > 20);
-    CHECK(js.hpo_policy().values()[0].second == Approx(o.lr * std::pow(0.5, static_cast<double>(last / 10))));
+    CHECK(js.hpo_policy().values()[0].second == Approx(o.run.lr * std::pow(0.5, static_cast<double>(last / 10))));
     CHECK(r.test_accuracy > 0.34);
 }
 
 TEST_CASE("the tutorial's own DA policy plugs into the joint search with a fixed architecture", "[search]") {
     const auto train = bars(400, 1, data::Split::train), test = bars(150, 2, data::Split::test);
-    auto o = tiny_options("");
-    o.epochs = 1;
-    search::JointSearch<BrightnessOnly, nas::FixedArch<nas::ShuffleSpace>, hpo::FixedSchedule>::Factories f;
-    f.da = [](const search::JointOptions& opt) {
+    using S = search::JointSearch<BrightnessOnly, nas::FixedArch<nas::ShuffleSpace>, hpo::FixedSchedule>;
+    auto o = tiny_options<S>("");
+    o.run.epochs = 1;
+    S::Factories f;  // a policy without options_type: a factory makes it
+    f.da = [](const S::Options& opt) {
         auto p = std::make_unique<BrightnessOnly<float>>();
-        p->pixels_ = opt.pixels;
+        p->pixels_ = opt.run.pixels;
         return p;
     };
-    search::JointSearch<BrightnessOnly, nas::FixedArch<nas::ShuffleSpace>, hpo::FixedSchedule> js(train, test, o, f,
-                                                                                                  tiny_space());
+    S js(train, test, o, f, tiny_space());
     const auto r = js.run();
     CHECK(r.architecture == std::vector<std::int64_t>{0, 0});  // FixedArch's default: choice 0 everywhere
     CHECK(r.test_accuracy > 0.34);

@@ -43,9 +43,9 @@ void run_steps(J& js) {
 
 TEST_CASE("joint search on cuda follows the CPU run step for step", "[cuda][search]") {
     const auto train = bars(480, 1, data::Split::train), test = bars(120, 2, data::Split::test);
-    auto o = tiny_options("");
-    o.stop_after_steps = 6;
-    o.hpo_every = 2;  // three hypergradient steps in the window
+    auto o = tiny_options<CpuJoint>("");
+    o.run.stop_after_steps = 6;
+    o.hpo.every = 2;  // three hypergradient steps in the window
     CpuJoint c(train, test, o, {}, tiny_space());
     GpuJoint g(train, test, o, {}, tiny_space());
     run_steps(c);
@@ -93,7 +93,7 @@ TEST_CASE("joint search on cuda follows the CPU run step for step", "[cuda][sear
 TEST_CASE("joint search on cuda: a whole run writes a model whose CPU accuracy is the run's", "[cuda][search]") {
     const auto train = bars(480, 1, data::Split::train), test = bars(120, 2, data::Split::test);
     const auto out = fresh_dir("run");
-    GpuJoint g(train, test, tiny_options(out), {}, tiny_space());
+    GpuJoint g(train, test, tiny_options<CpuJoint>(out), {}, tiny_space());
     const auto r = g.run();
     CHECK(r.test_accuracy > 0.6);  // the bars are easy; chance is 1/3
     REQUIRE(r.model);
@@ -113,15 +113,15 @@ TEST_CASE("joint search on cuda: a whole run writes a model whose CPU accuracy i
 TEST_CASE("joint search on cuda: a resumed run equals an uninterrupted one", "[cuda][search]") {
     const auto train = bars(480, 1, data::Split::train), test = bars(120, 2, data::Split::test);
     const auto a_dir = fresh_dir("a"), b_dir = fresh_dir("b");
-    GpuJoint a(train, test, tiny_options(a_dir), {}, tiny_space());
+    GpuJoint a(train, test, tiny_options<CpuJoint>(a_dir), {}, tiny_space());
     const auto ra = a.run();
-    auto ob = tiny_options(b_dir);
-    ob.stop_after_steps = 37;
+    auto ob = tiny_options<CpuJoint>(b_dir);
+    ob.run.stop_after_steps = 37;
     {
         GpuJoint b(train, test, ob, {}, tiny_space());
         run_steps(b);
     }
-    ob.stop_after_steps = -1;
+    ob.run.stop_after_steps = -1;
     GpuJoint b(train, test, ob, {}, tiny_space());
     REQUIRE(b.resume());
     CHECK(b.step() == 37);

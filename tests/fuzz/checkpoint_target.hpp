@@ -14,12 +14,12 @@ using CheckpointSearch = diffautoml::search::JointSearch<diffautoml::da::PairPol
                                                          diffautoml::hpo::HypergradLrWd>;
 
 /// The options every checkpoint of the corpus was written with (make_seeds.cpp).
-inline diffautoml::search::JointOptions checkpoint_options() {
-    auto o = dam_test::tiny_options("");
-    o.epochs = 1;
-    o.validation = 32;
-    o.validation_batch = 16;
-    o.recalibration_batches = 1;
+inline CheckpointSearch::Options checkpoint_options() {
+    auto o = dam_test::tiny_options<CheckpointSearch>("");
+    o.run.epochs = 1;
+    o.run.validation = 32;
+    o.run.validation_batch = 16;
+    o.run.recalibration_batches = 1;
     return o;
 }
 inline const diffautoml::data::Dataset& checkpoint_train() {

@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
         s.run();
         write(root / "checkpoint", "valid-finished", s.checkpoint_bytes());
         auto other = dam_fuzz::checkpoint_options();
-        other.seed += 1;
+        other.run.seed += 1;
         dam_fuzz::CheckpointSearch t(dam_fuzz::checkpoint_train(), dam_fuzz::checkpoint_test(), other, {},
                                      dam_test::tiny_space());
         write(root / "checkpoint", "bad-other-seed", t.checkpoint_bytes());

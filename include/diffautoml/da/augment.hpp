@@ -11,6 +11,8 @@
 #include <span>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "../autograd/variable.hpp"
 #include "../core/parallel.hpp"
 #include "../core/rng.hpp"
@@ -25,6 +27,16 @@ struct PixelSpace {
     double mean = 0.0;
     double std = 1.0;
 };
+
+// JSON records of the options (result.json's config; a checkpoint resumes only into the same one).
+inline void to_json(nlohmann::json& j, const PixelSpace& p) { j = {{"mean", p.mean}, {"std", p.std}}; }
+inline void to_json(nlohmann::json& j, Op op) { j = std::string(op_name(op)); }
+inline void to_json(nlohmann::json& j, const MagnitudeRanges& r) {
+    j = {{"shear", r.shear},         {"translate", r.translate}, {"rotate_degrees", r.rotate_degrees},
+         {"enhance", r.enhance},     {"solarize", r.solarize},   {"posterize_bits", r.posterize_bits},
+         {"cutout", r.cutout}};
+}
+inline void to_json(nlohmann::json& j, const AugmentOptions& o) { j = {{"ranges", o.ranges}, {"fill", o.fill}}; }
 
 namespace detail {
 

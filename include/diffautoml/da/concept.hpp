@@ -1,7 +1,7 @@
 #pragma once
 // The contract of a data augmentation policy: the DaPolicy concept (what the trainer calls, in
 // which order), DaContext (what a policy may use during a step), PolicyEntry (what summary()
-// reports), DaPolicyOn (the devices a policy augments on), and the helpers every policy shares.
+// reports), and the helpers every policy shares. DaPolicy<P, D> names the device of the batches.
 // A new policy satisfies DaPolicy in its own header (pair_policy.hpp is the model to copy).
 #include <algorithm>
 #include <cmath>
@@ -44,21 +44,19 @@ struct PolicyEntry {
 ///     p.update(losses, ctx)            the per-sample training losses (N,) of that batch; updates
 ///                                      the policy's parameters and clears their gradients
 /// summary(k) lists the k most likely rows of the policy; searching() says whether it learns.
-template <class P>
-concept DaPolicy = requires(P& p, const P& cp, const Tensor<typename P::value_type>& x, DaContext& ctx) {
+/// The device is a parameter, as in every concept of da/, nas/ and hpo/: DaPolicy<P, D> says that P
+/// augments batches held on D (D defaults to device_of_t<P>, the CPU for a policy that names no
+/// device_type). Every policy can on the CPU; PairPolicyDA and NoAugment also on a GPU. The
+/// policy's own state stays on the host.
+template <class P, class D = device_of_t<P>>
+concept DaPolicy = requires(P& p, const P& cp, const Tensor<typename P::value_type, D>& x,
+                            const Tensor<typename P::value_type>& losses, DaContext& ctx) {
     typename P::value_type;
-    { p.augment(x, ctx) } -> std::same_as<Var<typename P::value_type>>;
-    p.update(x, ctx);
+    { p.augment(x, ctx) } -> std::same_as<Var<typename P::value_type, D>>;
+    p.update(losses, ctx);
     { cp.summary(std::size_t{}) } -> std::same_as<std::vector<PolicyEntry>>;
     { cp.searching() } -> std::same_as<bool>;
     { P::policy_name } -> std::convertible_to<std::string_view>;
-};
-
-/// A DA policy that can augment batches held on device D (every policy can on the CPU;
-/// PairPolicyDA and NoAugment also on a GPU). The policy's own state stays on the host.
-template <class P, class D>
-concept DaPolicyOn = DaPolicy<P> && requires(P& p, const Tensor<typename P::value_type, D>& x, DaContext& ctx) {
-    { p.augment(x, ctx) } -> std::same_as<Var<typename P::value_type, D>>;
 };
 
 /// What a trainer sets as DaContext::unrolled_image_gradient for the batch x it trains on: the

@@ -36,6 +36,20 @@ struct DADAOptions {
     PixelSpace pixels{};
 };
 
+inline void to_json(nlohmann::json& j, const DADAOptions& o) {
+    constexpr const char* objectives[] = {"validation", "adversarial", "training"};
+    j = {{"ops", o.ops},
+         {"tau", o.tau},
+         {"lambda", o.lambda},
+         {"lr", o.lr},
+         {"initial_magnitude", o.initial_magnitude},
+         {"initial_probability", o.initial_probability},
+         {"objective", objectives[static_cast<int>(o.objective)]},
+         {"magnitude_gradient", o.magnitude_gradient == MagnitudeGradient::exact ? "exact" : "straight_through"},
+         {"augment", o.augment},
+         {"pixels", o.pixels}};
+}
+
 /// DADA: each image draws a sub-policy k with a hard Gumbel-softmax sample w = ST(softmax((pi +
 /// g) / tau)); sub-policy k applies op j with a relaxed-Bernoulli gate b_j = sigmoid((beta_kj +
 /// logistic noise) / lambda) and magnitude m_kj:  a_j = b_j T_j(a_{j-1}; m_kj) + (1 - b_j) a_{j-1},
@@ -45,6 +59,7 @@ template <class T = float>
 class DADA {
 public:
     using value_type = T;
+    using options_type = DADAOptions;
     static constexpr std::string_view policy_name = "dada";
 
     explicit DADA(DADAOptions o = {}) : opt_(std::move(o)) {

@@ -57,6 +57,21 @@ struct PairPolicyOptions {
     PixelSpace pixels{};
 };
 
+inline void to_json(nlohmann::json& j, const PairPolicyOptions& o) {
+    j = {{"ops", o.ops},
+         {"max_magnitude", o.max_magnitude},
+         {"lr", o.lr},
+         {"entropy_weight", o.entropy_weight},
+         {"max_ratio", o.max_ratio},
+         {"fade_start", o.fade_start},
+         {"fade_floor", o.fade_floor},
+         {"flip_probability", o.flip_probability},
+         {"estimator", o.estimator == PairPolicyOptions::Estimator::direct ? "direct" : "score_function"},
+         {"baseline_momentum", o.baseline_momentum},
+         {"augment", o.augment},
+         {"pixels", o.pixels}};
+}
+
 /// DiffAutoML's DA policy. Each image draws one ordered pair (o1, o2) by the Gumbel-max trick on
 /// log P, P = softmax(pi) (the same as sampling Cat(P)), and gets o2(o1(x; m1); m2) with
 /// m ~ U(0, M) and a random sign for symmetric ops. update() takes one SGD step on
@@ -66,6 +81,7 @@ template <class T = float>
 class PairPolicyDA {
 public:
     using value_type = T;
+    using options_type = PairPolicyOptions;
     static constexpr std::string_view policy_name = "pair_policy";
 
     explicit PairPolicyDA(PairPolicyOptions o = {}) : opt_(std::move(o)) {

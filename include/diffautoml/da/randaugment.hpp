@@ -22,11 +22,17 @@ struct RandAugmentOptions {
     PixelSpace pixels{};
 };
 
+inline void to_json(nlohmann::json& j, const RandAugmentOptions& o) {
+    j = {{"ops", o.ops}, {"n", o.n}, {"m", o.m}, {"flip_probability", o.flip_probability},
+         {"augment", o.augment}, {"pixels", o.pixels}};
+}
+
 /// RandAugment(N, M): N uniformly chosen ops per image, each at magnitude M / 10, random sign.
 template <class T = float>
 class RandAugment {
 public:
     using value_type = T;
+    using options_type = RandAugmentOptions;
     static constexpr std::string_view policy_name = "randaugment";
 
     explicit RandAugment(RandAugmentOptions o = {}) : opt_(std::move(o)) {

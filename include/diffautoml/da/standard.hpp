@@ -14,12 +14,17 @@ struct StandardAugmentOptions {
     PixelSpace pixels{};
 };
 
+inline void to_json(nlohmann::json& j, const StandardAugmentOptions& o) {
+    j = {{"pad", o.pad}, {"flip", o.flip}, {"fill", o.fill}, {"pixels", o.pixels}};
+}
+
 /// The standard training augmentation: random crop of the padded image (a shift by up to `pad`
 /// pixels each way) and a random horizontal flip. It moves stored values without arithmetic.
 template <class T = float>
 class StandardAugment {
 public:
     using value_type = T;
+    using options_type = StandardAugmentOptions;
     static constexpr std::string_view policy_name = "standard";
 
     explicit StandardAugment(StandardAugmentOptions o = {}) : opt_(o) {

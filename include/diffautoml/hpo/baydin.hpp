@@ -1,10 +1,13 @@
 #pragma once
 // BaydinHD (Baydin et al. 2018): hypergradient descent on the learning rate alone.
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "concept.hpp"
 #include "hyper_sgd.hpp"
@@ -20,6 +23,10 @@ struct BaydinOptions {
     std::function<double(std::int64_t)> lr_factor;
 };
 
+inline void to_json(nlohmann::json& j, const BaydinOptions& o) {
+    j = {{"momentum", o.momentum}, {"beta", o.beta}, {"lr_lo", o.lr_lo}, {"lr_hi", o.lr_hi}};
+}
+
 /// Hypergradient descent (Baydin et al., ICLR 2018), no validation set: the training gradient at
 /// step t is also the hypergradient of the previous step's learning rate,
 ///     dL(w_t)/d eta_{t-1} = -g_t . u_{t-1},   eta_t = eta_{t-1} + beta g_t . u_{t-1},
@@ -30,7 +37,16 @@ template <class T = float>
 class BaydinHD {
 public:
     using value_type = T;
+    using options_type = BaydinOptions;
     static constexpr std::string_view policy_name = "baydin_hd";
+
+    /// As JointSearch makes it: the run's warm-up and cosine factor on the learned rate; each group
+    /// keeps the weight decay it was given.
+    BaydinHD(const std::vector<optim::ParamGroup<T, cpu>>& groups, BaydinOptions o, std::function<double(std::int64_t)> lr_factor)
+        : BaydinHD(groups, [&] {
+              o.lr_factor = std::move(lr_factor);
+              return std::move(o);
+          }()) {}
 
     BaydinHD(const std::vector<optim::ParamGroup<T, cpu>>& groups, BaydinOptions o = {}) : opt_(std::move(o)) {
         DAM_CHECK(!groups.empty(), value_error, "BaydinHD: needs at least one parameter group");

@@ -43,16 +43,18 @@ struct HpoContext {
 ///                                              while ctx.frozen)
 /// step() consumes the weights' gradients and leaves them zero for the next backward pass.
 /// values() names every hyperparameter and its current value (for logs).
-template <class P>
-concept HpoPolicy = requires(P& p, const P& cp, const Var<typename P::value_type, device_of_t<P>>& v,
-                             const Tensor<std::int32_t, device_of_t<P>>& labels,
-                             HpoContext<typename P::value_type, device_of_t<P>>& ctx) {
-    typename P::value_type;
-    { p.training_loss(v, labels) } -> std::same_as<Var<typename P::value_type, device_of_t<P>>>;
-    p.backward(v, v, labels);
-    p.step(ctx);
-    { cp.values() } -> std::same_as<std::vector<std::pair<std::string, double>>>;
-    { P::policy_name } -> std::convertible_to<std::string_view>;
-};
+/// D is the device of the weights it steps: device_of_t<P> (P::device_type, the CPU when it names
+/// none), the convention of every concept of da/, nas/ and hpo/.
+template <class P, class D = device_of_t<P>>
+concept HpoPolicy = std::same_as<D, device_of_t<P>> &&
+                    requires(P& p, const P& cp, const Var<typename P::value_type, D>& v,
+                             const Tensor<std::int32_t, D>& labels, HpoContext<typename P::value_type, D>& ctx) {
+                        typename P::value_type;
+                        { p.training_loss(v, labels) } -> std::same_as<Var<typename P::value_type, D>>;
+                        p.backward(v, v, labels);
+                        p.step(ctx);
+                        { cp.values() } -> std::same_as<std::vector<std::pair<std::string, double>>>;
+                        { P::policy_name } -> std::convertible_to<std::string_view>;
+                    };
 
 }  // namespace diffautoml::hpo

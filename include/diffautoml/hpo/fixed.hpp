@@ -1,21 +1,39 @@
 #pragma once
 // FixedSchedule: no search, the weights stepped with a fixed learning-rate schedule and decay.
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "concept.hpp"
 #include "hyper_sgd.hpp"
 
 namespace diffautoml::hpo {
 
+struct FixedScheduleOptions {
+    double momentum = 0.9;
+    double label_smoothing = 0.0;  ///< eps of the training loss (1 - eps) CE + eps U, fixed
+};
+
+inline void to_json(nlohmann::json& j, const FixedScheduleOptions& o) {
+    j = {{"momentum", o.momentum}, {"label_smoothing", o.label_smoothing}};
+}
+
 template <class T = float, Device D = cpu>
 class FixedSchedule {
 public:
     using value_type = T;
     using device_type = D;
+    using options_type = FixedScheduleOptions;
     static constexpr std::string_view policy_name = "fixed";
+
+    /// As JointSearch makes it: the groups' learning rate times the run's warm-up and cosine factor.
+    FixedSchedule(const std::vector<optim::ParamGroup<T, D>>& groups, const FixedScheduleOptions& o,
+                  std::function<double(std::int64_t)> lr_factor)
+        : FixedSchedule(groups, scaled(groups, std::move(lr_factor)), o.momentum, o.label_smoothing) {}
 
     /// label_smoothing: eps of the training loss (1 - eps) CE + eps U, fixed.
     FixedSchedule(const std::vector<optim::ParamGroup<T, D>>& groups, std::function<double(std::int64_t)> lr,
@@ -58,6 +76,13 @@ public:
     }
 
 private:
+    static std::function<double(std::int64_t)> scaled(const std::vector<optim::ParamGroup<T, D>>& groups,
+                                                      std::function<double(std::int64_t)> f) {
+        DAM_CHECK(!groups.empty() && static_cast<bool>(f), value_error,
+                  "FixedSchedule: needs at least one parameter group and a learning-rate factor");
+        return [lr = groups.front().lr, f = std::move(f)](std::int64_t s) { return lr * f(s); };
+    }
+
     std::function<double(std::int64_t)> lr_;
     double eps_ = 0.0;
     std::unique_ptr<HyperSGD<T, D>> sgd_;

@@ -28,7 +28,10 @@
 //                     and step, exact up to O(e^2).
 #include <cmath>
 #include <functional>
+#include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "../autograd/variable.hpp"
 #include "../core/state.hpp"
@@ -69,6 +72,13 @@ struct HorizonOptions {
                   curvature_step, scale_invariance_tolerance);
     }
 };
+
+inline void to_json(nlohmann::json& j, const HorizonOptions& o) {
+    j = {{"forgetting", o.forgetting},
+         {"curvature", std::string(curvature_name(o.curvature))},
+         {"curvature_step", o.curvature_step},
+         {"scale_invariance_tolerance", o.scale_invariance_tolerance}};
+}
 
 /// How hyperparameter k enters the step of group g: d eta_g / d h_k = rate[g] (with a schedule
 /// eta_g = f(t) h: f(t)) and d lambda_g / d h_k = decay[g].

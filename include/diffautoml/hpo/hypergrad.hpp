@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "concept.hpp"
 #include "hyper_sgd.hpp"
@@ -33,7 +36,27 @@ struct HypergradOptions {
     HorizonOptions horizon{};
 };
 
+inline void to_json(nlohmann::json& j, const HypergradOptions& o) {
+    j = {{"momentum", o.momentum},
+         {"hyper_lr", o.hyper_lr},
+         {"smoothing_hyper_lr", o.smoothing_hyper_lr},
+         {"lr_lo", o.lr_lo},
+         {"lr_hi", o.lr_hi},
+         {"wd_lo", o.wd_lo},
+         {"wd_hi", o.wd_hi},
+         {"smoothing_lo", o.smoothing_lo},
+         {"smoothing_hi", o.smoothing_hi},
+         {"every", o.every},
+         {"label_smoothing", o.label_smoothing},
+         {"horizon", o.horizon}};
+}
+
 namespace detail {
+
+inline HypergradOptions with_factor(HypergradOptions o, std::function<double(std::int64_t)> f) {
+    o.lr_factor = std::move(f);
+    return o;
+}
 
 /// Shared machinery: groups, HyperSGD, the validation pass.
 template <class T, Device D = cpu>
@@ -108,8 +131,13 @@ protected:
 template <class T = float, Device D = cpu>
 class HypergradLrWd : public detail::HypergradBase<T, D> {
 public:
+    using options_type = HypergradOptions;
     static constexpr std::string_view policy_name = "hypergrad_lr_wd";
 
+    /// As JointSearch makes it: the run's warm-up and cosine factor on the learned rate.
+    HypergradLrWd(const std::vector<optim::ParamGroup<T, D>>& groups, HypergradOptions o,
+                  std::function<double(std::int64_t)> lr_factor)
+        : HypergradLrWd(groups, detail::with_factor(std::move(o), std::move(lr_factor))) {}
     HypergradLrWd(const std::vector<optim::ParamGroup<T, D>>& groups, HypergradOptions o = {})
         : detail::HypergradBase<T, D>(groups, o) {
         double wd = 0;
@@ -197,8 +225,14 @@ private:
 template <class T = float>
 class HypergradMulti : public detail::HypergradBase<T> {
 public:
+    using options_type = HypergradOptions;
     static constexpr std::string_view policy_name = "hypergrad_multi";
 
+    /// As JointSearch makes it: the run's warm-up and cosine factor on the learned rates; the
+    /// learned smoothing starts at options.label_smoothing.
+    HypergradMulti(const std::vector<optim::ParamGroup<T, cpu>>& groups, HypergradOptions o,
+                   std::function<double(std::int64_t)> lr_factor)
+        : HypergradMulti(groups, detail::with_factor(o, std::move(lr_factor)), o.label_smoothing) {}
     HypergradMulti(const std::vector<optim::ParamGroup<T, cpu>>& groups, HypergradOptions o = {},
                    double label_smoothing = 0.05)
         : detail::HypergradBase<T>(groups, o) {

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "../optim/unrolled.hpp"
 #include "alpha_policy.hpp"
 
@@ -19,6 +21,11 @@ struct DARTSOptions {
     /// The finite difference of the Hessian-vector term steps the weights by this / ||v|| (DARTS: 0.01).
     double hessian_step = 0.01;
 };
+
+inline void to_json(nlohmann::json& j, const DARTSOptions& o) {
+    j = {{"lr", o.lr}, {"beta1", o.beta1}, {"weight_decay", o.weight_decay}, {"second_order", o.second_order},
+         {"hessian_step", o.hessian_step}};
+}
 
 /// The DARTS Hessian-vector term (Liu et al., 2019, eq. 8):
 ///     (grad_alpha L_train(w + eps v) - grad_alpha L_train(w - eps v)) / (2 eps),  eps = 0.01 / ||v||,
@@ -44,6 +51,7 @@ template <class Space, class T = float, Device D = cpu>
 class DARTS : public AlphaPolicy<T, D> {
 public:
     using space_type = Space;
+    using options_type = DARTSOptions;
     static constexpr std::string_view policy_name = "darts";
 
     DARTS(Supernet<T, D>& net, DARTSOptions o = {}) : AlphaPolicy<T, D>(net, o.lr, o.beta1, o.weight_decay), opt_(o) {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "../sampling/sampling.hpp"
 #include "alpha_policy.hpp"
 
@@ -19,7 +21,15 @@ struct DSNASOptions {
     double flops_penalty = 0.0;    ///< beta of the resource term beta * sum_l E_{p_l}[macs_l] / max path MACs
     double fix_threshold = 0.3;    ///< fix a decision once top-1 minus top-2 probability exceeds this (> 1: never)
     std::int64_t warmup_steps = 0; ///< steps of uniform sampling before alpha is updated
+    /// The warm-up in epochs instead (>= 0: replaces warmup_steps when the policy is made with a
+    /// Schedule, as JointSearch makes it; -1: warmup_steps holds).
+    double warmup_epochs = -1;
 };
+
+inline void to_json(nlohmann::json& j, const DSNASOptions& o) {
+    j = {{"lr", o.lr}, {"beta1", o.beta1}, {"weight_decay", o.weight_decay}, {"flops_penalty", o.flops_penalty},
+         {"fix_threshold", o.fix_threshold}, {"warmup_steps", o.warmup_steps}, {"warmup_epochs", o.warmup_epochs}};
+}
 
 /// DSNAS (Hu et al., CVPR 2020): per decision l a one-hot Z_l ~ Cat(softmax(alpha_l)) is shared
 /// by the batch; only the chosen candidate k runs and its output is multiplied by Z_l[k] (= 1), so
@@ -32,8 +42,11 @@ template <class Space, class T = float, Device D = cpu>
 class DSNAS : public AlphaPolicy<T, D> {
 public:
     using space_type = Space;
+    using options_type = DSNASOptions;
     static constexpr std::string_view policy_name = "dsnas";
 
+    /// With the run's schedule: options.warmup_epochs (when >= 0) becomes the warm-up in steps.
+    DSNAS(Supernet<T, D>& net, DSNASOptions o, const Schedule& s) : DSNAS(net, in_steps(o, s)) {}
     DSNAS(Supernet<T, D>& net, DSNASOptions o = {}) : AlphaPolicy<T, D>(net, o.lr, o.beta1, o.weight_decay), opt_(o) {
         DAM_CHECK(o.flops_penalty >= 0 && o.fix_threshold > 0 && o.warmup_steps >= 0, value_error,
                   "DSNAS: flops_penalty {} must be >= 0, fix_threshold {} > 0 and warmup_steps {} >= 0", o.flops_penalty,
@@ -114,6 +127,14 @@ public:
     const DSNASOptions& options() const { return opt_; }
 
 private:
+    static DSNASOptions in_steps(DSNASOptions o, const Schedule& s) {
+        DAM_CHECK(std::isfinite(o.warmup_epochs) && (o.warmup_epochs >= 0 || o.warmup_epochs == -1), value_error,
+                  "DSNAS: warmup_epochs must be >= 0 (or -1: warmup_steps holds), got {}", o.warmup_epochs);
+        if (o.warmup_epochs >= 0)
+            o.warmup_steps = static_cast<std::int64_t>(o.warmup_epochs * static_cast<double>(s.steps_per_epoch));
+        return o;
+    }
+
     DSNASOptions opt_;
     double max_path_macs_ = 0;
     std::vector<std::int64_t> chosen_;

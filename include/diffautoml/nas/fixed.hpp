@@ -5,11 +5,19 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "../core/state.hpp"
 #include "concept.hpp"
 #include "supernet.hpp"
 
 namespace diffautoml::nas {
+
+struct FixedArchOptions {
+    std::vector<std::int64_t> architecture{};  ///< one choice per decision (empty: choice 0 everywhere)
+};
+
+inline void to_json(nlohmann::json& j, const FixedArchOptions& o) { j = {{"architecture", o.architecture}}; }
 
 /// No search: a fixed architecture (the baseline, and the state after the search phase).
 template <class Space, class T = float, Device D = cpu>
@@ -18,11 +26,14 @@ public:
     using space_type = Space;
     using value_type = T;
     using device_type = D;
+    using options_type = FixedArchOptions;
     static constexpr std::string_view policy_name = "fixed";
 
     FixedArch(Supernet<T, D>& net, std::vector<std::int64_t> arch) : net_(&net), arch_(std::move(arch)) {
         net.check_architecture(arch_);
     }
+    FixedArch(Supernet<T, D>& net, const FixedArchOptions& o)
+        : FixedArch(net, o.architecture.empty() ? std::vector<std::int64_t>(net.num_decisions(), 0) : o.architecture) {}
     void prepare(NasContext<T, D>&) { net_->set_architecture(arch_); }
     void update(NasContext<T, D>&) {}
     std::vector<std::vector<double>> probabilities() const {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "../sampling/sampling.hpp"
 #include "alpha_policy.hpp"
 
@@ -29,6 +31,15 @@ struct SNASOptions {
     double tau_start = 1.0, tau_end = 0.03;             ///< SNAS: from 1, lowered exponentially
     Anneal anneal = Anneal::exponential;
 };
+
+inline void to_json(nlohmann::json& j, const GDASOptions& o) {
+    j = {{"lr", o.lr}, {"beta1", o.beta1}, {"weight_decay", o.weight_decay}, {"tau_start", o.tau_start},
+         {"tau_end", o.tau_end}, {"anneal", o.anneal == Anneal::linear ? "linear" : "exponential"}, {"bilevel", o.bilevel}};
+}
+inline void to_json(nlohmann::json& j, const SNASOptions& o) {
+    j = {{"lr", o.lr}, {"beta1", o.beta1}, {"weight_decay", o.weight_decay}, {"tau_start", o.tau_start},
+         {"tau_end", o.tau_end}, {"anneal", o.anneal == Anneal::linear ? "linear" : "exponential"}};
+}
 
 namespace detail {
 /// Shared machinery of the Gumbel-softmax policies: per decision a sample
@@ -115,6 +126,7 @@ template <class Space, class T = float, Device D = cpu>
 class GDAS : public detail::GumbelPolicy<T, D> {
 public:
     using space_type = Space;
+    using options_type = GDASOptions;
     static constexpr std::string_view policy_name = "gdas";
 
     GDAS(Supernet<T, D>& net, GDASOptions o = {})
@@ -135,6 +147,7 @@ template <class Space, class T = float, Device D = cpu>
 class SNAS : public detail::GumbelPolicy<T, D> {
 public:
     using space_type = Space;
+    using options_type = SNASOptions;
     static constexpr std::string_view policy_name = "snas";
 
     SNAS(Supernet<T, D>& net, SNASOptions o = {})

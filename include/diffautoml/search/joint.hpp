@@ -32,8 +32,8 @@
 #include "../optim/averaging.hpp"
 #include "../optim/epoch.hpp"
 #include "budget.hpp"
-#include "defaults.hpp"
 #include "errors.hpp"
+#include "make.hpp"
 #include "options.hpp"
 #include "report.hpp"
 
@@ -77,77 +77,81 @@ public:
     static_assert(da::DaPolicy<DaPolicy>,
                   "JointSearch: the DA policy does not satisfy da::DaPolicy (augment(images, ctx) -> Var, "
                   "update(losses, ctx), summary(k), searching(), policy_name); see docs/da.md");
-    static_assert(!da::DaPolicy<DaPolicy> || da::DaPolicyOn<DaPolicy, D>,
+    static_assert(!da::DaPolicy<DaPolicy> || da::DaPolicy<DaPolicy, D>,
                   "JointSearch: the DA policy cannot augment batches on this device (augment(Tensor<T, D>, ctx) -> "
                   "Var<T, D>); PairPolicyDA and NoAugment can on every device, see docs/search.md");
-    static_assert(nas::NasPolicy<NAS>,
-                  "JointSearch: the NAS policy does not satisfy nas::NasPolicy (prepare, update, probabilities, "
-                  "derived, searching, policy_name); see docs/nas.md");
-    static_assert(hpo::HpoPolicy<HpoPolicy>,
+    static_assert(nas::SearchSpace<Space>,
+                  "JointSearch: NAS::space_type is not a nas::SearchSpace (name, Options with in_channels, classes "
+                  "and image, default_options(), build<T, D>(options, gen)); see docs/nas.md");
+    static_assert(nas::NasPolicy<NAS, D>,
+                  "JointSearch: the NAS policy does not satisfy nas::NasPolicy (space_type, prepare, update, "
+                  "probabilities, derived, searching, policy_name); see docs/nas.md");
+    static_assert(hpo::HpoPolicy<HpoPolicy, D>,
                   "JointSearch: the HPO policy does not satisfy hpo::HpoPolicy (training_loss, backward, step, values, "
                   "policy_name); see docs/hpo.md");
     static_assert(Checkpointable<DaPolicy> && Checkpointable<NAS> && Checkpointable<HpoPolicy>,
                   "JointSearch: every policy needs save_state(ByteWriter&) const and load_state(ByteReader&) so that "
                   "a run can be checkpointed and resumed");
 
-    /// How the policies are made once the network exists (defaults: each policy's default options).
+    /// What the search is asked to do: each policy's options and the run's (search/options.hpp).
+    using Options = JointOptions<options_of_t<DaPolicy>, options_of_t<NAS>, options_of_t<HpoPolicy>>;
+
+    /// How the policies are made once the network exists. An empty factory makes the policy from
+    /// its own options (Options::da, nas, hpo) with the constructor search/make.hpp names.
     struct Factories {
-        std::function<std::unique_ptr<DaPolicy>(const JointOptions&)> da;
-        std::function<std::unique_ptr<NAS>(nas::Supernet<T, D>&, const JointOptions&, std::int64_t steps_per_epoch)> nas;
-        std::function<std::unique_ptr<HpoPolicy>(const std::vector<optim::ParamGroup<T, D>>&, const JointOptions&,
+        std::function<std::unique_ptr<DaPolicy>(const Options&)> da;
+        std::function<std::unique_ptr<NAS>(nas::Supernet<T, D>&, const Options&, std::int64_t steps_per_epoch)> nas;
+        std::function<std::unique_ptr<HpoPolicy>(const std::vector<optim::ParamGroup<T, D>>&, const Options&,
                                                  std::function<double(std::int64_t)> lr_factor)>
             hpo;
     };
 
     /// A final run: `train` must be a training set (the validation slice is held out of it); `test`
     /// is only evaluated at the end.
-    JointSearch(const data::Dataset& train, const data::Dataset& test, JointOptions o, Factories f = {},
+    JointSearch(const data::Dataset& train, const data::Dataset& test, Options o, Factories f = {},
                 typename Space::Options space = Space::default_options())
         : JointSearch(train, &test, std::move(o), std::move(f), space) {}
     /// A choice run (docs/protocol.md): no test set; the validation slice stays held out to the end
     /// (join_validation must be 1) and the result is the derived network's accuracy on it.
-    JointSearch(const data::Dataset& train, JointOptions o, Factories f = {},
+    JointSearch(const data::Dataset& train, Options o, Factories f = {},
                 typename Space::Options space = Space::default_options())
         : JointSearch(train, static_cast<const data::Dataset*>(nullptr), std::move(o), std::move(f), space) {}
 
 private:
-    JointSearch(const data::Dataset& train, const data::Dataset* test, JointOptions o, Factories f,
+    JointSearch(const data::Dataset& train, const data::Dataset* test, Options o, Factories f,
                 typename Space::Options space)
-        : opt_(std::move(o)), test_(test), gen_(opt_.seed) {
-        DAM_CHECK(test_ || opt_.join_validation == 1, value_error,
+        : opt_(std::move(o)), test_(test), gen_(opt_.run.seed) {
+        DAM_CHECK(test_ || opt_.run.join_validation == 1, value_error,
                   "JointSearch: a choice run (no test set) reports the held-out validation accuracy, so the slice "
                   "must stay held out: set join_validation = 1 (got {})",
-                  opt_.join_validation);
-        DAM_CHECK(opt_.epochs >= 1 && opt_.batch >= 1, value_error, "JointSearch: epochs {} and batch {} must be >= 1",
-                  opt_.epochs, opt_.batch);
-        DAM_CHECK(opt_.search_fraction > 0 && opt_.search_fraction <= 1, value_error,
-                  "JointSearch: search_fraction {} must be in (0, 1]", opt_.search_fraction);
-        DAM_CHECK(opt_.weight_decay >= 0 && opt_.weight_decay <= opt_.wd_max, value_error,
-                  "JointSearch: the initial weight decay {} must lie in [0, wd_max = {}]; raise wd_max or lower it",
-                  opt_.weight_decay, opt_.wd_max);
-        DAM_CHECK(opt_.lr_min > 0 && opt_.lr >= opt_.lr_min, value_error,
-                  "JointSearch: the initial learning rate {} must be >= lr_min = {} (and lr_min > 0); lower lr_min or "
-                  "raise lr",
-                  opt_.lr, opt_.lr_min);
-        DAM_CHECK(opt_.label_smoothing >= 0 && opt_.label_smoothing < 1, value_error,
-                  "JointSearch: label_smoothing must be in [0, 1), got {}", opt_.label_smoothing);
-        DAM_CHECK(opt_.join_validation > 0 && opt_.join_validation <= 1, value_error,
+                  opt_.run.join_validation);
+        DAM_CHECK(opt_.run.epochs >= 1 && opt_.run.batch >= 1, value_error, "JointSearch: epochs {} and batch {} must be >= 1",
+                  opt_.run.epochs, opt_.run.batch);
+        DAM_CHECK(opt_.run.search_fraction > 0 && opt_.run.search_fraction <= 1, value_error,
+                  "JointSearch: search_fraction {} must be in (0, 1]", opt_.run.search_fraction);
+        DAM_CHECK(opt_.run.weight_decay >= 0 && opt_.run.lr > 0 && std::isfinite(opt_.run.lr) &&
+                      std::isfinite(opt_.run.weight_decay),
+                  value_error,
+                  "JointSearch: the initial learning rate {} must be > 0 and the weight decay {} >= 0 (RunOptions::lr "
+                  "and weight_decay; --lr and --wd)",
+                  opt_.run.lr, opt_.run.weight_decay);
+        DAM_CHECK(opt_.run.join_validation > 0 && opt_.run.join_validation <= 1, value_error,
                   "JointSearch: join_validation must be in (0, 1] (a share of the steps; 1 = never), got {}",
-                  opt_.join_validation);
-        DAM_CHECK(opt_.average_from >= 0 && opt_.average_from <= 1, value_error,
+                  opt_.run.join_validation);
+        DAM_CHECK(opt_.run.average_from >= 0 && opt_.run.average_from <= 1, value_error,
                   "JointSearch: average_from must be in [0, 1] (a share of the steps; 1 = no weight averaging), got {}",
-                  opt_.average_from);
-        DAM_CHECK(opt_.minutes >= 0 && opt_.checkpoint_minutes > 0, value_error,
-                  "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.minutes,
-                  opt_.checkpoint_minutes);
+                  opt_.run.average_from);
+        DAM_CHECK(opt_.run.minutes >= 0 && opt_.run.checkpoint_minutes > 0, value_error,
+                  "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.run.minutes,
+                  opt_.run.checkpoint_minutes);
         data::check_finite(train, "JointSearch: the training set");
         if (test_) data::check_finite(*test_, "JointSearch: the test set");
-        const std::int64_t n_val = validation_images(opt_.validation, train.size());
-        DAM_CHECK(train.size() >= n_val + opt_.batch, value_error,
+        const std::int64_t n_val = validation_images(opt_.run.validation, train.size());
+        DAM_CHECK(train.size() >= n_val + opt_.run.batch, value_error,
                   "JointSearch: {} training images are too few for a validation slice of {} and a batch of {}; lower "
                   "the batch size or the validation share",
-                  train.size(), n_val, opt_.batch);
-        auto [rest, val] = hpo::hold_out(train, n_val, opt_.seed ^ 0x5a17u);
+                  train.size(), n_val, opt_.run.batch);
+        auto [rest, val] = hpo::hold_out(train, n_val, opt_.run.seed ^ 0x5a17u);
         train_ = std::make_shared<data::Dataset>(std::move(rest));
         val_ = std::make_unique<hpo::ValidationSet>(std::move(val));
         space.classes = train.classes;
@@ -155,14 +159,15 @@ private:
         space.image = train.image_shape()[1];
         space_ = space;
         net_ = Space::template build<T, D>(space, gen_);
-        loader_ = std::make_unique<data::BatchLoader>(*train_, opt_.batch, true, opt_.seed + 1, true);
+        loader_ = std::make_unique<data::BatchLoader>(*train_, opt_.run.batch, true, opt_.run.seed + 1, true);
         steps_per_epoch_ = loader_->batches_per_epoch();
-        total_steps_ = opt_.epochs * steps_per_epoch_;
-        da_ = f.da ? f.da(opt_) : default_da<DaPolicy>(opt_);
-        nas_ = f.nas ? f.nas(*net_, opt_, steps_per_epoch_) : default_nas<NAS>(*net_, opt_, steps_per_epoch_);
-        auto groups = optim::decay_groups(net_->named_parameters(), opt_.lr, opt_.weight_decay);
+        total_steps_ = opt_.run.epochs * steps_per_epoch_;
+        da_ = f.da ? f.da(opt_) : make_da<DaPolicy>(opt_.da, opt_.run);
+        nas_ = f.nas ? f.nas(*net_, opt_, steps_per_epoch_)
+                     : make_nas<NAS>(*net_, opt_.nas, nas::Schedule{steps_per_epoch_, total_steps_});
+        auto groups = optim::decay_groups(net_->named_parameters(), opt_.run.lr, opt_.run.weight_decay);
         auto factor = [this](std::int64_t step) { return lr_factor(step); };
-        hpo_ = f.hpo ? f.hpo(groups, opt_, factor) : default_hpo<HpoPolicy>(groups, opt_, factor);
+        hpo_ = f.hpo ? f.hpo(groups, opt_, factor) : make_hpo<HpoPolicy>(groups, opt_.hpo, factor);
         loader_->start_epoch(0);
         weights_ = net_->parameters();
     }
@@ -176,7 +181,7 @@ public:
 
     /// Warm-up then cosine decay of the learning rate (a factor on the HPO policy's value).
     double lr_factor(std::int64_t step) const {
-        const double warm = opt_.warmup_epochs * static_cast<double>(steps_per_epoch_);
+        const double warm = opt_.run.warmup_epochs * static_cast<double>(steps_per_epoch_);
         if (warm > 0 && static_cast<double>(step) < warm) return (static_cast<double>(step) + 1) / warm;
         return 0.5 * (1 + std::cos(3.14159265358979323846 * progress(step)));
     }
@@ -190,7 +195,7 @@ public:
     std::int64_t step() const { return step_; }
     std::int64_t total_steps() const { return total_steps_; }
     std::int64_t steps_per_epoch() const { return steps_per_epoch_; }
-    /// The size of the validation slice for `option` (JointOptions::validation) of `n` training images.
+    /// The size of the validation slice for `option` (RunOptions::validation) of `n` training images.
     static std::int64_t validation_images(double option, std::int64_t n) {
         DAM_CHECK(std::isfinite(option) && option > 0 && (option < 1 || option == std::floor(option)), value_error,
                   "JointSearch: validation must be a share of the training set in (0, 1) or a whole number of images, "
@@ -205,9 +210,9 @@ public:
     }
     /// The images of the validation slice.
     std::int64_t validation_size() const { return val_->size(); }
-    /// The validation batch: JointOptions::validation_batch, at most the slice.
-    std::int64_t validation_batch() const { return std::min(opt_.validation_batch, val_->size()); }
-    /// Whether the validation images have joined training (JointOptions::join_validation).
+    /// The validation batch: RunOptions::validation_batch, at most the slice.
+    std::int64_t validation_batch() const { return std::min(opt_.run.validation_batch, val_->size()); }
+    /// Whether the validation images have joined training (RunOptions::join_validation).
     bool validation_joined() const { return joined_; }
     /// The images training batches are drawn from now: the training set less the validation
     /// slice, or all of it once the slice has joined.
@@ -215,61 +220,26 @@ public:
 
     /// A description of the configuration; a checkpoint resumes only into the same one.
     nlohmann::json config_json() const {
-        nlohmann::json c = {{"space", Space::name},
-                {"space_options", space_.to_json()},
-                {"da", std::string(DaPolicy::policy_name)},
-                {"nas", std::string(NAS::policy_name)},
-                {"hpo", std::string(HpoPolicy::policy_name)},
-                {"epochs", opt_.epochs},
-                {"minutes", opt_.minutes},
-                {"batch", opt_.batch},
-                {"lr", opt_.lr},
-                {"weight_decay", opt_.weight_decay},
-                {"momentum", opt_.momentum},
-                {"warmup_epochs", opt_.warmup_epochs},
-                {"search_fraction", opt_.search_fraction},
-                {"hpo_every", opt_.hpo_every},
-                {"hpo_forgetting", opt_.hpo_forgetting},
-                {"hpo_curvature", std::string(hpo::curvature_name(opt_.hpo_curvature))},
-                {"da_max_magnitude", opt_.da_max_magnitude},
-                {"da_lr", opt_.da_lr},
-                {"da_max_ratio", opt_.da_max_ratio},
-                {"da_entropy", opt_.da_entropy},
-                {"da_fade_start", opt_.da_fade_start},
-                {"da_fade_floor", opt_.da_fade_floor},
-                {"da_flip", opt_.da_flip},
-                {"da_ops", da_ops_names()},
-                {"da_estimator", opt_.da_estimator == da::PairPolicyOptions::Estimator::direct ? "direct" : "score_function"},
-                {"wd_max", opt_.wd_max},
-                {"lr_min", opt_.lr_min},
-                {"label_smoothing", opt_.label_smoothing},
-                {"join_validation", opt_.join_validation},
-                {"average_from", opt_.average_from},
-                {"retime_after_join", opt_.retime_after_join},
-                {"validation", opt_.validation},
-                {"validation_images", val_->size()},
-                {"train_images", train_->size() + val_->size()},
-                {"seed", opt_.seed},
-                {"train_images", train_->size()}};
-        if constexpr (DaPolicy::policy_name == "randaugment") {  // only its runs: the others' records stay as they were
-            c["ra_n"] = opt_.ra_n;
-            c["ra_m"] = opt_.ra_m;
-        }
+        nlohmann::json c = run_json(opt_.run);
+        c["space"] = std::string(Space::name);
+        c["space_options"] = space_.to_json();
+        c["da"] = std::string(DaPolicy::policy_name);
+        c["nas"] = std::string(NAS::policy_name);
+        c["hpo"] = std::string(HpoPolicy::policy_name);
+        c["da_options"] = detail::options_json(detail::with_pixels(opt_.da, opt_.run.pixels));
+        c["nas_options"] = detail::options_json(opt_.nas);
+        c["hpo_options"] = detail::options_json(opt_.hpo);
+        c["validation_images"] = val_->size();
+        c["train_images"] = train_->size();
         return c;
     }
 
-    std::vector<std::string> da_ops_names() const {
-        std::vector<std::string> v;
-        for (da::Op o : opt_.da_ops.empty() ? da::all_ops() : opt_.da_ops) v.emplace_back(da::op_name(o));
-        return v;
-    }
-
-    std::string checkpoint_path() const { return opt_.out_dir + "/checkpoint.bin"; }
+    std::string checkpoint_path() const { return opt_.run.out_dir + "/checkpoint.bin"; }
 
     /// Loads out_dir/checkpoint.bin; false when there is none.
     bool resume() {
         const std::string path = checkpoint_path();
-        if (opt_.out_dir.empty() || !std::filesystem::exists(path)) return false;
+        if (opt_.run.out_dir.empty() || !std::filesystem::exists(path)) return false;
         load_checkpoint(path);
         return true;
     }
@@ -279,8 +249,8 @@ public:
     /// one written by another configuration. Drivers that run many searches (diffautoml-ablation)
     /// use it to skip the runs that already finished when they are started again.
     nlohmann::json finished_result() const {
-        const std::string path = opt_.out_dir + "/result.json";
-        if (opt_.out_dir.empty() || !std::filesystem::exists(path) || std::filesystem::exists(checkpoint_path()))
+        const std::string path = opt_.run.out_dir + "/result.json";
+        if (opt_.run.out_dir.empty() || !std::filesystem::exists(path) || std::filesystem::exists(checkpoint_path()))
             return nullptr;
         const auto bytes = read_file(path);
         auto r = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
@@ -296,7 +266,7 @@ public:
         const double offset = elapsed_before_;
         auto elapsed = [&] { return offset + now() - start; };
         auto last_ckpt = std::chrono::steady_clock::now();
-        if (!opt_.out_dir.empty()) diffautoml::create_directories(opt_.out_dir);
+        if (!opt_.run.out_dir.empty()) diffautoml::create_directories(opt_.run.out_dir);
         nas::NasContext<T, D> nctx;
         nctx.gen = &gen_;
         nctx.weights = net_->parameters();
@@ -320,22 +290,22 @@ public:
         while (step_ < total_steps_) {
             const std::int64_t epoch = step_ / steps_per_epoch_, in_epoch = step_ % steps_per_epoch_;
             if (in_epoch == 0 && !joined_ && derived_ &&
-                static_cast<double>(step_) >= opt_.join_validation * static_cast<double>(total_steps_)) {
+                static_cast<double>(step_) >= opt_.run.join_validation * static_cast<double>(total_steps_)) {
                 join_validation();
                 loader_->start_epoch(epoch);
-                if (opt_.minutes > 0 && opt_.retime_after_join) plan_.begin(BudgetPlan::joined, step_, elapsed());
+                if (opt_.run.minutes > 0 && opt_.run.retime_after_join) plan_.begin(BudgetPlan::joined, step_, elapsed());
             }
             if (in_epoch == 0 && loader_->position() != 0) loader_->start_epoch(epoch);
             hctx.frozen = joined_;
-            if (!bar && opt_.progress) {
+            if (!bar && opt_.run.progress) {
                 const std::int64_t epoch_steps = std::min(steps_per_epoch_, total_steps_ - epoch * steps_per_epoch_);
                 bar = std::make_unique<ProgressBar>(epoch_steps, fmt::format("epoch {:2}/{}", epoch + 1, epochs_planned()));
             }
             batch = loader_->next();
             train_step(batch, nctx, hctx);
             ++step_;
-            if (opt_.minutes > 0 && step_ == kBudgetWarmup) plan_.skip_warmup(step_, elapsed());
-            if (opt_.minutes > 0 && step_ == kBudgetWarmup + 30 && !budget_fixed_) fix_budget(elapsed());
+            if (opt_.run.minutes > 0 && step_ == kBudgetWarmup) plan_.skip_warmup(step_, elapsed());
+            if (opt_.run.minutes > 0 && step_ == kBudgetWarmup + 30 && !budget_fixed_) fix_budget(elapsed());
             if (bar)
                 bar->update(step_ - epoch * steps_per_epoch_, epoch_.seen, epoch_.text());
             if (step_ % steps_per_epoch_ == 0 || step_ == total_steps_) {
@@ -343,19 +313,19 @@ public:
                 bar.reset();
                 end_epoch(elapsed());
                 // Within the warm-up nothing is timed yet: the plan waits for the 30 timed steps.
-                if (opt_.minutes > 0 && step_ < total_steps_ && step_ > kBudgetWarmup + 10) fix_budget(elapsed());
+                if (opt_.run.minutes > 0 && step_ < total_steps_ && step_ > kBudgetWarmup + 10) fix_budget(elapsed());
             }
-            const bool stop = stop_flag().load() || (opt_.stop_after_steps >= 0 && step_ >= opt_.stop_after_steps);
+            const bool stop = stop_flag().load() || (opt_.run.stop_after_steps >= 0 && step_ >= opt_.run.stop_after_steps);
             const bool due = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >
-                             opt_.checkpoint_minutes * 60;
-            if ((stop || due) && !opt_.out_dir.empty() && step_ < total_steps_) {
+                             opt_.run.checkpoint_minutes * 60;
+            if ((stop || due) && !opt_.run.out_dir.empty() && step_ < total_steps_) {
                 elapsed_before_ = elapsed();
                 save_checkpoint(checkpoint_path());
                 last_ckpt = std::chrono::steady_clock::now();
             }
             if (stop && step_ < total_steps_)
                 throw interrupted(fmt::format("the search stopped at step {} of {}{}", step_, total_steps_,
-                                              opt_.out_dir.empty() ? ""
+                                              opt_.run.out_dir.empty() ? ""
                                                                    : fmt::format("; resume with --resume (checkpoint {})",
                                                                                  checkpoint_path())));
         }
@@ -487,24 +457,24 @@ private:
     /// once more: they skip the hypergradient's validation passes (BudgetPlan).
     void fix_budget(double seconds_so_far) {
         budget_fixed_ = true;
-        const double budget = opt_.minutes * 60 * 0.97 - final_pass_reserve(final_pass_images(), seconds_per_eval_image(seconds_so_far));
+        const double budget = opt_.run.minutes * 60 * 0.97 - final_pass_reserve(final_pass_images(), seconds_per_eval_image(seconds_so_far));
         if (derived_) plan_.begin(BudgetPlan::derived, step_, seconds_so_far);
         const double t = progress(step_);
         const std::int64_t planned = total_steps_;
-        total_steps_ = plan_.replan(step_, seconds_so_far, budget, total_steps_, opt_.epochs * steps_per_epoch_);
+        total_steps_ = plan_.replan(step_, seconds_so_far, budget, total_steps_, opt_.run.epochs * steps_per_epoch_);
         // After the join a new count bends the schedules from where they are (schedule_progress):
         // the growth would otherwise raise the learning rate by half and the share of augmented
         // images with it (the first measured run, docs/results.md).
-        if (opt_.retime_after_join && joined_ && total_steps_ != planned) {
+        if (opt_.run.retime_after_join && joined_ && total_steps_ != planned) {
             sched_from_step_ = step_;
             sched_from_t_ = t;
         }
     }
     static constexpr std::int64_t kBudgetWarmup = 10;  ///< steps not timed by the budget plan
 
-    /// Seconds on the run's clock (JointOptions::clock, else a steady clock).
+    /// Seconds on the run's clock (RunOptions::clock, else a steady clock).
     double now() const {
-        if (opt_.clock) return opt_.clock();
+        if (opt_.run.clock) return opt_.run.clock();
         return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
     }
 
@@ -512,15 +482,15 @@ private:
     /// weight averaging.
     std::int64_t final_pass_images() const {
         const std::int64_t n = training_images().size(), b = std::min<std::int64_t>(256, n);
-        const std::int64_t calib = std::min(opt_.recalibration_batches, n / b) * b;
-        const std::int64_t held = joined_ || opt_.join_validation < 1 ? 0 : val_->size();
-        return (calib + (test_ ? test_->size() : 0) + held) * (opt_.average_from < 1 ? 2 : 1);
+        const std::int64_t calib = std::min(opt_.run.recalibration_batches, n / b) * b;
+        const std::int64_t held = joined_ || opt_.run.join_validation < 1 ? 0 : val_->size();
+        return (calib + (test_ ? test_->size() : 0) + held) * (opt_.run.average_from < 1 ? 2 : 1);
     }
     /// Seconds per image of an evaluation pass: measured at the last epoch end, else bounded by a
     /// training step's time per image so far.
     double seconds_per_eval_image(double seconds_so_far) const {
         if (eval_seconds_per_image_ >= 0) return eval_seconds_per_image_;
-        return seconds_so_far / static_cast<double>(std::max<std::int64_t>(1, step_ * opt_.batch));
+        return seconds_so_far / static_cast<double>(std::max<std::int64_t>(1, step_ * opt_.run.batch));
     }
 
     /// How far the run is through its cosine and fade schedules at `step`.
@@ -533,7 +503,7 @@ private:
         const auto da_step = static_cast<std::int64_t>(std::llround(progress(step_) * static_cast<double>(total_steps_)));
         da::DaContext dctx{&gen_, da_step, total_steps_};
         nctx.step = step_;
-        nctx.total_steps = std::max<std::int64_t>(1, static_cast<std::int64_t>(opt_.search_fraction * static_cast<double>(total_steps_)));
+        nctx.total_steps = std::max<std::int64_t>(1, static_cast<std::int64_t>(opt_.run.search_fraction * static_cast<double>(total_steps_)));
         if constexpr (requires { hpo_->rates(step_).lr.front(); }) nctx.weight_lr = hpo_->rates(step_).lr.front();
         else nctx.weight_lr = hpo_->values().front().second * lr_factor(step_);
         hctx.step = step_;
@@ -583,7 +553,7 @@ private:
     /// The validation slice joins the training images; batches come from all of them from here on.
     void join_validation() {
         full_ = std::make_shared<data::Dataset>(data::concatenate(*train_, val_->data()));
-        loader_ = std::make_unique<data::BatchLoader>(*full_, opt_.batch, true, opt_.seed + 5, true);
+        loader_ = std::make_unique<data::BatchLoader>(*full_, opt_.run.batch, true, opt_.run.seed + 5, true);
         joined_ = true;
     }
 
@@ -592,7 +562,7 @@ private:
             "JointSearch: {} at step {} (epoch {}); nothing was updated with it{}. Try a lower --lr, a narrower "
             "learning-rate range for HPO or a smaller DA magnitude, and check the data for NaN",
             what, step_, step_ / steps_per_epoch_ + 1,
-            opt_.out_dir.empty() ? "" : "; the last checkpoint is intact and --resume continues from it"));
+            opt_.run.out_dir.empty() ? "" : "; the last checkpoint is intact and --resume continues from it"));
     }
     /// Whether every weight gradient is finite. On a GPU: one sum of 0 * g over all of them (NaN
     /// exactly when some value is NaN or Inf), read back once.
@@ -642,8 +612,8 @@ private:
 
     void end_epoch(double seconds) {
         if (derived_ && search_seconds_ == 0) search_seconds_ = seconds;
-        if (opt_.average_from < 1 && derived_ &&
-            static_cast<double>(step_) >= opt_.average_from * static_cast<double>(total_steps_))
+        if (opt_.run.average_from < 1 && derived_ &&
+            static_cast<double>(step_) >= opt_.run.average_from * static_cast<double>(total_steps_))
             average_.add(weights_);
         const auto arch = derived_ ? arch_ : nas_->derived();
         if (!derived_) net_->set_architecture(arch);
@@ -678,7 +648,7 @@ private:
         }
         log_.push_back(rec);
         epoch_.reset();
-        if (opt_.progress)
+        if (opt_.run.progress)
             fmt::print("epoch {} {} train_loss={:.4f} train_accuracy={:.4f} val_loss={:.4f} val_accuracy={:.4f}{} {} "
                        "seconds={:.0f}\n",
                        rec["epoch"].template get<std::int64_t>(), rec["phase"].template get<std::string>(),
@@ -690,17 +660,17 @@ private:
 
     /// report.html from the records so far and, at the end, the result.
     void write_report(const nlohmann::json& result) const {
-        if (opt_.out_dir.empty()) return;
+        if (opt_.run.out_dir.empty()) return;
         nlohmann::json r = result;
         if (r.is_null()) r = {{"config", config_json()}};
-        write_text_atomic(opt_.out_dir + "/report.html", html_report(log_, r));
+        write_text_atomic(opt_.run.out_dir + "/report.html", html_report(log_, r));
     }
 
     void write_log() const {
-        if (opt_.out_dir.empty()) return;
+        if (opt_.run.out_dir.empty()) return;
         std::string s;
         for (const auto& r : log_) s += r.dump() + "\n";
-        write_file_atomic(opt_.out_dir + "/log.jsonl", std::vector<std::uint8_t>(s.begin(), s.end()));
+        write_file_atomic(opt_.run.out_dir + "/log.jsonl", std::vector<std::uint8_t>(s.begin(), s.end()));
     }
 
     JointResult finish(double seconds) {
@@ -713,9 +683,9 @@ private:
         auto derive_recalibrated = [&] {
             auto net = nas::derive<Space>(*net_, arch_);
             const auto calib_batch = std::min<std::int64_t>(256, training_images().size());
-            data::BatchLoader calib(training_images(), calib_batch, true, opt_.seed + 3, true);
+            data::BatchLoader calib(training_images(), calib_batch, true, opt_.run.seed + 3, true);
             calib.start_epoch(0);
-            nn::recalibrate_batch_norm(*net, std::min(opt_.recalibration_batches, calib.batches_per_epoch()),
+            nn::recalibrate_batch_norm(*net, std::min(opt_.run.recalibration_batches, calib.batches_per_epoch()),
                                        [&] { return on_device<D>(calib.next().images); });
             return net;
         };
@@ -749,18 +719,18 @@ private:
         res.hyperparameters = detail::values_json(*hpo_);
         res.da_policy = detail::policy_json(da_->summary(10));
         res.model = host_model;
-        if (!opt_.out_dir.empty()) {
+        if (!opt_.run.out_dir.empty()) {
             const nlohmann::json extra = {{"config", config_json()},
                                           {"hyperparameters", res.hyperparameters},
                                           {"da_policy", res.da_policy},
-                                          {"pixels", {{"mean", opt_.pixels.mean}, {"std", opt_.pixels.std}}}};
-            nas::save_derived(opt_.out_dir + "/model.bin", *host_model, extra);
-            write_text_atomic(opt_.out_dir + "/architecture.json", nas::architecture_json(*net_, arch_).dump(2) + "\n");
+                                          {"pixels", {{"mean", opt_.run.pixels.mean}, {"std", opt_.run.pixels.std}}}};
+            nas::save_derived(opt_.run.out_dir + "/model.bin", *host_model, extra);
+            write_text_atomic(opt_.run.out_dir + "/architecture.json", nas::architecture_json(*net_, arch_).dump(2) + "\n");
             auto number = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
             nlohmann::json result = {{"test_accuracy", number(res.test_accuracy)},
                                            {"val_accuracy", number(res.val_accuracy)},
                                            {"run", test_ ? "final" : "choice"},
-                                           {"seed_role", opt_.seed >= headline_seed ? "headline" : "choice"},
+                                           {"seed_role", opt_.run.seed >= headline_seed ? "headline" : "choice"},
                                            {"host", host_json()},
                                            {"device", std::string(D::name)},
                                            {"wall_seconds", res.wall_seconds},
@@ -777,14 +747,14 @@ private:
                 result["val_accuracy_last"] = number(res.val_accuracy_last);
                 result["averaged_weights"] = res.averaged;
             }
-            write_text_atomic(opt_.out_dir + "/result.json", result.dump(2) + "\n");
+            write_text_atomic(opt_.run.out_dir + "/result.json", result.dump(2) + "\n");
             write_report(result);
             std::filesystem::remove(checkpoint_path());
         }
         return res;
     }
 
-    JointOptions opt_;
+    Options opt_;
     const data::Dataset* test_;
     Generator gen_;
     typename Space::Options space_;
@@ -807,7 +777,7 @@ private:
     std::int64_t sched_from_step_ = 0;    ///< the schedules run linearly from this step ...
     double sched_from_t_ = 0;             ///< ... and progress to the end (schedule_progress)
     bool joined_ = false;                 ///< the validation slice has joined training
-    optim::WeightAverage<T, D> average_;  ///< JointOptions::average_from
+    optim::WeightAverage<T, D> average_;  ///< RunOptions::average_from
     optim::EpochTotals epoch_;  ///< the running training loss and accuracy of the current epoch (checkpointed)
     std::vector<nlohmann::json> log_;
 };

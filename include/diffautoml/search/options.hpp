@@ -18,16 +18,17 @@
 
 namespace diffautoml::search {
 
-struct JointOptions {
+/// What the run itself is asked to do, whatever its policies: the budget, the data split, the
+/// schedule every HPO policy starts from, the phases and the outputs.
+struct RunOptions {
     std::int64_t epochs = 30;
     /// Wall-clock budget of the whole run, final pass included (0: none). The step count is fixed
     /// after 30 steps timed past 10 warm-up steps and remade at each epoch end (BudgetPlan).
     double minutes = 0;
     std::int64_t batch = 128;
-    double lr = 0.1;                     ///< initial learning rate (the HPO policy may learn it)
-    double weight_decay = 5e-4;          ///< initial weight decay
-    double momentum = 0.9;
-    double warmup_epochs = 0.5;          ///< linear warm-up factor on the learning rate
+    double lr = 0.1;                     ///< initial learning rate of every parameter group (the HPO policy may learn it)
+    double weight_decay = 5e-4;          ///< initial weight decay of the decayed group (weights of rank >= 2)
+    double warmup_epochs = 0.5;          ///< linear warm-up factor on the learning rate, then cosine decay
     double search_fraction = 0.5;        ///< the NAS phase ends at this share of the steps at the latest
     /// Training images held out for HPO and per-epoch validation: a share of the training set when
     /// in (0, 1) (1/12: 5,000 of Fashion-MNIST's 60,000), a count when >= 1.
@@ -35,6 +36,9 @@ struct JointOptions {
     std::int64_t validation_batch = 128;  ///< at most the slice's size
     std::int64_t recalibration_batches = 40;  ///< batches of 256 clean training images for the final BN statistics
     std::uint64_t seed = 0;
+    /// How the dataset is normalised. JointSearch gives it to the DA policy's options when they
+    /// have a `pixels` member, and writes it beside the exported model (predict reads it).
+    da::PixelSpace pixels{};
     std::string out_dir;                 ///< checkpoint, log.jsonl, model.bin, ... ("" writes nothing)
     double checkpoint_minutes = 5;
     std::int64_t stop_after_steps = -1;  ///< tests: checkpoint and stop (as on SIGINT) after this many steps
@@ -42,56 +46,6 @@ struct JointOptions {
     /// to the real time.
     std::function<double()> clock;
     bool progress = true;
-    da::PixelSpace pixels{};             ///< how the dataset is normalised (for the DA policy)
-    da::AugmentOptions augment{};        ///< magnitude ranges and fill value of the DA ops (fill: pixel value)
-    std::vector<std::int64_t> fixed_architecture{};  ///< for nas::FixedArch (empty: choice 0 everywhere)
-    double alpha_lr = 3e-2;              ///< DSNAS architecture learning rate (nas_search's measured choice)
-    double nas_warmup_epochs = 0.25;     ///< DSNAS: uniform sampling before alpha moves
-    /// PairPolicyDA's M (m ~ U(0, M)): half the AutoAugment ranges by default, because at M = 1
-    /// the pair policy trailed standard augmentation on Fashion-MNIST (docs/results.md, da_search).
-    double da_max_magnitude = 0.5;
-    double da_lr = 20.0;                 ///< PairPolicyDA's SGD rate on the pair logits
-    /// PairPolicyDA's clamp: no pair more than this many times as likely as another (0: none). As
-    /// docs/algorithm.md states it the update collapsed onto one pair within 9 epochs (docs/results.md).
-    double da_max_ratio = 10.0;
-    double da_entropy = 0.0;             ///< PairPolicyDA's entropy_weight (beta * KL(P || uniform))
-    /// PairPolicyDA's fade_start: from this share of the steps on, fewer and fewer images are
-    /// augmented, none at the last step (1: never). The guarded main run trained on augmented
-    /// images to the end and fitted them no better than the clean ones it is tested on
-    /// (docs/results.md).
-    double da_fade_start = 0.5;
-    /// PairPolicyDA's fade_floor: the share of images still augmented at the end of the fade.
-    double da_fade_floor = 0.0;
-    /// PairPolicyDA's flip_probability: a base left-right flip under the pair policy, kept through
-    /// the fade (0: none, the policy as docs/algorithm.md states it).
-    double da_flip = 0.0;
-    std::vector<da::Op> da_ops{};        ///< the ops of PairPolicyDA (empty: all 17; see da::grey_ops)
-    /// PairPolicyDA's estimator of its update: direct (DiffAutoML's, the main job's) or the
-    /// unbiased score function (docs/da.md).
-    da::PairPolicyOptions::Estimator da_estimator = da::PairPolicyOptions::Estimator::direct;
-    /// RandAugment (a fixed policy, the multi-stage baseline's): N ops per image at magnitude
-    /// M / 10, from RandAugment's ops that da_ops also holds; da_flip is its base flip.
-    int ra_n = 2;
-    double ra_m = 9.0;
-    /// Upper bound of the learned weight decay: the standard recipe's 5e-4, so the hypergradient
-    /// may only lower it. Its greedy bias pushed the decay up in every HPO run at the main job's
-    /// budget (to 2e-3, the old ceiling) and cost 0.3-0.4 points (docs/results.md).
-    double wd_max = 5e-4;
-    /// Lower bound of the learned learning rate: the standard recipe's 0.1, so the hypergradient
-    /// may only raise it. One-step hypergradients are greedy and shrink the rate (docs/results.md,
-    /// hpo_search): without a floor the default run's rate fell from 0.1 to 0.044.
-    double lr_min = 0.1;
-    /// A hypergradient step every k weight steps; each costs a validation forward + backward
-    /// (at 4 about 20% of the time, at 16 about 5%).
-    std::int64_t hpo_every = 16;
-    /// The hypergradient's horizon (HypergradLrWd; docs/hpo.md): forgetting gamma in [0, 1] of the
-    /// forward-mode tangents (0: the one-step method) and how they see the curvature.
-    double hpo_forgetting = 0.0;
-    hpo::Curvature hpo_curvature = hpo::Curvature::radial;
-    /// eps of the training loss (1 - eps) CE + eps U (HypergradLrWd and FixedSchedule; HypergradMulti
-    /// learns its own). The validation loss of the hypergradient and the DA policy's per-sample
-    /// losses stay plain cross-entropy.
-    double label_smoothing = 0.0;
     /// From this share of the steps on (at an epoch start, and not before the architecture is
     /// fixed) the validation images join the training set and the hyperparameters freeze where
     /// the hypergradient left them: it would otherwise measure how well the weights fit images
@@ -110,6 +64,61 @@ struct JointOptions {
     /// batch-norm statistics recomputed. The last weights are evaluated too (result.json's
     /// test_accuracy_last). 1: off, the final model is the last weights.
     double average_from = 1.0;
+};
+
+/// The JSON record of the run options that decide the result (result.json's config; a checkpoint
+/// resumes only into the same one). The clock, progress, checkpoint interval and output folder
+/// are left out: they change no figure.
+inline nlohmann::json run_json(const RunOptions& o) {
+    return {{"epochs", o.epochs},
+            {"minutes", o.minutes},
+            {"batch", o.batch},
+            {"lr", o.lr},
+            {"weight_decay", o.weight_decay},
+            {"warmup_epochs", o.warmup_epochs},
+            {"search_fraction", o.search_fraction},
+            {"validation", o.validation},
+            {"validation_batch", o.validation_batch},
+            {"recalibration_batches", o.recalibration_batches},
+            {"seed", o.seed},
+            {"pixels", o.pixels},
+            {"join_validation", o.join_validation},
+            {"retime_after_join", o.retime_after_join},
+            {"average_from", o.average_from}};
+}
+
+/// The options of a policy that has none (e.g. da::NoAugment).
+struct NoOptions {};
+inline void to_json(nlohmann::json& j, const NoOptions&) { j = nlohmann::json::object(); }
+
+/// A policy's options: P::options_type, or NoOptions when it declares none.
+template <class P>
+struct options_of {
+    using type = NoOptions;
+};
+template <class P>
+    requires requires { typename P::options_type; }
+struct options_of<P> {
+    using type = typename P::options_type;
+};
+template <class P>
+using options_of_t = typename options_of<P>::type;
+
+/// Everything a joint search is asked to do: each policy's own options, nested (the policy is made
+/// from them: search/make.hpp), and the run's. JointSearch<DA, NAS, HPO>::Options is
+/// JointOptions<options_of_t<DA<float>>, options_of_t<NAS>, options_of_t<HPO<float>>>, so a search
+/// on the CPU and the same search on a GPU take the same options. For example
+///     Search::Options o;
+///     o.run.epochs = 10;            o.run.pixels = {0.286, 0.353};
+///     o.da.max_magnitude = 0.5;     // da::PairPolicyOptions
+///     o.nas.lr = 3e-2;              // nas::DSNASOptions
+///     o.hpo.wd_hi = 5e-4;           // hpo::HypergradOptions
+template <class DaOptions, class NasOptions, class HpoOptions>
+struct JointOptions {
+    DaOptions da{};
+    NasOptions nas{};
+    HpoOptions hpo{};
+    RunOptions run{};
 };
 
 /// The outcome of a finished run.

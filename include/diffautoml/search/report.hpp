@@ -185,7 +185,7 @@ inline std::string svg_heatmap(const std::string& title, const std::vector<std::
 /// The report: result summary, curves, heat maps, the learned DA policy and the per-epoch table.
 inline std::string html_report(const std::vector<nlohmann::json>& log, const nlohmann::json& result) {
     using namespace report_detail;
-    // After JointOptions::join_validation the validation images are trained on: those epochs go
+    // After RunOptions::join_validation the validation images are trained on: those epochs go
     // into a series of their own instead of continuing the held-out curve.
     std::vector<Series> acc{{"train", {}}, {"validation", {}}}, loss{{"train", {}}, {"validation", {}}};
     std::vector<Series> hyper;
