@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::map<std::string, int> kRank{{"core", 0}, {"autograd", 1}, {"data", 1}, {"ops", 2},  {"nn", 3},
+const std::map<std::string, int> kRank{{"core", 0}, {"autograd", 1}, {"data", 1}, {"dist", 1}, {"ops", 2},  {"nn", 3},
                                        {"optim", 4}, {"sampling", 4}, {"nas", 5},  {"da", 5},   {"hpo", 5},
                                        {"search", 6}, {"viz", 6}, {"cuda", 2}};
 
