@@ -1,4 +1,5 @@
 #include <cmath>
+#include <limits>
 
 #include "test_helpers.hpp"
 
@@ -485,4 +486,18 @@ TEST_CASE("dropout: gradient check with a fixed mask, and the keep rate", "[ops]
     for (std::int64_t i = 0; i < 1000; ++i) CHECK(xin.grad()[i] == Approx(yd.value()[i] / 2.0).epsilon(1e-12));
     CHECK(ops::dropout(ones, 0.25, false, g).value().shares_storage_with(ones.value()));
     require_throws_with<value_error>([&] { (void)ops::dropout(ones, 1.0, true, g); }, {"dropout", "[0, 1)"});
+}
+
+TEST_CASE("all_finite: NaN or Inf anywhere in any tensor, undefined tensors skipped", "[ops]") {
+    Tensor<float> a = Tensor<float>::full(Shape{3, 4}, 1.5f), b(Shape{5});
+    for (std::int64_t i = 0; i < 5; ++i) b[i] = static_cast<float>(i) - 2.0f;
+    CHECK(ops::all_finite(std::vector<Tensor<float>>{}));
+    CHECK(ops::all_finite(std::vector<Tensor<float>>{a, Tensor<float>(), b}));
+    b[4] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_FALSE(ops::all_finite(std::vector<Tensor<float>>{a, b}));
+    b[4] = 0.0f;
+    a[11] = -std::numeric_limits<float>::infinity();
+    CHECK_FALSE(ops::all_finite(std::vector<Tensor<float>>{Tensor<float>(), a, b}));
+    a[11] = std::numeric_limits<float>::max();  // large but finite
+    CHECK(ops::all_finite(std::vector<Tensor<float>>{a, b}));
 }

@@ -104,16 +104,9 @@ public:
                 T* w = p.value().data();
                 T* b = buf.data();
                 const T* g = p.grad().data();
-                if constexpr (std::is_same_v<D, cpu>) {
-                    for (std::int64_t i = 0; i < p.numel(); ++i) {
-                        b[i] = mu * b[i] + g[i] + lambda * w[i];
-                        w[i] -= eta * b[i];
-                    }
-                } else {
-                    // The same update as the optimizer kernel writes it: d = g + lambda w,
-                    // b = mu b + d (b starts at zero), w -= eta b.
-                    sgd_step(D{}, w, g, b, p.numel(), body::SgdStep<T>{eta, lambda, mu, T(1), false, false});
-                }
+                // The optimizer kernel's update on every device: d = g + lambda w, b = mu b + d (b
+                // starts at zero), w -= eta b.
+                sgd_step(D{}, w, g, b, p.numel(), body::SgdStep<T>{eta, lambda, mu, T(1), false, false});
             }
         }
     }

@@ -1,7 +1,11 @@
 #pragma once
-// Front doors of sum and mean, over everything or along one axis.
+// Front doors of sum and mean, over everything or along one axis, and the finiteness check.
+#include <cmath>
+#include <vector>
+
 #include "../autograd/variable.hpp"
 #include "cpu/elementwise.hpp"
+#include "elementwise.hpp"
 
 namespace diffautoml::ops {
 
@@ -59,6 +63,32 @@ template <class T, Device D> Var<T, D> mean(const Var<T, D>& x) {
     DAM_CHECK(x.numel() > 0, shape_error, "mean: the input {} is empty", x.shape());
     return detail::sum_scaled(x, 1.0 / static_cast<double>(x.numel()), "mean");
 }
+/// Whether every value of every defined tensor of `ts` is finite (no NaN, no Inf): the divergence
+/// check of a training step. On the CPU one pass over the values; on another device one sum of
+/// 0 * t over all of them (NaN exactly when some value is NaN or Inf), read back once.
+template <class T, Device D>
+bool all_finite(const std::vector<Tensor<T, D>>& ts) {
+    if constexpr (std::is_same_v<D, cpu>) {
+        for (const auto& t : ts) {
+            if (!t.defined()) continue;
+            const T* p = t.data();
+            bool ok = true;
+            for (std::int64_t i = 0; i < t.numel(); ++i) ok &= std::isfinite(p[i]);
+            if (!ok) return false;
+        }
+        return true;
+    } else {
+        NoGradGuard no_grad;
+        Var<T, D> total;
+        for (const auto& t : ts) {
+            if (!t.defined()) continue;
+            auto z = sum(mul_scalar(Var<T, D>(t), 0.0));
+            total = total.defined() ? add(total, z) : z;
+        }
+        return !total.defined() || std::isfinite(static_cast<double>(on_host(total.value())[0]));
+    }
+}
+
 /// Sum along `axis` (negative counts from the end).
 template <class T, Device D> Var<T, D> sum(const Var<T, D>& x, int axis, bool keepdim = false) {
     return detail::sum_axis_scaled(x, axis, keepdim, 1.0, "sum");

@@ -330,8 +330,7 @@ private:
     void join_validation();
 
     [[noreturn]] void diverged(const std::string& what) const;
-    /// Whether every weight gradient is finite. On a GPU: one sum of 0 * g over all of them (NaN
-    /// exactly when some value is NaN or Inf), read back once.
+    /// Whether every weight gradient is finite (ops::all_finite: one read-back on a GPU).
     bool gradients_finite() const;
 
     static std::int64_t correct(const Tensor<T>& z, const Tensor<std::int32_t>& labels) {

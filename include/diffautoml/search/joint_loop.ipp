@@ -165,25 +165,10 @@ template <template <class...> class DA, class NAS, template <class...> class HPO
 
 template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
 bool JointSearch<DA, NAS, HPO, D>::gradients_finite() const {
-    if constexpr (std::is_same_v<D, cpu>) {
-        for (const auto& p : weights_) {
-            if (!p.grad().defined()) continue;
-            const T* g = p.grad().data();
-            bool ok = true;
-            for (std::int64_t i = 0; i < p.grad().numel(); ++i) ok &= std::isfinite(g[i]);
-            if (!ok) return false;
-        }
-        return true;
-    } else {
-        NoGradGuard no_grad;
-        Var<T, D> total;
-        for (const auto& p : weights_) {
-            if (!p.grad().defined()) continue;
-            auto z = ops::sum(ops::mul_scalar(Var<T, D>(p.grad()), 0.0));
-            total = total.defined() ? ops::add(total, z) : z;
-        }
-        return !total.defined() || std::isfinite(static_cast<double>(on_host(total.value())[0]));
-    }
+    std::vector<Tensor<T, D>> grads;
+    grads.reserve(weights_.size());
+    for (const auto& p : weights_) grads.push_back(p.grad());
+    return ops::all_finite(grads);
 }
 
 template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
