@@ -56,6 +56,11 @@ declare -A ROWS=(
   [fixed_lr0.1_wd5e-4]="--nas fixed --da standard --hpo fixed --lr 0.1 --wd 5e-4 --lr-min 0.01 --wd-max 5e-3"
   [da]="--nas fixed --da pair --da-fade 1 --hpo fixed --lr $FIXED_LR --wd $FIXED_WD --lr-min 0.01 --wd-max 5e-3"
   [joint_lrup]="--da-fade 1 --lr 0.2 --wd 2e-3 --lr-min 0.2 --wd-max 2e-2 --hpo-forgetting 0.99 --alpha-lr 0.3"
+  # Round 2 of the full-data choice runs (runs/full_choice/run.sh), after the finals found DA alone
+  # above the joint search: joint_lrup with the architecture fixed by 10% of the steps, and
+  # joint_lrup without NAS (the pair policy and the learned decay on the fixed network).
+  [joint_lrup_sf0.1]="--da-fade 1 --lr 0.2 --wd 2e-3 --lr-min 0.2 --wd-max 2e-2 --hpo-forgetting 0.99 --alpha-lr 0.3 --search-fraction 0.1"
+  [da_hpo_lrup]="--nas fixed --da-fade 1 --lr 0.2 --wd 2e-3 --lr-min 0.2 --wd-max 2e-2 --hpo-forgetting 0.99"
 )
 rows=("$@")
 [[ ${#rows[@]} -eq 0 ]] && rows=(joint fixed joint_alpha0.3 da_hpo nas random_arch nas_da nas_hpo)
