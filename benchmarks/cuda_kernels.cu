@@ -118,20 +118,20 @@ int main() {
     const std::vector<da::OpDraw> draws(static_cast<std::size_t>(N), da::OpDraw{da::Op::rotate});
     const std::vector<double> mags(static_cast<std::size_t>(N), 0.5);
     report("rotate forward (bilinear; incl. draw upload)", "128 x 28 x 28", 8.0 * N * H * W,
-           [&] { backend_cuda::augment_forward(cuda{}, imgs.data(), aug.data(), draws, mags, N, 1, H, W, da::AugmentOptions{}); });
+           [&] { backend_cuda::augment_forward(cuda{}, imgs.data(), aug.data(), draws, mags, N, 1, 1, H, W, da::AugmentOptions{}); });
     report("rotate backward (dx, dm; incl. draw upload, dm download)", "128 x 28 x 28", 12.0 * N * H * W, [&] {
         (void)backend_cuda::augment_backward(cuda{}, imgs.data(), aug.data(), gimg.data(), draws, mags, N, 1, H, W,
-                                             da::AugmentOptions{});
+                                             da::AugmentOptions{}, da::MagnitudeGradient::exact);
     });
     // The colour ops run one thread per image (the CPU's per-image code): a mixed batch of all 17.
     std::vector<da::OpDraw> mixed_draws;
     for (std::int64_t i = 0; i < N; ++i) mixed_draws.push_back({static_cast<da::Op>(i % da::kOpCount), 1, 0.3f, 0.6f});
     report("all 17 ops forward (colour: one thread per image)", "128 x 28 x 28", 8.0 * N * H * W, [&] {
-        backend_cuda::augment_forward(cuda{}, imgs.data(), aug.data(), mixed_draws, mags, N, 1, H, W, da::AugmentOptions{});
+        backend_cuda::augment_forward(cuda{}, imgs.data(), aug.data(), mixed_draws, mags, N, 1, 1, H, W, da::AugmentOptions{});
     });
     report("all 17 ops backward", "128 x 28 x 28", 12.0 * N * H * W, [&] {
         (void)backend_cuda::augment_backward(cuda{}, imgs.data(), aug.data(), gimg.data(), mixed_draws, mags, N, 1, H, W,
-                                             da::AugmentOptions{});
+                                             da::AugmentOptions{}, da::MagnitudeGradient::exact);
     });
     {
         const std::int64_t bn_n = 128, bn_c = 96, bn_hw = 14 * 14;

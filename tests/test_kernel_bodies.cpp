@@ -15,7 +15,8 @@
 
 using namespace dam_test;
 
-TEMPLATE_TEST_CASE("Gumbel-softmax row body: the CPU sampler's noise, sample and gradient", "[body][sampling]", float, double) {
+TEMPLATE_TEST_CASE("fused Gumbel-softmax (the row body every backend runs) equals noise + softmax composed from ops",
+                   "[body][sampling]", float, double) {
     using T = TestType;
     const std::int64_t rows = 300, K = 7;
     const double tau = 0.6;
@@ -23,23 +24,50 @@ TEMPLATE_TEST_CASE("Gumbel-softmax row body: the CPU sampler's noise, sample and
     Tensor<T> z(Shape{rows, K});
     Generator g(3);
     normal_(z, g, 0.0, 2.0);
-    const auto logits = parameter(z.clone());
-    const auto ref = sampling::gumbel_softmax(logits, tau, s, false);
-    const auto hard = sampling::gumbel_softmax(Var<T>(z), tau, s, true).value();
     Tensor<T> seed(Shape{rows, K});
     normal_(seed, g, 0.0, 1.0);
+    // Reference: the noise as a tensor, then the autograd ops softmax((z + g) * (1 / tau)).
+    const auto ref_logits = parameter(z.clone());
+    const auto ref = ops::softmax((ref_logits + Var<T>(sampling::gumbel_noise<T>(z.shape(), s))) * (1.0 / tau), -1);
     ref.backward(seed);
-    std::vector<T> y(static_cast<std::size_t>(K)), dz(static_cast<std::size_t>(K));
+    const auto logits = parameter(z.clone());
+    const auto fused = sampling::gumbel_softmax(logits, tau, s, false);
+    fused.backward(seed);
+    const auto hard_logits = parameter(z.clone());
+    const auto hard = sampling::gumbel_softmax(hard_logits, tau, s, true);
+    hard.backward(seed);
+    const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-13;
     for (std::int64_t r = 0; r < rows; ++r) {
-        const std::int64_t arg = body::gumbel_softmax_row(z.data() + r * K, K, tau, s, static_cast<std::uint64_t>(r * K), y.data());
-        CHECK(hard[r * K + arg] == T(1));  // the same category as the CPU's hard sample
-        body::gumbel_softmax_row_backward(y.data(), seed.data() + r * K, K, tau, dz.data());
+        const T* row = ref.value().data() + r * K;
+        const std::int64_t arg = std::max_element(row, row + K) - row;
         for (std::int64_t k = 0; k < K; ++k) {
-            const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-13;
-            CHECK(std::abs(static_cast<double>(y[k] - ref.value()[r * K + k])) <= tol);
-            CHECK(std::abs(static_cast<double>(dz[k] - logits.grad()[r * K + k])) <= tol * 10);
+            const std::int64_t i = r * K + k;
+            CHECK(std::abs(static_cast<double>(fused.value()[i] - ref.value()[i])) <= tol);
+            CHECK(std::abs(static_cast<double>(logits.grad()[i] - ref_logits.grad()[i])) <= tol * 10);
+            CHECK(hard.value()[i] == (k == arg ? T(1) : T(0)));  // the one-hot argmax of the same sample
+            CHECK(hard_logits.grad()[i] == logits.grad()[i]);     // straight-through: the soft gradient
         }
     }
+}
+
+TEST_CASE("Philox noise kernels and dot_sum equal their definitions", "[body][sampling]") {
+    const PhiloxStream s{7, 3};
+    const std::int64_t n = 5000;
+    const Tensor<double> gum = sampling::gumbel_noise<double>(Shape{n}, s), lg = sampling::logistic_noise<double>(Shape{n}, s);
+    for (std::int64_t i = 0; i < n; i += 7) {
+        const double u = s.uniform_double(static_cast<std::uint64_t>(i));
+        CHECK(gum[i] == body::gumbel_from_uniform(u));
+        CHECK(lg[i] == body::logistic_from_uniform(u));
+    }
+    // dot_sum over three pairs (one empty), accumulated in double, against a direct sum.
+    const Tensor<float> a = cast<float>(randn(Shape{1000}, 1).value()), b = cast<float>(randn(Shape{1000}, 2).value());
+    const std::vector<const float*> pa{a.data(), a.data() + 10, a.data()}, pb{b.data(), b.data() + 500, b.data()};
+    const std::vector<std::int64_t> sizes{1000, 0, 400};
+    double want = 0;
+    for (std::int64_t i = 0; i < 1000; ++i) want += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+    for (std::int64_t i = 0; i < 400; ++i) want += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+    CHECK(backend_cpu::dot_sum(cpu{}, pa, pb, sizes) == Approx(want).epsilon(1e-14));
+    CHECK(backend_cpu::dot_sum(cpu{}, std::vector<const float*>{}, std::vector<const float*>{}, std::vector<std::int64_t>{}) == 0.0);
 }
 
 TEST_CASE("weighted-sum element bodies equal the CPU mixed-op kernels", "[body][mixed]") {

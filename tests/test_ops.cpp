@@ -21,6 +21,17 @@ TEST_CASE("elementwise unary ops pass the gradient checker", "[ops][gradcheck]")
     require_gradcheck([](const VD& v) { return ops::pow(v[0], 2.5); }, {pos});
     require_gradcheck([](const VD& v) { return 2.0 - v[0] * 3.0 + 1.0; }, {x});
     require_gradcheck([](const VD& v) { return 1.5 / v[0] - v[0] / 4.0; }, {pos});
+    require_gradcheck([](const VD& v) { return ops::unary(v[0], fn::ScaleShift{0.3, -0.2}); }, {x});
+    require_gradcheck([](const VD& v) { return ops::unary(v[0], fn::ShiftScale{-0.2, 1.0 / 0.3}); }, {x});
+    // The affine pair computes its formulas and round-trips (pixels <-> stored values) to rounding.
+    const Tensor<float> f = Tensor<float>::from(Shape{4}, {-1.5f, 0.0f, 0.25f, 3.0f});
+    const auto there = ops::unary(Var<float>(f), fn::ScaleShift{0.3530, 0.2860}).value();
+    const auto back = ops::unary(Var<float>(there), fn::ShiftScale{-0.2860, 1.0 / 0.3530}).value();
+    for (std::int64_t i = 0; i < 4; ++i) {
+        const double want = static_cast<double>(f[i]) * 0.3530 + 0.2860;
+        CHECK(std::abs(static_cast<double>(there[i]) - want) <= 2 * std::numeric_limits<float>::epsilon() * (1 + std::abs(want)));
+        CHECK(std::abs(back[i] - f[i]) <= 4 * std::numeric_limits<float>::epsilon() * (1 + std::abs(f[i])));
+    }
 }
 
 TEST_CASE("binary ops with broadcasting pass the gradient checker", "[ops][gradcheck]") {

@@ -1,5 +1,6 @@
 #pragma once
-// Every differentiable op.
+// Every differentiable op, and the backend contract with the CPU backend whole.
+#include "ops/backend.hpp"
 #include "ops/conv.hpp"
 #include "ops/dropout.hpp"
 #include "ops/elementwise.hpp"

@@ -80,6 +80,17 @@ void warp(const float* x, const float* gy, std::int64_t N, std::int64_t C, std::
     }
 }
 
+void augment_images(const float* x, std::int64_t N, std::int64_t S, std::int64_t C, std::int64_t H, std::int64_t W,
+                    const std::vector<da::OpDraw>& draws, const std::vector<double>& m, const da::AugmentOptions& o, float* y) {
+    backend_cpu::augment_forward(cpu{}, x, y, draws, m, N, S, C, H, W, o);
+}
+
+std::vector<float> noise(std::int64_t n, std::uint64_t seed, std::uint64_t stream, bool logistic) {
+    const PhiloxStream s{seed, stream};
+    const Tensor<float> t = logistic ? sampling::logistic_noise<float>(Shape{n}, s) : sampling::gumbel_noise<float>(Shape{n}, s);
+    return {t.data(), t.data() + n};
+}
+
 void conv2d(const float* x, const float* w, const float* bias, const float* dy, const ConvGeometry& g, float* y, float* dx,
             float* dw, float* db) {
     backend_cpu::conv2d_forward(cpu{}, x, w, bias, y, g);

@@ -36,6 +36,14 @@ void warp(const float* x, const float* gy, std::int64_t N, std::int64_t C, std::
           const std::vector<diffautoml::da::OpDraw>& draws, const std::vector<double>& m,
           const diffautoml::da::AugmentOptions& o, float* y, float* gx, std::vector<double>& gm);
 
+/// backend_cpu::augment_forward: S ops per image (draws[n S + s] is the s-th op of image n).
+void augment_images(const float* x, std::int64_t N, std::int64_t S, std::int64_t C, std::int64_t H, std::int64_t W,
+                    const std::vector<diffautoml::da::OpDraw>& draws, const std::vector<double>& m,
+                    const diffautoml::da::AugmentOptions& o, float* y);
+
+/// sampling::gumbel_noise (logistic = false) or logistic_noise of n values, PhiloxStream{seed, stream}.
+std::vector<float> noise(std::int64_t n, std::uint64_t seed, std::uint64_t stream, bool logistic);
+
 /// backend_cpu::conv2d_forward / backward_data / backward_weight (bias and db may be null).
 void conv2d(const float* x, const float* w, const float* bias, const float* dy, const diffautoml::ConvGeometry& g, float* y,
             float* dx, float* dw, float* db);

@@ -118,6 +118,52 @@ TEST_CASE("Gumbel-softmax on the GPU draws the CPU sampler's numbers", "[cuda][s
                     value_error);
 }
 
+TEST_CASE("Philox noise on the GPU is the CPU sampler's noise", "[cuda][sampling]") {
+    const std::int64_t n = (1 << 20) + 3;
+    for (const bool logistic : {false, true}) {
+        const Host ref = dam_ref::noise(n, 77, 5, logistic);
+        DeviceArray<float> y(n);
+        backend_cuda::philox_noise(cuda{}, y.data(), n, PhiloxStream{77, 5}, logistic ? body::Noise::logistic : body::Noise::gumbel);
+        require_close(y.to_host(), ref, 1e-6, 1e-6, logistic ? "logistic noise" : "Gumbel noise");
+    }
+}
+
+TEST_CASE("dot_sum on the GPU: many pairs, one value, in double", "[cuda][reduce]") {
+    const std::int64_t n = 300000;
+    const Host a = normal(n, 31), b = normal(n, 32);
+    const DeviceArray<float> ad(a), bd(b);
+    const std::vector<const float*> pa{ad.data(), ad.data() + 7, ad.data()}, pb{bd.data(), bd.data() + 100, bd.data()};
+    const std::vector<std::int64_t> sizes{n, 0, 1000};
+    double want = 0;
+    for (std::int64_t i = 0; i < n; ++i) want += static_cast<double>(a[static_cast<std::size_t>(i)]) * b[static_cast<std::size_t>(i)];
+    for (std::int64_t i = 0; i < 1000; ++i) want += static_cast<double>(a[static_cast<std::size_t>(i)]) * b[static_cast<std::size_t>(i)];
+    const double got = backend_cuda::dot_sum(cuda{}, pa, pb, sizes);
+    CHECK(std::abs(got - want) <= 1e-9 * (1 + std::abs(want)));
+    CHECK(backend_cuda::dot_sum(cuda{}, pa, pb, sizes) == got);  // deterministic
+}
+
+TEST_CASE("augmentation with three ops per image on the GPU equals the CPU backend", "[cuda][augment]") {
+    const std::int64_t N = 64, S = 3, C = 1, H = 28, W = 28, P = C * H * W;
+    const Host x = dam_ref::uniform(N * P, 21, 0.0, 1.0);
+    std::vector<da::OpDraw> draws;
+    std::vector<double> m;
+    for (std::int64_t k = 0; k < N * S; ++k) {
+        draws.push_back({static_cast<da::Op>(k % da::kOpCount), static_cast<std::int8_t>(k % 2 ? 1 : -1), 0.3f, 0.7f});
+        m.push_back(0.1 + 0.8 * static_cast<double>(k % 11) / 10.0);
+    }
+    da::AugmentOptions o;
+    Host y_ref(static_cast<std::size_t>(N * P));
+    dam_ref::augment_images(x.data(), N, S, C, H, W, draws, m, o, y_ref.data());
+    const DeviceArray<float> xd(x);
+    DeviceArray<float> yd(N * P);
+    backend_cuda::augment_forward(cuda{}, xd.data(), yd.data(), draws, m, N, S, C, H, W, o);
+    require_close(yd.to_host(), y_ref, 1e-5, 1e-4, "three ops per image");
+    CHECK_THROWS_AS(backend_cuda::augment_backward(cuda{}, xd.data(), xd.data(), yd.data(), std::span<const da::OpDraw>(draws).first(N),
+                                                   std::span<const double>(m).first(N), N, C, H, W, o,
+                                                   da::MagnitudeGradient::straight_through),
+                    value_error);
+}
+
 TEST_CASE("fused softmax-cross-entropy matches the CPU (forward and backward, label smoothing)", "[cuda][loss]") {
     const std::int64_t N = 1000, K = 10;
     const Host z = normal(N * K, 5, 3.0), g = normal(N, 6);
@@ -179,8 +225,9 @@ TEST_CASE("augmentation kernels match the CPU ops, all 17 (image, image gradient
     dam_ref::warp(x.data(), gy.data(), N, C, H, W, draws, m, o, y.data(), gx.data(), gm);
     const DeviceArray<float> xd(x), gyd(gy);
     DeviceArray<float> yd(N * P), gxd(Host(static_cast<std::size_t>(N * P), 0.0f));
-    backend_cuda::augment_forward(cuda{}, xd.data(), yd.data(), draws, m, N, C, H, W, o);
-    const auto gmd = backend_cuda::augment_backward(cuda{}, xd.data(), gyd.data(), gxd.data(), draws, m, N, C, H, W, o);
+    backend_cuda::augment_forward(cuda{}, xd.data(), yd.data(), draws, m, N, 1, C, H, W, o);
+    const auto gmd = backend_cuda::augment_backward(cuda{}, xd.data(), gyd.data(), gxd.data(), draws, m, N, C, H, W, o,
+                                                    MagnitudeGradient::exact);
     require_close(yd.to_host(), y, 1e-6, 1e-5, "augmented images");
     require_close(gxd.to_host(), gx, 1e-5, 1e-4, "dL/dx (atomic scatter)");
     for (std::int64_t i = 0; i < N; ++i) {
@@ -188,11 +235,11 @@ TEST_CASE("augmentation kernels match the CPU ops, all 17 (image, image gradient
         CHECK(gmd[static_cast<std::size_t>(i)] == Approx(gm[static_cast<std::size_t>(i)]).epsilon(1e-4).margin(1e-4));
     }
     const std::vector<OpDraw> bad_op{{static_cast<Op>(kOpCount)}}, ok{{Op::solarize}};
-    CHECK_THROWS_AS(backend_cuda::augment_forward(cuda{}, xd.data(), yd.data(), bad_op, std::vector<double>{0.5}, 1, C, H, W, o),
+    CHECK_THROWS_AS(backend_cuda::augment_forward(cuda{}, xd.data(), yd.data(), bad_op, std::vector<double>{0.5}, 1, 1, C, H, W, o),
                     value_error);
-    CHECK_THROWS_AS(backend_cuda::augment_forward(cuda{}, xd.data(), yd.data(), ok, std::vector<double>{1.5}, 1, C, H, W, o),
+    CHECK_THROWS_AS(backend_cuda::augment_forward(cuda{}, xd.data(), yd.data(), ok, std::vector<double>{1.5}, 1, 1, C, H, W, o),
                     value_error);
-    CHECK_THROWS_AS(backend_cuda::augment_forward(cuda{}, xd.data(), yd.data(), ok, std::vector<double>{0.5, 0.5}, 1, C, H, W, o),
+    CHECK_THROWS_AS(backend_cuda::augment_forward(cuda{}, xd.data(), yd.data(), ok, std::vector<double>{0.5, 0.5}, 1, 1, C, H, W, o),
                     shape_error);
 }
 

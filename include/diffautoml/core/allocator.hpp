@@ -130,6 +130,11 @@ CachingAllocator<D>& default_allocator() {
 /// A reference-counted buffer owned through std::shared_ptr; returns itself to the cache.
 template <Device D>
 class Storage {
+    static_assert(backend_included<D>,
+                  "Tensor<T, D> / Var<T, D>: no backend of device D in this translation unit. For cuda, "
+                  "#include <diffautoml/cuda/backend.hpp> (from cuda/include) after the library's headers and "
+                  "link diffautoml::cuda_backend; see docs/design.md, 'Devices and the op front door'");
+
 public:
     explicit Storage(std::size_t bytes) : bytes_(bytes), data_(default_allocator<D>().allocate(bytes)) {}
     ~Storage() { default_allocator<D>().deallocate(data_, bytes_); }

@@ -30,6 +30,16 @@ concept Device = requires {
     { D::name } -> std::convertible_to<std::string_view>;
 };
 
+/// Whether device D's backend is part of this translation unit: true for the CPU, whose memory
+/// primitives are in core/ and kernels in ops/cpu/; a device backend's memory header sets it for
+/// its device (cuda/include/diffautoml/cuda/memory.hpp for cuda). Storage<D> asserts it, so that a
+/// Tensor or Var on a device whose backend is missing stops the build with a message naming the
+/// header instead of a failed lookup deep inside an op.
+template <class D>
+inline constexpr bool backend_included = false;
+template <>
+inline constexpr bool backend_included<cpu> = true;
+
 namespace detail {
 template <class P>
 struct device_of {

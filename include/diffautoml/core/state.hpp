@@ -59,13 +59,7 @@ void get_tensor(ByteReader& r, Tensor<T, D>& t, const std::string& what) {
         t = Tensor<T, D>(s);
     }
     const std::size_t bytes = static_cast<std::size_t>(s.numel()) * sizeof(T);
-    if constexpr (std::is_same_v<D, cpu>) {
-        r.copy_bytes(t.data(), bytes);
-    } else {
-        Tensor<T, cpu> h(s);  // aligned host values, then one upload
-        r.copy_bytes(h.data(), bytes);
-        copy_from_host(t, h);
-    }
+    write_from_host(t, [&](T* p) { r.copy_bytes(p, bytes); });
 }
 
 inline void put_doubles(ByteWriter& w, const std::vector<double>& v) {

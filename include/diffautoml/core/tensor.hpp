@@ -218,6 +218,31 @@ void copy_from_host(const Tensor<T, D>& dst, const Tensor<T, cpu>& h) {
     DAM_CHECK(dst.numel() == h.numel(), shape_error, "copy_from_host: {} into {}: sizes differ", h.shape(), dst.shape());
     upload_n(D{}, dst.data(), h.data(), h.numel());
 }
+/// Calls write(p) with p a host pointer to room for t's elements, then makes them t's values: on
+/// the CPU p is t's own storage; on a device, a host buffer uploaded afterwards. For code written
+/// once for every device that reads values from a file or a byte stream.
+template <class T, class Write>
+void write_from_host(const Tensor<T, cpu>& t, Write&& write) {
+    write(t.data());
+}
+template <class T, Device D, class Write>
+    requires(!std::same_as<D, cpu>)
+void write_from_host(const Tensor<T, D>& t, Write&& write) {
+    Tensor<T, cpu> h(t.shape());
+    write(h.data());
+    copy_from_host(t, h);
+}
+/// dst = src's values (same number of elements): a copy on the device when both are on one
+/// device, else through the host.
+template <class T, Device D>
+void copy_values(const Tensor<T, D>& dst, const Tensor<T, D>& src) {
+    dst.copy_from(src);
+}
+template <class T, Device To, Device From>
+    requires(!std::same_as<To, From>)
+void copy_values(const Tensor<T, To>& dst, const Tensor<T, From>& src) {
+    copy_from_host(dst, on_host(src));
+}
 /// On another device: the same numbers, drawn on the host and uploaded.
 template <class T, Device D>
     requires(!std::same_as<D, cpu>)

@@ -18,6 +18,8 @@
 #include "../core/rng.hpp"
 #include "../ops/elementwise.hpp"
 #include "../ops/body/augment.hpp"
+#include "../ops/cpu/augment.hpp"
+#include "../ops/functors.hpp"
 
 namespace diffautoml::da {
 
@@ -88,103 +90,78 @@ inline OpDraw random_draw(Op op, const PhiloxStream& s, std::uint64_t k) {
     return d;
 }
 
-/// Applies, to each image n, the ops draws[n*S .. n*S+S) in order with magnitudes m[n*S + s].
-template <class T>
-Tensor<T> augment_images(const Tensor<T>& x, std::span<const OpDraw> draws, std::span<const double> m,
-                         std::int64_t ops_per_image, const AugmentOptions& o = {}) {
-    const char* who = "augment_images";
-    detail::check_batch<T>(x.shape(), static_cast<std::int64_t>(draws.size()), ops_per_image, who);
+namespace detail {
+template <class T, Device D>
+void check_draws(const Tensor<T, D>& x, std::span<const OpDraw> draws, std::span<const double> m,
+                 std::int64_t ops_per_image, const AugmentOptions& o, const char* who) {
+    check_batch<T>(x.shape(), static_cast<std::int64_t>(draws.size()), ops_per_image, who);
     DAM_CHECK(m.size() == draws.size(), shape_error, "{}: {} draws but {} magnitudes", who, draws.size(), m.size());
-    detail::check_options(o, who);
+    check_options(o, who);
     for (std::size_t k = 0; k < draws.size(); ++k) {
-        detail::check_draw(draws[k], static_cast<std::int64_t>(k), who);
-        detail::check_magnitude(m[k], static_cast<std::int64_t>(k), who);
+        check_draw(draws[k], static_cast<std::int64_t>(k), who);
+        check_magnitude(m[k], static_cast<std::int64_t>(k), who);
     }
-    const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), n = C * H * W;
-    const std::int64_t S = ops_per_image;
-    Tensor<T> y(x.shape());
-    parallel_for(N, [&](std::int64_t i) {
-        thread_local kernels::Scratch scratch;
-        thread_local std::vector<T> buf;
-        if (static_cast<std::int64_t>(buf.size()) < 2 * n) buf.resize(static_cast<std::size_t>(2 * n));
-        const T* src = x.data() + i * n;
-        T* out = y.data() + i * n;
-        for (std::int64_t s = 0; s < S; ++s) {
-            // The last op writes into the output; earlier ones alternate between two buffers.
-            T* dst = s == S - 1 ? out : buf.data() + (s % 2) * n;
-            const auto k = static_cast<std::size_t>(i * S + s);
-            kernels::forward(draws[k], m[k], src, dst, C, H, W, o, scratch);
-            src = dst;
-        }
-    });
+}
+}  // namespace detail
+
+/// Applies, to each image n, the ops draws[n*S .. n*S+S) in order with magnitudes m[n*S + s], on
+/// the device of x (draws and magnitudes are host values).
+template <class T, Device D>
+Tensor<T, D> augment_images(const Tensor<T, D>& x, std::span<const OpDraw> draws, std::span<const double> m,
+                            std::int64_t ops_per_image, const AugmentOptions& o = {}) {
+    detail::check_draws(x, draws, m, ops_per_image, o, "augment_images");
+    Tensor<T, D> y(x.shape());
+    augment_forward(D{}, x.data(), y.data(), draws, m, x.dim(0), ops_per_image, x.dim(1), x.dim(2), x.dim(3), o);
     return y;
 }
 
 /// One op per image as an autograd op: y_n = op_n(x_n; m_n). `m` has shape (N,) with values in
 /// [0, 1]; gradients flow to x and to m (see MagnitudeGradient).
-template <class T>
-Var<T> augment(const Var<T>& x, std::span<const OpDraw> draws, const Var<T>& m, const AugmentOptions& o = {},
-               MagnitudeGradient mode = MagnitudeGradient::exact) {
+template <class T, Device D>
+Var<T, D> augment(const Var<T, D>& x, std::span<const OpDraw> draws, const Var<T, D>& m, const AugmentOptions& o = {},
+                  MagnitudeGradient mode = MagnitudeGradient::exact) {
     const char* who = "augment";
     DAM_CHECK(x.defined() && m.defined(), value_error, "{}: images and magnitudes must be defined", who);
-    detail::check_batch<T>(x.shape(), static_cast<std::int64_t>(draws.size()), 1, who);
     DAM_CHECK(m.shape().rank() == 1 && m.dim(0) == x.dim(0), shape_error,
               "{}: magnitudes must have shape ({},), one per image, got {}", who, x.dim(0), m.shape());
-    detail::check_options(o, who);
-    for (std::size_t k = 0; k < draws.size(); ++k) {
-        detail::check_draw(draws[k], static_cast<std::int64_t>(k), who);
-        detail::check_magnitude(static_cast<double>(m.value()[static_cast<std::int64_t>(k)]), static_cast<std::int64_t>(k),
-                                who);
-    }
     std::vector<OpDraw> d(draws.begin(), draws.end());
+    const Tensor<T> mh = on_host(m.value());
     std::vector<double> mv(static_cast<std::size_t>(m.numel()));
-    for (std::int64_t k = 0; k < m.numel(); ++k) mv[static_cast<std::size_t>(k)] = static_cast<double>(m.value()[k]);
-    Tensor<T> y = augment_images<T>(x.value(), d, mv, 1, o);
-    return Var<T>::make_result(
+    for (std::int64_t k = 0; k < m.numel(); ++k) mv[static_cast<std::size_t>(k)] = static_cast<double>(mh[k]);
+    detail::check_draws(x.value(), d, mv, 1, o, who);
+    Tensor<T, D> y(x.shape());
+    const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+    augment_forward(D{}, x.value().data(), y.data(), std::span<const OpDraw>(d), std::span<const double>(mv), N, 1, C, H,
+                    W, o);
+    return Var<T, D>::make_result(
         y, "augment", {x, m},
-        [xv = x.value(), xn = x.node(), mn = m.node(), d = std::move(d), mv = std::move(mv), o, mode](const Tensor<T>& g) {
-            const std::int64_t N = xv.dim(0), C = xv.dim(1), H = xv.dim(2), W = xv.dim(3), n = C * H * W;
-            Tensor<T> gx;
-            if (xn->requires_grad) gx = Tensor<T>::zeros(xv.shape());
-            Tensor<T> gm(Shape{N});
-            parallel_for(N, [&](std::int64_t i) {
-                thread_local kernels::Scratch scratch;
-                gm[i] = static_cast<T>(kernels::backward(d[static_cast<std::size_t>(i)], mv[static_cast<std::size_t>(i)],
-                                                         xv.data() + i * n, g.data() + i * n,
-                                                         gx.defined() ? gx.data() + i * n : nullptr, C, H, W, o, mode,
-                                                         scratch));
-            });
+        [xv = x.value(), xn = x.node(), mn = m.node(), d = std::move(d), mv = std::move(mv), o, mode](const Tensor<T, D>& g) {
+            const std::int64_t N = xv.dim(0), C = xv.dim(1), H = xv.dim(2), W = xv.dim(3);
+            Tensor<T, D> gx;
+            if (xn->requires_grad) gx = Tensor<T, D>::zeros(xv.shape());
+            const std::vector<double> gmd =
+                augment_backward(D{}, xv.data(), g.data(), gx.defined() ? gx.data() : nullptr, std::span<const OpDraw>(d),
+                                 std::span<const double>(mv), N, C, H, W, o, mode);
             if (xn->requires_grad) xn->accumulate_owned(std::move(gx));
-            if (mn->requires_grad) mn->accumulate_owned(std::move(gm));
+            if (mn->requires_grad) {
+                Tensor<T> gm(Shape{N});
+                for (std::int64_t i = 0; i < N; ++i) gm[i] = static_cast<T>(gmd[static_cast<std::size_t>(i)]);
+                mn->accumulate_owned(on_device<D>(gm));
+            }
         });
 }
 
 /// x * std + mean: stored values to pixels (on any device).
 template <class T, Device D>
 Tensor<T, D> to_pixels(const Tensor<T, D>& x, const PixelSpace& ps) {
-    if constexpr (std::is_same_v<D, cpu>) {
-        Tensor<T> y(x.shape());
-        const T a = static_cast<T>(ps.std), b = static_cast<T>(ps.mean);
-        const T* px = x.data();
-        T* py = y.data();
-        parallel_for(x.numel(), [&](std::int64_t i) { py[i] = px[i] * a + b; }, 1 << 16);
-        return y;
-    } else {
-        NoGradGuard no_grad;
-        return ops::add_scalar(ops::mul_scalar(Var<T, D>(x), ps.std), ps.mean).value();
-    }
+    Tensor<T, D> y(x.shape());
+    unary_forward(D{}, fn::ScaleShift{ps.std, ps.mean}, x.data(), y.data(), x.numel());
+    return y;
 }
 /// (p - mean) / std in place: pixels back to stored values (on any device).
 template <class T, Device D>
 void from_pixels_(const Tensor<T, D>& p, const PixelSpace& ps) {
-    if constexpr (std::is_same_v<D, cpu>) {
-        const T inv = static_cast<T>(1.0 / ps.std), b = static_cast<T>(ps.mean);
-        T* q = p.data();
-        parallel_for(p.numel(), [&](std::int64_t i) { q[i] = (q[i] - b) * inv; }, 1 << 16);
-    } else {
-        NoGradGuard no_grad;
-        p.copy_from(ops::mul_scalar(ops::add_scalar(Var<T, D>(p), -ps.mean), 1.0 / ps.std).value());
-    }
+    unary_forward(D{}, fn::ShiftScale{-ps.mean, 1.0 / ps.std}, p.data(), p.data(), p.numel());
 }
 
 }  // namespace diffautoml::da

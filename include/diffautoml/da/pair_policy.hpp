@@ -213,27 +213,9 @@ public:
                 draws[static_cast<std::size_t>(S * i)].op = flip ? Op::flip_lr : Op::identity;
             }
         }
-        if constexpr (std::is_same_v<D, cpu>) {
-            Tensor<T> y = augment_images<T>(to_pixels(x, opt_.pixels), draws, m, S, opt_.augment);
-            from_pixels_(y, opt_.pixels);
-            return Var<T>(y, false);
-        } else {
-            // The device kernels apply one op per image: the S ops in turn, ping-ponging buffers.
-            Tensor<T, D> a = to_pixels(x, opt_.pixels), b(x.shape());
-            const std::int64_t C = x.dim(1), H = x.dim(2), W = x.dim(3);
-            std::vector<OpDraw> ds(static_cast<std::size_t>(N));
-            std::vector<double> ms(static_cast<std::size_t>(N));
-            for (std::int64_t s = 0; s < S; ++s) {
-                for (std::int64_t i = 0; i < N; ++i) {
-                    ds[static_cast<std::size_t>(i)] = draws[static_cast<std::size_t>(S * i + s)];
-                    ms[static_cast<std::size_t>(i)] = m[static_cast<std::size_t>(S * i + s)];
-                }
-                augment_forward(D{}, a.data(), b.data(), ds, ms, N, C, H, W, opt_.augment);
-                std::swap(a, b);
-            }
-            from_pixels_(a, opt_.pixels);
-            return Var<T, D>(a, false);
-        }
+        Tensor<T, D> y = augment_images<T>(to_pixels(x, opt_.pixels), draws, m, S, opt_.augment);
+        from_pixels_(y, opt_.pixels);
+        return Var<T, D>(y, false);
     }
 
     /// dL_DA/dpi_j = mean_i(-l_i P[k_i] (delta(k_i, j) - P_j)) + beta P_j (log P_j + H(P)), the

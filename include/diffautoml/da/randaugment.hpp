@@ -47,7 +47,10 @@ public:
     }
     bool searching() const { return false; }
 
-    Var<T> augment(const Tensor<T>& x, DaContext& ctx) {
+    /// The augmented batch on the images' device (the draws are made on the host, so every
+    /// device gets the same ops).
+    template <Device D = cpu>
+    Var<T, D> augment(const Tensor<T, D>& x, DaContext& ctx) {
         detail::check_context(ctx, "RandAugment::augment");
         DAM_CHECK(x.shape().rank() == 4 && x.dim(0) > 0, shape_error,
                   "RandAugment::augment: images must be (N, C, H, W) with N > 0, got {}", x.shape());
@@ -74,9 +77,9 @@ public:
                 m[static_cast<std::size_t>(i * S)] = 0.0;
             }
         }
-        Tensor<T> y = augment_images<T>(to_pixels(x, opt_.pixels), draws, m, S, opt_.augment);
+        Tensor<T, D> y = augment_images<T>(to_pixels(x, opt_.pixels), draws, m, S, opt_.augment);
         from_pixels_(y, opt_.pixels);
-        return Var<T>(y, false);
+        return Var<T, D>(y, false);
     }
     void update(const Tensor<T>&, DaContext&) {}
     void save_state(ByteWriter&) const {}

@@ -160,7 +160,8 @@ public:
             for (std::size_t pi = 0; pi < groups_[gi].size(); ++pi) {
                 const auto& p = groups_[gi][pi];
                 if (!p.grad().defined() || !dir[gi][pi].defined()) continue;
-                h -= lr_.at(gi) * dot(p.grad(), dir[gi][pi]);
+                h -= lr_.at(gi) * dot_sum(D{}, std::vector<const T*>{p.grad().data()},
+                                          std::vector<const T*>{dir[gi][pi].data()}, std::vector<std::int64_t>{p.numel()});
             }
         return h;
     }
@@ -186,35 +187,21 @@ public:
     }
 
 private:
-    static double dot(const Tensor<T, D>& a, const Tensor<T, D>& b) {
-        double s = 0;
-        for (std::int64_t i = 0; i < a.numel(); ++i) s += static_cast<double>(a[i]) * static_cast<double>(b[i]);
-        return s;
-    }
-    /// sum over group gi's stepped parameters of grad . other(pi). On a device the partial sums
-    /// stay there and one value is read back per group.
+    /// sum over group gi's stepped parameters of grad . other(pi), in double; on a device the
+    /// partial sums stay there and one value is read back per group.
     template <class Other>
     double group_dot(std::size_t gi, Other&& other) const {
-        if constexpr (std::is_same_v<D, cpu>) {
-            double s = 0;
-            for (std::size_t pi = 0; pi < groups_[gi].size(); ++pi) {
-                const auto& p = groups_[gi][pi];
-                if (!p.grad().defined() || !buffers_[gi][pi].defined()) continue;
-                s += dot(p.grad(), other(pi));
-            }
-            return s;
-        } else {
-            NoGradGuard no_grad;
-            Var<T, D> total;
-            for (std::size_t pi = 0; pi < groups_[gi].size(); ++pi) {
-                const auto& p = groups_[gi][pi];
-                if (!p.grad().defined() || !buffers_[gi][pi].defined()) continue;
-                const Tensor<T, D>& o = other(pi);
-                auto z = ops::sum(ops::mul(Var<T, D>(p.grad().reshape({p.numel()})), Var<T, D>(o.reshape({o.numel()}))));
-                total = total.defined() ? ops::add(total, z) : z;
-            }
-            return total.defined() ? static_cast<double>(on_host(total.value())[0]) : 0.0;
+        std::vector<const T*> a, b;
+        std::vector<std::int64_t> n;
+        for (std::size_t pi = 0; pi < groups_[gi].size(); ++pi) {
+            const auto& p = groups_[gi][pi];
+            if (!p.grad().defined() || !buffers_[gi][pi].defined()) continue;
+            const Tensor<T, D>& o = other(pi);
+            a.push_back(p.grad().data());
+            b.push_back(o.data());
+            n.push_back(p.numel());
         }
+        return dot_sum(D{}, a, b, n);
     }
     double dot_with_buffers(std::size_t gi) const {
         return group_dot(gi, [&](std::size_t pi) -> const Tensor<T, D>& { return buffers_[gi][pi]; });

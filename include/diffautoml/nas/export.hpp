@@ -73,8 +73,7 @@ std::shared_ptr<Supernet<T, To>> derive_on(const Supernet<T, From>& supernet, co
         DAM_CHECK(it != source.end() && it->second.shape() == dst.shape(), value_error,
                   "derive: the supernet has no entry '{}' of shape {}; was it built with different options?", name,
                   dst.shape());
-        if constexpr (std::is_same_v<To, From>) dst.copy_from(it->second);
-        else copy_from_host(dst, on_host(it->second));
+        copy_values(dst, it->second);
     };
     for (auto& [name, p] : net->named_parameters()) copy(name, p.value());
     for (auto& [name, b] : net->named_buffers()) copy(name, b);
@@ -86,6 +85,17 @@ std::shared_ptr<Supernet<T, To>> derive_on(const Supernet<T, From>& supernet, co
 template <class Space, class T, Device D>
 std::shared_ptr<Supernet<T, D>> derive(const Supernet<T, D>& supernet, const std::vector<std::int64_t>& arch) {
     return derive_on<Space, D>(supernet, arch);
+}
+
+/// A derived network on the host: the network itself when it is on the CPU, else a copy there.
+template <class Space, class T>
+std::shared_ptr<Supernet<T, cpu>> derived_on_host(const std::shared_ptr<Supernet<T, cpu>>& net, const std::vector<std::int64_t>&) {
+    return net;
+}
+template <class Space, class T, Device D>
+    requires(!std::same_as<D, cpu>)
+std::shared_ptr<Supernet<T, cpu>> derived_on_host(const std::shared_ptr<Supernet<T, D>>& net, const std::vector<std::int64_t>& arch) {
+    return derive_on<Space, cpu>(*net, arch);
 }
 
 /// Writes a derived network (one built for an architecture) with its architecture as one file,

@@ -115,13 +115,7 @@ void deserialize_model(Module<T, D>& m, const std::vector<std::uint8_t>& bytes, 
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const auto& t = std::get<2>(entries[i]);
         const auto bytes_i = static_cast<std::size_t>(t.numel()) * sizeof(T);
-        if constexpr (std::is_same_v<D, cpu>) {
-            std::memcpy(t.data(), sources[i], bytes_i);
-        } else {
-            Tensor<T, cpu> h(t.shape());
-            std::memcpy(h.data(), sources[i], bytes_i);
-            copy_from_host(t, h);
-        }
+        write_from_host(t, [&](T* p) { std::memcpy(p, sources[i], bytes_i); });
     }
 }
 

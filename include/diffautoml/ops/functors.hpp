@@ -71,6 +71,20 @@ struct MulScalar {
     template <class T> DAM_HOST_DEVICE T fwd(T x) const { return x * T(s); }
     template <class T> DAM_HOST_DEVICE T bwd(T, T, T g) const { return g * T(s); }
 };
+/// x * s + t (an affine map: stored values to pixels, x * std + mean)
+struct ScaleShift {
+    static constexpr const char* name = "scale_shift";
+    double s, t;
+    template <class T> DAM_HOST_DEVICE T fwd(T x) const { return x * T(s) + T(t); }
+    template <class T> DAM_HOST_DEVICE T bwd(T, T, T g) const { return g * T(s); }
+};
+/// (x + t) * s (pixels to stored values, (x - mean) / std, rounding as written)
+struct ShiftScale {
+    static constexpr const char* name = "shift_scale";
+    double t, s;
+    template <class T> DAM_HOST_DEVICE T fwd(T x) const { return (x + T(t)) * T(s); }
+    template <class T> DAM_HOST_DEVICE T bwd(T, T, T g) const { return g * T(s); }
+};
 /// s / x
 struct RdivScalar {
     static constexpr const char* name = "rdiv_scalar";

@@ -11,18 +11,14 @@
 
 #include "../ops.hpp"
 #include "../ops/body/gumbel.hpp"
+#include "../ops/cpu/sampling.hpp"
 
 namespace diffautoml::sampling {
 
 using body::clamp_uniform;
 using body::gumbel_from_uniform;
 using body::kUniformClamp;
-
-/// Logistic(0, 1) from a uniform: log(u) - log(1 - u).
-DAM_HOST_DEVICE inline double logistic_from_uniform(double u) {
-    u = clamp_uniform(u);
-    return std::log(u) - std::log1p(-u);
-}
+using body::logistic_from_uniform;
 
 namespace detail {
 inline void check_tau(double tau, const char* op) {
@@ -33,8 +29,9 @@ void check_logits(const Var<T, D>& logits, const char* op) {
     DAM_CHECK(logits.defined() && logits.shape().rank() >= 1 && logits.numel() > 0, shape_error,
               "{}: logits must be a non-empty tensor whose last axis holds the categories, got {}", op,
               logits.defined() ? logits.shape() : Shape{});
-    const T* p = logits.value().data();
-    for (std::int64_t i = 0; i < logits.numel(); ++i)
+    const Tensor<T> h = on_host(logits.value());
+    const T* p = h.data();
+    for (std::int64_t i = 0; i < h.numel(); ++i)
         DAM_CHECK(std::isfinite(static_cast<double>(p[i])), value_error,
                   "{}: logits contain a non-finite value ({} at flat index {}); check the architecture or policy "
                   "parameters for divergence",
@@ -42,25 +39,20 @@ void check_logits(const Var<T, D>& logits, const char* op) {
 }
 }  // namespace detail
 
-/// A tensor of i.i.d. Gumbel(0, 1) noise (element i uses uniform i of the stream).
+/// A tensor of i.i.d. Gumbel(0, 1) noise on device D (element i uses uniform i of the stream, on
+/// every device).
 template <class T, Device D = cpu>
 Tensor<T, D> gumbel_noise(const Shape& shape, const PhiloxStream& s) {
-    static_assert(std::is_same_v<D, cpu>, "gumbel_noise: only the CPU backend generates noise so far");
     Tensor<T, D> t(shape);
-    T* p = t.data();
-    for (std::int64_t i = 0; i < t.numel(); ++i)
-        p[i] = static_cast<T>(gumbel_from_uniform(s.uniform_double(static_cast<std::uint64_t>(i))));
+    philox_noise(D{}, t.data(), t.numel(), s, body::Noise::gumbel);
     return t;
 }
 
-/// A tensor of i.i.d. Logistic(0, 1) noise.
+/// A tensor of i.i.d. Logistic(0, 1) noise on device D.
 template <class T, Device D = cpu>
 Tensor<T, D> logistic_noise(const Shape& shape, const PhiloxStream& s) {
-    static_assert(std::is_same_v<D, cpu>, "logistic_noise: only the CPU backend generates noise so far");
     Tensor<T, D> t(shape);
-    T* p = t.data();
-    for (std::int64_t i = 0; i < t.numel(); ++i)
-        p[i] = static_cast<T>(logistic_from_uniform(s.uniform_double(static_cast<std::uint64_t>(i))));
+    philox_noise(D{}, t.data(), t.numel(), s, body::Noise::logistic);
     return t;
 }
 
@@ -87,15 +79,25 @@ Var<T, D> straight_through_hard(const Var<T, D>& soft) {
 }
 
 /// Gumbel-softmax over the last axis: y = softmax((logits + g) / tau), g ~ Gumbel(0, 1)
-/// (Jang et al., 2017; Maddison et al., 2017). With hard = true the value is the one-hot argmax of
-/// y and the gradient is that of the soft y (straight-through).
+/// (Jang et al., 2017; Maddison et al., 2017), one fused op on the logits' device (row r of the
+/// (rows, K) view uses uniforms r K .. r K + K - 1 of the stream, as gumbel_noise does). With
+/// hard = true the value is the one-hot argmax of y (first index on ties) and the gradient is that
+/// of the soft y (straight-through).
 template <class T, Device D>
 Var<T, D> gumbel_softmax(const Var<T, D>& logits, double tau, const PhiloxStream& s, bool hard = false) {
     detail::check_tau(tau, "gumbel_softmax");
     detail::check_logits(logits, "gumbel_softmax");
-    const Var<T, D> noisy = logits + Var<T, D>(gumbel_noise<T, D>(logits.shape(), s));
-    const Var<T, D> soft = ops::softmax(noisy * (1.0 / tau), -1);
-    return hard ? straight_through_hard(soft) : soft;
+    const std::int64_t K = logits.dim(logits.shape().rank() - 1), rows = logits.numel() / K;
+    Tensor<T, D> soft(logits.shape());
+    Tensor<T, D> out = hard ? Tensor<T, D>(logits.shape()) : soft;
+    gumbel_softmax_forward(D{}, logits.value().data(), rows, K, tau, s, soft.data(), hard ? out.data() : nullptr, nullptr);
+    return Var<T, D>::make_result(out, hard ? "gumbel_softmax_hard" : "gumbel_softmax", {logits},
+                                  [ln = logits.node(), soft, rows, K, tau](const Tensor<T, D>& g) {
+                                      if (!ln->requires_grad) return;
+                                      Tensor<T, D> dz(soft.shape());
+                                      gumbel_softmax_backward(D{}, soft.data(), g.data(), rows, K, tau, dz.data());
+                                      ln->accumulate_owned(std::move(dz));
+                                  });
 }
 
 /// Relaxed Bernoulli (binary Concrete): y = sigmoid((logit + log u - log(1 - u)) / tau), elementwise.

@@ -74,9 +74,8 @@ JointResult JointSearch<DA, NAS, HPO, D>::finish(double seconds) {
         for (std::size_t i = 0; i < weights_.size(); ++i) copy_from_host(weights_[i].value(), last[i]);
         measure(*derived);
     }
-    std::shared_ptr<nas::Supernet<T, cpu>> host_model;  // the result and model.bin live on the host
-    if constexpr (std::is_same_v<D, cpu>) host_model = derived;
-    else host_model = nas::derive_on<Space, cpu>(*derived, arch_);
+    // The result and model.bin live on the host.
+    const std::shared_ptr<nas::Supernet<T, cpu>> host_model = nas::derived_on_host<Space>(derived, arch_);
     res.wall_seconds = seconds;
     res.search_seconds = search_seconds_ > 0 ? search_seconds_ : seconds;
     res.steps = step_;

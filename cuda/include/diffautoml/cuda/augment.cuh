@@ -8,6 +8,7 @@
 // Brightness, Sharpness, Cutout) need per-image statistics (extremes, histogram, mean, the
 // smoothed image), so each image is one thread running da::kernels::forward / backward: the very
 // code the CPU runs. Both kernels are launched; each skips the images of the other.
+#include <span>
 #include <vector>
 
 #include <diffautoml/ops/body/augment.hpp>
@@ -111,50 +112,82 @@ __global__ void colour_backward_kernel(const T* x, const T* gy, T* gx, double* g
 }
 
 namespace augment_detail {
-inline void check(const std::vector<da::OpDraw>& draws, const std::vector<double>& m, std::int64_t N) {
-    DAM_CHECK(static_cast<std::int64_t>(draws.size()) == N && static_cast<std::int64_t>(m.size()) == N, shape_error,
-              "augment (cuda): {} images need {} draws and magnitudes, got {} and {}", N, N, draws.size(), m.size());
+inline void check(std::span<const da::OpDraw> draws, std::span<const double> m, std::int64_t count) {
+    DAM_CHECK(static_cast<std::int64_t>(draws.size()) == count && static_cast<std::int64_t>(m.size()) == count, shape_error,
+              "augment (cuda): {} image ops need {} draws and magnitudes, got {} and {}", count, count, draws.size(),
+              m.size());
     for (std::size_t k = 0; k < draws.size(); ++k) {
         DAM_CHECK(static_cast<int>(draws[k].op) >= 0 && static_cast<int>(draws[k].op) < da::kOpCount, value_error,
-                  "augment (cuda): image {} draws op {}, which is not an op", k, static_cast<int>(draws[k].op));
-        DAM_CHECK(m[k] >= 0 && m[k] <= 1, value_error, "augment (cuda): magnitude {} of image {} is outside [0, 1]", m[k], k);
+                  "augment (cuda): draw {} is op {}, which is not an op", k, static_cast<int>(draws[k].op));
+        DAM_CHECK(m[k] >= 0 && m[k] <= 1, value_error, "augment (cuda): magnitude {} of draw {} is outside [0, 1]", m[k], k);
     }
 }
-inline bool any_colour(const std::vector<da::OpDraw>& draws) {
+inline bool any_colour(std::span<const da::OpDraw> draws) {
     for (const auto& d : draws)
         if (!per_pixel_op(d.op)) return true;
     return false;
 }
-}  // namespace augment_detail
-
-/// y = op_n(x_n; m_n) for each image n of x (N, C, H, W), any of the 17 ops; x and y are device
-/// pointers, draws and magnitudes are host vectors (one per image).
+/// One op per image: y_n = op_n(x_n; m_n).
 template <class T>
-void augment_forward(cuda, const T* x, T* y, const std::vector<da::OpDraw>& draws, const std::vector<double>& m,
-                     std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W, const da::AugmentOptions& o) {
-    augment_detail::check(draws, m, N);
-    if (N == 0) return;
-    DeviceArray<da::OpDraw> dd(draws);
-    DeviceArray<double> dm(m);
-    warp_forward_kernel<<<grid_for(N * H * W), 256, 0, current_stream()>>>(x, y, dd.data(), dm.data(), N, C, H, W, o.ranges, o.fill);
+void forward_one(const T* x, T* y, const DeviceArray<da::OpDraw>& dd, const DeviceArray<double>& dm, bool colour,
+                 DeviceArray<double>& work, std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
+                 const da::AugmentOptions& o) {
+    warp_forward_kernel<<<grid_for(N * H * W), 256, 0, current_stream()>>>(x, y, dd.data(), dm.data(), N, C, H, W, o.ranges,
+                                                                            o.fill);
     DAM_CUDA_CHECK_LAUNCH();
-    if (!augment_detail::any_colour(draws)) return;
-    DeviceArray<double> work(N * 2 * H * W);
+    if (!colour) return;
     colour_forward_kernel<<<grid_for(N, 64), 64, 0, current_stream()>>>(x, y, dd.data(), dm.data(), N, C, H, W, o, work.data());
     DAM_CUDA_CHECK_LAUNCH();
 }
+}  // namespace augment_detail
 
-/// Adds dL/dx to gx (device, may be null) and returns dL/dm per image, given gy = dL/dy: exact
-/// where the op is differentiable in m, straight-through (sum of dL/dy) for Solarize, Posterize
-/// and Cutout, 0 for ops without a magnitude (MagnitudeGradient::exact, as da::kernels::backward).
+/// y_n = op_{n,S-1}( ... op_{n,0}(x_n) ...) for each image n of x (N, C, H, W): draws[n S + s]
+/// with magnitude m[n S + s] is the s-th op of image n, any of the 17 ops. x and y are device
+/// pointers that must not overlap; draws and magnitudes are host values. The S ops run one
+/// launch pair each, ping-ponging between y and a scratch batch so that the last one writes y.
 template <class T>
-std::vector<double> augment_backward(cuda, const T* x, const T* gy, T* gx, const std::vector<da::OpDraw>& draws,
-                                     const std::vector<double>& m, std::int64_t N, std::int64_t C, std::int64_t H,
-                                     std::int64_t W, const da::AugmentOptions& o) {
+void augment_forward(cuda, const T* x, T* y, std::span<const da::OpDraw> draws, std::span<const double> m, std::int64_t N,
+                     std::int64_t S, std::int64_t C, std::int64_t H, std::int64_t W, const da::AugmentOptions& o) {
+    DAM_CHECK(S >= 1, value_error, "augment (cuda): ops per image must be >= 1, got {}", S);
+    augment_detail::check(draws, m, N * S);
+    if (N == 0) return;
+    std::vector<da::OpDraw> ds(static_cast<std::size_t>(N));
+    std::vector<double> ms(static_cast<std::size_t>(N));
+    DeviceArray<T> tmp(S > 1 ? N * C * H * W : 0);
+    DeviceArray<double> work(augment_detail::any_colour(draws) ? N * 2 * H * W : 0);
+    const T* src = x;
+    for (std::int64_t s = 0; s < S; ++s) {
+        for (std::int64_t i = 0; i < N; ++i) {
+            ds[static_cast<std::size_t>(i)] = draws[static_cast<std::size_t>(S * i + s)];
+            ms[static_cast<std::size_t>(i)] = m[static_cast<std::size_t>(S * i + s)];
+        }
+        // Op s writes y when S - 1 - s is even, so that op S - 1 does.
+        T* dst = (S - 1 - s) % 2 == 0 ? y : tmp.data();
+        const DeviceArray<da::OpDraw> dd(ds);
+        const DeviceArray<double> dm(ms);
+        augment_detail::forward_one(src, dst, dd, dm, augment_detail::any_colour(ds), work, N, C, H, W, o);
+        src = dst;
+    }
+}
+
+/// Adds dL/dx to gx (device, may be null) and returns dL/dm per image, given gy = dL/dy, for one
+/// op per image: exact where the op is differentiable in m, straight-through (sum of dL/dy) for
+/// Solarize, Posterize and Cutout, 0 for ops without a magnitude, as da::kernels::backward with
+/// MagnitudeGradient::exact. The straight-through estimator for every op (DADA's) is CPU-only
+/// so far: asking for it here is a value_error.
+template <class T>
+std::vector<double> augment_backward(cuda, const T* x, const T* gy, T* gx, std::span<const da::OpDraw> draws,
+                                     std::span<const double> m, std::int64_t N, std::int64_t C, std::int64_t H,
+                                     std::int64_t W, const da::AugmentOptions& o, da::MagnitudeGradient mode) {
+    DAM_CHECK(mode == da::MagnitudeGradient::exact, value_error,
+              "augment (cuda): the straight-through magnitude gradient for every op runs on the CPU only; use "
+              "MagnitudeGradient::exact on cuda, or --device cpu");
     augment_detail::check(draws, m, N);
     if (N == 0) return {};
-    DeviceArray<da::OpDraw> dd(draws);
-    DeviceArray<double> dmag(m), gm(N);
+    const std::vector<da::OpDraw> dv(draws.begin(), draws.end());
+    const std::vector<double> mv(m.begin(), m.end());
+    DeviceArray<da::OpDraw> dd(dv);
+    DeviceArray<double> dmag(mv), gm(N);
     if (augment_detail::any_colour(draws)) {
         DeviceArray<double> work(N * 2 * H * W);
         colour_backward_kernel<<<grid_for(N, 64), 64, 0, current_stream()>>>(x, gy, gx, gm.data(), dd.data(), dmag.data(), N,

@@ -6,10 +6,12 @@
 // target diffautoml::cuda_backend adds to whatever links it. The cuDNN and cuBLAS ops (conv.hpp,
 // gemm.hpp) are host code and come whole.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include <diffautoml/core/rng.hpp>
 #include <diffautoml/ops/body/augment.hpp>
+#include <diffautoml/ops/body/gumbel.hpp>
 #include <diffautoml/ops/body/optim.hpp>
 #include <diffautoml/ops/broadcast.hpp>
 #include <diffautoml/ops/conv_params.hpp>
@@ -24,6 +26,8 @@ template <class T> void copy_n(cuda, T* dst, const T* src, std::int64_t n);
 template <class T> void add_n(cuda, T* dst, const T* src, std::int64_t n);
 // reduce.cuh
 template <class T> void sum(cuda, const T* x, std::int64_t n, T* out);
+template <class T>
+double dot_sum(cuda, const std::vector<const T*>& a, const std::vector<const T*>& b, const std::vector<std::int64_t>& n);
 // elementwise.cuh
 template <class F, class T> void unary_forward(cuda, F f, const T* x, T* y, std::int64_t n);
 template <class F, class T> void unary_backward(cuda, F f, const T* x, const T* y, const T* g, T* dx, std::int64_t n);
@@ -79,6 +83,7 @@ void batchnorm2d_backward(cuda, const T* x, const T* y, const T* dy, const T* ga
 template <class T> void sgd_step(cuda, T* w, const T* g, T* buf, std::int64_t n, const body::SgdStep<T>& s);
 template <class T> void adam_step(cuda, T* w, const T* g, T* m, T* v, std::int64_t n, const body::AdamStep<T>& s);
 // gumbel.cuh
+template <class T> void philox_noise(cuda, T* y, std::int64_t n, const PhiloxStream& s, body::Noise kind);
 template <class T>
 void gumbel_softmax_forward(cuda, const T* z, std::int64_t rows, std::int64_t K, double tau, const PhiloxStream& s, T* soft,
                             T* hard, std::int64_t* index);
@@ -86,14 +91,18 @@ template <class T>
 void gumbel_softmax_backward(cuda, const T* soft, const T* g, std::int64_t rows, std::int64_t K, double tau, T* dz);
 // augment.cuh
 template <class T>
-void augment_forward(cuda, const T* x, T* y, const std::vector<da::OpDraw>& draws, const std::vector<double>& m,
-                     std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W, const da::AugmentOptions& o);
+void augment_forward(cuda, const T* x, T* y, std::span<const da::OpDraw> draws, std::span<const double> m, std::int64_t N,
+                     std::int64_t S, std::int64_t C, std::int64_t H, std::int64_t W, const da::AugmentOptions& o);
 template <class T>
-std::vector<double> augment_backward(cuda, const T* x, const T* gy, T* gx, const std::vector<da::OpDraw>& draws,
-                                     const std::vector<double>& m, std::int64_t N, std::int64_t C, std::int64_t H,
-                                     std::int64_t W, const da::AugmentOptions& o);
+std::vector<double> augment_backward(cuda, const T* x, const T* gy, T* gx, std::span<const da::OpDraw> draws,
+                                     std::span<const double> m, std::int64_t N, std::int64_t C, std::int64_t H,
+                                     std::int64_t W, const da::AugmentOptions& o, da::MagnitudeGradient mode);
 
 }  // namespace diffautoml::backend_cuda
 
 #include "conv.hpp"
 #include "gemm.hpp"
+
+#include <diffautoml/ops/backend.hpp>
+
+static_assert(diffautoml::Backend<diffautoml::cuda>, "the CUDA backend misses a kernel of the Backend contract (ops/backend.hpp)");

@@ -28,6 +28,20 @@ __global__ void gumbel_softmax_backward_kernel(const T* soft, const T* g, std::i
         body::gumbel_softmax_row_backward(soft + r * K, g + r * K, K, tau, dz + r * K);
 }
 
+template <class T>
+__global__ void philox_noise_kernel(T* y, std::int64_t n, PhiloxStream s, body::Noise kind) {
+    for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x)
+        y[i] = static_cast<T>(body::noise_from_uniform(kind, s.uniform_double(static_cast<std::uint64_t>(i))));
+}
+
+/// y[i] = the `kind` transform of uniform i of stream s (the CPU's philox_noise, same numbers).
+template <class T>
+void philox_noise(cuda, T* y, std::int64_t n, const PhiloxStream& s, body::Noise kind) {
+    if (n <= 0) return;
+    philox_noise_kernel<<<grid_for(n), 256, 0, current_stream()>>>(y, n, s, kind);
+    DAM_CUDA_CHECK_LAUNCH();
+}
+
 /// soft = softmax((z + g) / tau) per row; hard (optional) = one-hot argmax; index (optional) =
 /// the argmax. All pointers are on the device.
 template <class T>

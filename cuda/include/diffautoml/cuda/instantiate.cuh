@@ -20,6 +20,7 @@ namespace diffautoml::backend_cuda {
     DAM_CUDA_UNARY(Exp, T) DAM_CUDA_UNARY(Log, T) DAM_CUDA_UNARY(Sigmoid, T) DAM_CUDA_UNARY(Tanh, T) \
     DAM_CUDA_UNARY(Relu, T) DAM_CUDA_UNARY(Relu6, T) DAM_CUDA_UNARY(Neg, T) DAM_CUDA_UNARY(Square, T) \
     DAM_CUDA_UNARY(Sqrt, T) DAM_CUDA_UNARY(AddScalar, T) DAM_CUDA_UNARY(MulScalar, T)               \
+    DAM_CUDA_UNARY(ScaleShift, T) DAM_CUDA_UNARY(ShiftScale, T)                                     \
     DAM_CUDA_UNARY(RdivScalar, T) DAM_CUDA_UNARY(PowScalar, T)                                       \
     DAM_CUDA_BINARY(Add, T) DAM_CUDA_BINARY(Sub, T) DAM_CUDA_BINARY(Mul, T) DAM_CUDA_BINARY(Div, T)
 
@@ -28,6 +29,8 @@ namespace diffautoml::backend_cuda {
     template void copy_n<T>(cuda, T*, const T*, std::int64_t);                                                           \
     template void add_n<T>(cuda, T*, const T*, std::int64_t);                                                            \
     template void sum<T>(cuda, const T*, std::int64_t, T*);                                                              \
+    template double dot_sum<T>(cuda, const std::vector<const T*>&, const std::vector<const T*>&,                         \
+                               const std::vector<std::int64_t>&);                                                        \
     template void sum_to<T>(cuda, const BroadcastPlan&, const T*, T*, std::int64_t);                                     \
     template void sum_axis<T>(cuda, const T*, T*, std::int64_t, std::int64_t, std::int64_t);                            \
     template void expand_axis<T>(cuda, const T*, T*, std::int64_t, std::int64_t, std::int64_t, T);                       \
@@ -59,12 +62,14 @@ namespace diffautoml::backend_cuda {
     template void adam_step<T>(cuda, T*, const T*, T*, T*, std::int64_t, const body::AdamStep<T>&);                      \
     template void gumbel_softmax_forward<T>(cuda, const T*, std::int64_t, std::int64_t, double, const PhiloxStream&, T*, \
                                             T*, std::int64_t*);                                                          \
+    template void philox_noise<T>(cuda, T*, std::int64_t, const PhiloxStream&, body::Noise);                           \
     template void gumbel_softmax_backward<T>(cuda, const T*, const T*, std::int64_t, std::int64_t, double, T*);          \
-    template void augment_forward<T>(cuda, const T*, T*, const std::vector<da::OpDraw>&, const std::vector<double>&,     \
-                                     std::int64_t, std::int64_t, std::int64_t, std::int64_t, const da::AugmentOptions&); \
-    template std::vector<double> augment_backward<T>(cuda, const T*, const T*, T*, const std::vector<da::OpDraw>&,       \
-                                                     const std::vector<double>&, std::int64_t, std::int64_t,             \
-                                                     std::int64_t, std::int64_t, const da::AugmentOptions&);             \
+    template void augment_forward<T>(cuda, const T*, T*, std::span<const da::OpDraw>, std::span<const double>,        \
+                                     std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,               \
+                                     const da::AugmentOptions&);                                                         \
+    template std::vector<double> augment_backward<T>(cuda, const T*, const T*, T*, std::span<const da::OpDraw>,          \
+                                                     std::span<const double>, std::int64_t, std::int64_t, std::int64_t,  \
+                                                     std::int64_t, const da::AugmentOptions&, da::MagnitudeGradient);    \
     DAM_CUDA_FUNCTORS(T)
 
 DAM_CUDA_INSTANTIATE(float)

@@ -46,6 +46,8 @@ struct CudaMemory {
 
 template <>
 class CachingAllocator<cuda> : public BasicCachingAllocator<CudaMemory> {};
+template <>
+inline constexpr bool backend_included<cuda> = true;
 
 namespace backend_cuda {
 /// Host -> device copy in the current stream's order. The host buffer may be reused on return:

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <vector>
 
 #include "memory.cuh"
 
@@ -91,6 +92,34 @@ void sum(cuda, const T* x, std::int64_t n, T* out) {
     ReduceScratch& s = reduce_scratch();
     sum_kernel<<<kReduceBlocks, kReduceThreads, 0, current_stream()>>>(x, n, out, s.partial.data(), s.counter.data());
     DAM_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+__global__ void dot_add_kernel(const T* a, const T* b, std::int64_t n, double* out, double* partial, unsigned* counter) {
+    __shared__ double sh[32];
+    double acc[1] = {0.0};
+    for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x)
+        acc[0] += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+    block_sum<1>(acc, 1, sh);
+    grid_finish<1>(acc, 1, partial, counter, [&](int, double s) { *out += s; });
+}
+
+/// sum_k a_k . b_k over pairs of device vectors of n_k elements, in double (the CPU's dot_sum):
+/// one deterministic reduction per pair, each adding into one device value, and one read back.
+template <class T>
+double dot_sum(cuda, const std::vector<const T*>& a, const std::vector<const T*>& b, const std::vector<std::int64_t>& n) {
+    DAM_CHECK(a.size() == b.size() && a.size() == n.size(), shape_error, "dot_sum (cuda): {} a, {} b and {} sizes", a.size(),
+              b.size(), n.size());
+    if (a.empty()) return 0.0;
+    ReduceScratch& s = reduce_scratch();
+    DeviceArray<double> out(std::vector<double>{0.0});
+    for (std::size_t k = 0; k < a.size(); ++k) {
+        if (n[k] == 0) continue;
+        dot_add_kernel<<<kReduceBlocks, kReduceThreads, 0, current_stream()>>>(a[k], b[k], n[k], out.data(), s.partial.data(),
+                                                                             s.counter.data());
+        DAM_CUDA_CHECK_LAUNCH();
+    }
+    return out.to_host()[0];
 }
 
 }  // namespace diffautoml::backend_cuda

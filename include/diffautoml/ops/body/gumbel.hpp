@@ -24,6 +24,19 @@ DAM_HOST_DEVICE inline double clamp_uniform(double u) {
 /// Gumbel(0, 1) from a uniform: g = -log(-log(u)).
 DAM_HOST_DEVICE inline double gumbel_from_uniform(double u) { return -std::log(-std::log(clamp_uniform(u))); }
 
+/// Logistic(0, 1) from a uniform: log(u) - log(1 - u).
+DAM_HOST_DEVICE inline double logistic_from_uniform(double u) {
+    u = clamp_uniform(u);
+    return std::log(u) - std::log1p(-u);
+}
+
+/// The distributions of the noise kernels (philox_noise): element i of a tensor is the transform
+/// of uniform i of the stream, on every device.
+enum class Noise { gumbel, logistic };
+DAM_HOST_DEVICE inline double noise_from_uniform(Noise kind, double u) {
+    return kind == Noise::gumbel ? gumbel_from_uniform(u) : logistic_from_uniform(u);
+}
+
 /// Writes the soft sample of one row into y and returns its argmax.
 template <class T>
 DAM_HOST_DEVICE inline std::int64_t gumbel_softmax_row(const T* z, std::int64_t K, double tau, const PhiloxStream& s,

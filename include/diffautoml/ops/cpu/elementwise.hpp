@@ -1,6 +1,7 @@
 #pragma once
 // CPU kernels: unary and broadcast binary maps, reductions to a broadcast shape, axis sums.
 #include <cstdint>
+#include <vector>
 
 #include "../../core/parallel.hpp"
 #include "../../core/tensor.hpp"
@@ -152,6 +153,21 @@ T sum_all(cpu, const T* x, std::int64_t n) {
     double s = 0;
     for (double v : partial) s += v;
     return static_cast<T>(s);
+}
+
+/// sum_k a_k . b_k over pairs of vectors (a_k, b_k) of n_k elements, in double: one value read by
+/// the host for many tensors (the hypergradient's inner products over a parameter group). Each
+/// product is summed in element order and the pairs in their order, so the result is exact to
+/// double rounding and independent of the thread count.
+template <class T>
+double dot_sum(cpu, const std::vector<const T*>& a, const std::vector<const T*>& b, const std::vector<std::int64_t>& n) {
+    double s = 0;
+    for (std::size_t k = 0; k < a.size(); ++k) {
+        double d = 0;
+        for (std::int64_t i = 0; i < n[k]; ++i) d += static_cast<double>(a[k][i]) * static_cast<double>(b[k][i]);
+        s += d;
+    }
+    return s;
 }
 
 }  // namespace diffautoml::backend_cpu
