@@ -169,8 +169,9 @@ std::vector<float> optimize(const std::string& which, std::vector<float> w, cons
     for (const auto& g : gs) {
         Tensor<float> gt(Shape{n});
         std::copy(g.begin(), g.end(), gt.data());
-        p.zero_grad();
-        p.node()->accumulate_owned(std::move(gt));
+        // The gradient a backward pass would leave: grad(), not the node's in-flight `pending`
+        // (which the first version of this reference filled, so the optimizer never stepped).
+        p.grad() = std::move(gt);
         opt->step();
     }
     return {p.value().data(), p.value().data() + n};

@@ -16,8 +16,10 @@ namespace diffautoml::backend_cuda {
 inline constexpr int kReduceThreads = 256;  ///< block size of every reducing kernel (a multiple of 32)
 inline constexpr int kReduceBlocks = 264;   ///< fixed grid (2 x the SMs of an H100 SXM) so the order is fixed
 
-/// Sums acc[0..K) over the threads of the block; thread k < K gets the total of value k in acc[k].
-/// sh needs 32 * MaxK doubles of shared memory.
+/// Sums acc[0..K) over the threads of the block: on return every thread holds the block's total
+/// of value k in acc[k], for every k < K. sh needs 32 * MaxK doubles of shared memory.
+/// (Until 2026-12 only thread k got total k, and the evaluation-mode batch-norm backward read
+/// total 1 in thread 0: its dgamma was thread 0's partial sum, wrong on the H200.)
 template <int MaxK>
 __device__ inline void block_sum(double (&acc)[MaxK], int K, double* sh) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
@@ -28,10 +30,13 @@ __device__ inline void block_sum(double (&acc)[MaxK], int K, double* sh) {
     }
     __syncthreads();
     if (threadIdx.x < K) {
+        // Thread k alone reads column k (warp 0's entry first) and then overwrites warp 0's entry.
         double s = 0;
         for (int w = 0; w < warps; ++w) s += sh[w * MaxK + threadIdx.x];
-        acc[threadIdx.x] = s;
+        sh[threadIdx.x] = s;
     }
+    __syncthreads();
+    for (int k = 0; k < K; ++k) acc[k] = sh[k];
     __syncthreads();
 }
 
