@@ -26,7 +26,7 @@ struct Args {
     std::string dada_objective = "validation";
     std::uint64_t seed = 0;
     std::vector<std::string> policies{"pair", "standard", "none"};
-    std::string data = DAM_FASHION_DIR, out = "da_search_out", ops;
+    std::string data = DAM_FASHION_DIR, out = "da_search_out", ops, device = "cpu";
 };
 
 Args parse(int argc, char** argv) {
@@ -50,8 +50,13 @@ Args parse(int argc, char** argv) {
     cli.group("run")
         .option("--seed", a.seed, "random seed")
         .option("--threads", a.threads, "CPU threads")
+        .one_of("--device", a.device, {"cpu", "cuda"}, "where to train (cuda: refused, see the message)")
         .option("--out", a.out, "output folder: galleries and the learned policy");
     cli.parse(argc, argv);
+    DAM_CHECK(a.device == "cpu", value_error,
+              "da_search --device cuda: this program trains on the CPU only, and DADA's straight-through magnitude "
+              "gradient has no CUDA kernel yet; PairPolicyDA and RandAugment augment GPU batches from code, and "
+              "diffautoml-search --device cuda runs the pair policy on a GPU");
     DAM_CHECK(a.epochs >= 1 && a.batch >= 1, value_error, "--epochs and --batch must be >= 1");
     for (const auto& p : a.policies)
         DAM_CHECK(p == "pair" || p == "standard" || p == "none" || p == "dada" || p == "randaugment", value_error,

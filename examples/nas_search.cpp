@@ -23,7 +23,7 @@ struct Args {
     double lr = 0.1, weight_decay = 5e-4, alpha_lr = -1, warmup_epochs = 0.25, fix_threshold = 0.3, flops_penalty = 0.0;
     std::int64_t val = 5000;
     std::uint64_t seed = 0;
-    std::string policy = "dsnas", space = "shuffle", data = DAM_FASHION_DIR, save = "nas_model.bin", arch;
+    std::string policy = "dsnas", space = "shuffle", data = DAM_FASHION_DIR, save = "nas_model.bin", arch, device = "cpu";
 };
 
 Args parse(int argc, char** argv) {
@@ -46,6 +46,7 @@ Args parse(int argc, char** argv) {
     cli.group("run")
         .option("--seed", a.seed, "random seed")
         .option("--threads", a.threads, "CPU threads")
+        .one_of("--device", a.device, {"cpu", "cuda"}, "where to search (cuda: refused, see the message)")
         .option("--save", a.save, "write the derived network with its trained weights to this file")
         .flag("--no-test", a.no_test,
               "a run that chooses a setting: the test set is not read; the last line is the derived network's "
@@ -53,6 +54,10 @@ Args parse(int argc, char** argv) {
     cli.parse(argc, argv);
     DAM_CHECK(a.epochs >= 1 && a.batch >= 2 && a.threads >= 1 && a.lr > 0 && a.val >= 0, value_error,
               "epochs and threads must be >= 1, batch >= 2, lr > 0 and --validation >= 0");
+    DAM_CHECK(a.device == "cpu", value_error,
+              "nas_search --device cuda: this program searches on the CPU only. DSNAS, DARTS, GDAS and FixedArch take "
+              "a device from code (nas::GDAS<Space, float, cuda>, ...; docs/cuda.md), but only DSNAS has run on a GPU, "
+              "through diffautoml-search --device cuda");
     DAM_CHECK((a.policy != "darts" && a.policy != "gdas") || a.val > 0, value_error,
               "{} steps alpha on validation batches and needs a validation split (--validation > 0)", a.policy);
     return a;

@@ -59,10 +59,35 @@ void unary(const std::string& op, const float* x, const float* g, std::int64_t n
         backend_cpu::unary_forward(cpu{}, f, x, y, n);
         backend_cpu::unary_backward(cpu{}, f, x, y, g, dx, n);
     };
-    if (op == "relu") run(fn::Relu{});
+    if (op == "exp") run(fn::Exp{});
+    else if (op == "log") run(fn::Log{});
     else if (op == "sigmoid") run(fn::Sigmoid{});
     else if (op == "tanh") run(fn::Tanh{});
+    else if (op == "relu") run(fn::Relu{});
+    else if (op == "relu6") run(fn::Relu6{});
+    else if (op == "neg") run(fn::Neg{});
+    else if (op == "square") run(fn::Square{});
+    else if (op == "sqrt") run(fn::Sqrt{});
+    else if (op == "add_scalar") run(fn::AddScalar{kTestScalar});
+    else if (op == "mul_scalar") run(fn::MulScalar{kTestScalar});
+    else if (op == "scale_shift") run(fn::ScaleShift{kTestScalar, kTestShift});
+    else if (op == "shift_scale") run(fn::ShiftScale{kTestShift, kTestScalar});
+    else if (op == "rdiv_scalar") run(fn::RdivScalar{kTestScalar});
+    else if (op == "pow_scalar") run(fn::PowScalar{kTestPower});
     else throw value_error(fmt::format("dam_ref::unary: no reference for '{}'", op));
+}
+
+void binary(const std::string& op, const BroadcastPlan& p, const float* a, const float* b, const float* g, float* out,
+            float* ga, float* gb) {
+    auto run = [&](auto f) {
+        backend_cpu::binary_forward(cpu{}, f, p, a, b, out);
+        backend_cpu::binary_backward_full(cpu{}, f, p, a, b, g, ga, gb);
+    };
+    if (op == "add") run(fn::Add{});
+    else if (op == "sub") run(fn::Sub{});
+    else if (op == "mul") run(fn::Mul{});
+    else if (op == "div") run(fn::Div{});
+    else throw value_error(fmt::format("dam_ref::binary: no reference for '{}'", op));
 }
 
 void warp(const float* x, const float* gy, std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,

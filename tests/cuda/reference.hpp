@@ -28,8 +28,18 @@ void gumbel_softmax(const float* z, std::int64_t rows, std::int64_t K, double ta
 void cross_entropy(const float* z, const std::int32_t* labels, std::int64_t N, std::int64_t K, double smoothing,
                    const float* g, float scale, float* loss, float* prob, float* dz);
 
-/// fn::Relu, fn::Sigmoid or fn::Tanh ("relu", "sigmoid", "tanh") forward and backward.
+/// The scalars of the parameterised functors in the GPU tests (the same on both sides).
+inline constexpr double kTestScalar = 0.7, kTestShift = -0.3, kTestPower = 2.5;
+
+/// Every functor of ops/functors.hpp by its name (fn::X::name: "exp", "log", "sigmoid", "tanh",
+/// "relu", "relu6", "neg", "square", "sqrt", "add_scalar", "mul_scalar", "scale_shift",
+/// "shift_scale", "rdiv_scalar", "pow_scalar", with the scalars above), forward and backward.
 void unary(const std::string& op, const float* x, const float* g, std::int64_t n, float* y, float* dx);
+
+/// The binary functors by name ("add", "sub", "mul", "div"): out = op(a, b) under plan, and the
+/// full-size partial products ga, gb.
+void binary(const std::string& op, const diffautoml::BroadcastPlan& p, const float* a, const float* b, const float* g,
+            float* out, float* ga, float* gb);
 
 /// da::kernels::forward / backward (exact magnitude gradient) for each image; gx is overwritten.
 void warp(const float* x, const float* gy, std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,

@@ -233,6 +233,110 @@ TEST_CASE("elementwise maps and the deterministic sum match the CPU", "[cuda][el
     CHECK(s1.to_host() == s2.to_host());
 }
 
+namespace {
+/// Compares one elementwise map on the GPU with the CPU's, element by element, within bounds
+/// derived from the float epsilon: |dy| <= k eps m_y and |d dx| <= |d bwd / dy| k eps m_y +
+/// k eps (|dx| + m_dx), where m_y is |y| (plus the magnitude of the terms a fused multiply-add
+/// may round differently, for the affine maps) and k = 8 covers the device's transcendental
+/// functions (2 ulp, CUDA C Programming Guide), the host's (1 ulp) and the formula's roundings.
+template <class F>
+void check_unary(F f, const Host& x, const Host& g, double extra) {
+    const std::string name = F::name;
+    const std::int64_t n = static_cast<std::int64_t>(x.size());
+    Host y(x.size()), dx(x.size());
+    dam_ref::unary(name, x.data(), g.data(), n, y.data(), dx.data());
+    const DeviceArray<float> xd(x), gd(g);
+    DeviceArray<float> yd(n), dxd(n);
+    backend_cuda::unary_forward(cuda{}, f, xd.data(), yd.data(), n);
+    backend_cuda::unary_backward(cuda{}, f, xd.data(), yd.data(), gd.data(), dxd.data(), n);
+    const Host yg = yd.to_host(), dxg = dxd.to_host();
+    const double eps = std::numeric_limits<float>::epsilon(), k = 8;
+    std::int64_t bad_y = 0, bad_dx = 0;
+    double worst_y = 0, worst_dx = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const double xc = x[i], yc = y[i], gc = g[i], dc = dx[i];
+        const double ty = k * eps * (std::abs(yc) + extra * (std::abs(xc) + 1));
+        // d bwd / dy for the functors whose backward reads y.
+        double slope = 0;
+        if (name == "exp") slope = gc;
+        else if (name == "sigmoid") slope = gc * (1 - 2 * yc);
+        else if (name == "tanh") slope = -2 * gc * yc;
+        else if (name == "sqrt") slope = -gc / (2 * yc * yc);
+        else if (name == "rdiv_scalar") slope = -gc / xc;
+        const double tdx = std::abs(slope) * ty + k * eps * (std::abs(dc) + extra * std::abs(gc));
+        const double ey = std::abs(static_cast<double>(yg[i]) - yc), edx = std::abs(static_cast<double>(dxg[i]) - dc);
+        bad_y += !(ey <= ty);
+        bad_dx += !(edx <= tdx);
+        worst_y = std::max(worst_y, ey / std::max(ty, 1e-300));
+        worst_dx = std::max(worst_dx, edx / std::max(tdx, 1e-300));
+    }
+    INFO(name << ": " << bad_y << " values and " << bad_dx << " gradients of " << n
+              << " outside their bounds; worst error / bound " << worst_y << " and " << worst_dx);
+    CHECK(bad_y == 0);
+    CHECK(bad_dx == 0);
+}
+}  // namespace
+
+TEST_CASE("every functor of ops/functors.hpp and every binary op match the CPU", "[cuda][elementwise]") {
+    const std::int64_t n = 1 << 18;
+    const Host x = normal(n, 71, 2.0), g = normal(n, 72);
+    Host pos(x.size());  // the domain of log, sqrt, pow and s / x
+    for (std::size_t i = 0; i < x.size(); ++i) pos[i] = std::abs(x[i]) + 0.1f;
+    const Host wide = normal(n, 73, 4.0);  // crosses 0 and 6 for relu6
+    using dam_ref::kTestPower, dam_ref::kTestScalar, dam_ref::kTestShift;
+    check_unary(fn::Exp{}, x, g, 0);
+    check_unary(fn::Log{}, pos, g, 0);
+    check_unary(fn::Sigmoid{}, x, g, 0);
+    check_unary(fn::Tanh{}, x, g, 0);
+    check_unary(fn::Relu{}, x, g, 0);
+    check_unary(fn::Relu6{}, wide, g, 0);
+    check_unary(fn::Neg{}, x, g, 0);
+    check_unary(fn::Square{}, x, g, 0);
+    check_unary(fn::Sqrt{}, pos, g, 0);
+    check_unary(fn::AddScalar{kTestScalar}, x, g, 1);
+    check_unary(fn::MulScalar{kTestScalar}, x, g, 0);
+    check_unary(fn::ScaleShift{kTestScalar, kTestShift}, x, g, 1);
+    check_unary(fn::ShiftScale{kTestShift, kTestScalar}, x, g, 1);
+    check_unary(fn::RdivScalar{kTestScalar}, pos, g, 0);
+    check_unary(fn::PowScalar{kTestPower}, pos, g, 0);
+
+    // Binary ops: same shapes, and b broadcast over (1, C, 1, 1). One IEEE operation forward (exact
+    // on both devices); the partial products within k eps of the CPU's (Div's db has three).
+    const double eps = std::numeric_limits<float>::epsilon(), k = 8;
+    for (const Shape sb : {Shape{16, 24, 7, 7}, Shape{1, 24, 1, 1}}) {
+        const Shape sa{16, 24, 7, 7};
+        const BroadcastPlan plan = BroadcastPlan::make(sa, sb, "binary");
+        const std::int64_t na = sa.numel(), nb = sb.numel();
+        const Host a = normal(na, 74), gy = normal(na, 75);
+        Host b = normal(nb, 76);
+        for (auto& v : b) v = std::abs(v) + 0.5f;  // away from 0 for div
+        const DeviceArray<float> ad(a), bd(b), gd(gy);
+        auto check = [&](auto f) {
+            const std::string name = decltype(f)::name;
+            Host out(na), ga(na), gb(na);
+            dam_ref::binary(name, plan, a.data(), b.data(), gy.data(), out.data(), ga.data(), gb.data());
+            DeviceArray<float> outd(na), gad(na), gbd(na);
+            backend_cuda::binary_forward(cuda{}, f, plan, ad.data(), bd.data(), outd.data());
+            backend_cuda::binary_backward_full(cuda{}, f, plan, ad.data(), bd.data(), gd.data(), gad.data(), gbd.data());
+            INFO(name << " with b of " << sb.numel() << " values");
+            require_close(outd.to_host(), out, 0, 0, "forward (one IEEE operation)");
+            require_close(gad.to_host(), ga, 0, k * eps, "d/da");
+            require_close(gbd.to_host(), gb, 0, k * eps, "d/db");
+        };
+        check(fn::Add{});
+        check(fn::Sub{});
+        check(fn::Mul{});
+        check(fn::Div{});
+    }
+    // sum_all: in double on both sides, in a different order; returned as float.
+    const DeviceArray<float> xd(x);
+    double ref = 0;
+    for (float v : x) ref += v;
+    const float s = backend_cuda::sum_all(cuda{}, xd.data(), n);
+    CHECK(std::abs(static_cast<double>(s) - ref) <= eps * std::abs(ref) + 1e-9 * n);
+    CHECK(backend_cuda::sum_all(cuda{}, xd.data(), n) == s);
+}
+
 TEST_CASE("augmentation kernels match the CPU ops, all 17 (image, image gradient, magnitude gradient)", "[cuda][da]") {
     using namespace da;
     const std::int64_t N = 170, C = 1, H = 28, W = 28, P = C * H * W;
