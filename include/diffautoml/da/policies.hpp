@@ -7,5 +7,6 @@
 #include "dada.hpp"
 #include "pair_policy.hpp"
 #include "randaugment.hpp"
+#include "none.hpp"
 #include "standard.hpp"
 

@@ -9,3 +9,4 @@
 #include "concept.hpp"
 #include "fixed.hpp"
 #include "hypergrad.hpp"
+#include "hypergrad_multi.hpp"

@@ -1,6 +1,7 @@
 #pragma once
-// The Gumbel-softmax policies with an annealed temperature: GDAS (Dong and Yang 2019, a hard
-// sample per step) and SNAS (Xie et al. 2019, the relaxed mixture).
+// The machinery the Gumbel-softmax policies with an annealed temperature share: GDAS (gdas.hpp,
+// Dong and Yang 2019, a hard sample per step) and SNAS (snas.hpp, Xie et al. 2019, the relaxed
+// mixture) are thin classes over detail::GumbelPolicy.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -16,30 +17,6 @@ namespace diffautoml::nas {
 
 /// How a temperature falls from tau_start to tau_end over the search steps.
 enum class Anneal { linear, exponential };
-
-struct GDASOptions {
-    double lr = 3e-4, beta1 = 0.5, weight_decay = 1e-3;  ///< Adam on alpha (GDAS: 3e-4, (0.5, 0.999), 1e-3)
-    double tau_start = 10.0, tau_end = 0.1;             ///< GDAS: 10 -> 0.1
-    Anneal anneal = Anneal::linear;                     ///< GDAS lowers tau linearly over the search
-    /// true (GDAS): alpha steps on a validation batch in prepare(), alternating with the weight
-    /// steps; false: single level, alpha steps on the training loss's gradient in update().
-    bool bilevel = true;
-};
-
-struct SNASOptions {
-    double lr = 3e-4, beta1 = 0.5, weight_decay = 1e-3;  ///< Adam on alpha
-    double tau_start = 1.0, tau_end = 0.03;             ///< SNAS: from 1, lowered exponentially
-    Anneal anneal = Anneal::exponential;
-};
-
-inline void to_json(nlohmann::json& j, const GDASOptions& o) {
-    j = {{"lr", o.lr}, {"beta1", o.beta1}, {"weight_decay", o.weight_decay}, {"tau_start", o.tau_start},
-         {"tau_end", o.tau_end}, {"anneal", o.anneal == Anneal::linear ? "linear" : "exponential"}, {"bilevel", o.bilevel}};
-}
-inline void to_json(nlohmann::json& j, const SNASOptions& o) {
-    j = {{"lr", o.lr}, {"beta1", o.beta1}, {"weight_decay", o.weight_decay}, {"tau_start", o.tau_start},
-         {"tau_end", o.tau_end}, {"anneal", o.anneal == Anneal::linear ? "linear" : "exponential"}};
-}
 
 namespace detail {
 /// Shared machinery of the Gumbel-softmax policies: per decision a sample
@@ -115,48 +92,5 @@ private:
     double tau_ = 0;
 };
 }  // namespace detail
-
-/// GDAS (Dong & Yang, CVPR 2019): per decision h = gumbel_softmax(alpha, tau, hard): the one-hot
-/// value picks one candidate that runs alone, multiplied by h_k (= 1); the straight-through
-/// gradient reaches alpha through the soft sample. Bilevel by default, as in GDAS: before each
-/// weight step alpha takes an Adam step on a validation batch, grad alpha = grad_alpha L_val(w,
-/// alpha) through its own sample; tau falls linearly from 10 to 0.1 over the search.
-/// With bilevel = false alpha steps on the training loss instead (after the training backward).
-template <class Space, class T = float, Device D = cpu>
-class GDAS : public detail::GumbelPolicy<T, D> {
-public:
-    using space_type = Space;
-    using options_type = GDASOptions;
-    static constexpr std::string_view policy_name = "gdas";
-
-    GDAS(Supernet<T, D>& net, GDASOptions o = {})
-        : detail::GumbelPolicy<T, D>(net, {o.lr, o.beta1, o.weight_decay, o.tau_start, o.tau_end, o.anneal, true, o.bilevel}),
-          opt_(o) {}
-    const GDASOptions& options() const { return opt_; }
-
-private:
-    GDASOptions opt_;
-};
-
-/// SNAS (Xie et al., ICLR 2019), the relaxed form: per decision a soft sample
-/// z = softmax((alpha + g) / tau), g ~ Gumbel, mixes every candidate (as DARTS' weighted sum, so
-/// it costs every candidate's memory); one training backward pass gives the gradients of the
-/// weights and of alpha (single level: both lower the training loss), tau falls exponentially.
-/// SNAS's resource constraint is not included (DSNAS offers one).
-template <class Space, class T = float, Device D = cpu>
-class SNAS : public detail::GumbelPolicy<T, D> {
-public:
-    using space_type = Space;
-    using options_type = SNASOptions;
-    static constexpr std::string_view policy_name = "snas";
-
-    SNAS(Supernet<T, D>& net, SNASOptions o = {})
-        : detail::GumbelPolicy<T, D>(net, {o.lr, o.beta1, o.weight_decay, o.tau_start, o.tau_end, o.anneal, false, false}),
-          opt_(o) {}
-    const SNASOptions& options() const { return opt_; }
-
-private:
-    SNASOptions opt_;
-};
 
 }  // namespace diffautoml::nas

@@ -7,4 +7,5 @@
 #include "darts.hpp"
 #include "dsnas.hpp"
 #include "fixed.hpp"
-#include "gumbel.hpp"
+#include "gdas.hpp"
+#include "snas.hpp"
