@@ -947,6 +947,56 @@ TEST_CASE("StandardAugment: each image is its shift by at most pad pixels, maybe
     CHECK(flipped < 35);
 }
 
+// Data-parallel runs hand each rank a slice of the global batch with its global position
+// (DaContext::first_image, global_images): every policy keys its per-image draws by the global
+// index, so the slices, augmented separately from the same generator state, put together equal the
+// whole batch augmented at once, bit for bit, however the batch is split.
+TEST_CASE("every DA policy augments a slice of a global batch as the whole batch does", "[da][dist]") {
+    const std::int64_t N = 13;
+    Tensor<float> x(Shape{N, 1, 8, 8});
+    Generator init(3);
+    uniform_(x, init, -0.5, 1.5);
+    auto check = [&](auto make, const char* name) {
+        INFO(name);
+        auto whole_policy = make();
+        Generator g_whole(77);
+        DaContext whole_ctx{&g_whole, 40, 100};
+        const Tensor<float> whole = whole_policy.augment(x, whole_ctx).value();
+        for (const std::vector<std::int64_t>& cuts : {std::vector<std::int64_t>{0, 5, 13}, std::vector<std::int64_t>{0, 1, 7, 12, 13}}) {
+            for (std::size_t part = 0; part + 1 < cuts.size(); ++part) {
+                const std::int64_t a = cuts[part], b = cuts[part + 1];
+                auto policy = make();
+                Generator g(77);
+                DaContext ctx{&g, 40, 100};
+                ctx.first_image = a;
+                ctx.global_images = N;
+                const Tensor<float> slice = x.slice_batch(a, b).clone();
+                const Tensor<float> y = policy.augment(slice, ctx).value();
+                std::int64_t differ = 0;
+                for (std::int64_t k = 0; k < y.numel(); ++k) differ += y[k] != whole[a * 64 + k];
+                CHECK(differ == 0);
+            }
+        }
+        // A slice that does not fit its global batch is refused.
+        auto policy = make();
+        Generator g(77);
+        DaContext bad{&g, 40, 100};
+        bad.first_image = 10;
+        bad.global_images = N;
+        require_throws_with<value_error>([&] { policy.augment(x.slice_batch(0, 5).clone(), bad); },
+                                         {"does not fit a global batch of 13"});
+    };
+    PairPolicyOptions pair_options;
+    pair_options.flip_probability = 0.5;
+    pair_options.fade_start = 0.2;
+    check([&] { return PairPolicyDA<float>(pair_options); }, "PairPolicyDA with flips and fading");
+    RandAugmentOptions ra_options;
+    ra_options.flip_probability = 0.5;
+    check([&] { return RandAugment<float>(ra_options); }, "RandAugment with its base flip");
+    check([] { return StandardAugment<float>(); }, "StandardAugment");
+    check([] { return DADA<float>(); }, "DADA");
+}
+
 TEST_CASE("augmentation errors name the problem", "[da][errors]") {
     const Tensor<float> x(Shape{2, 1, 3, 3});
     x.fill(0.5f);

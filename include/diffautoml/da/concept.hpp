@@ -25,6 +25,12 @@ struct DaContext {
     /// x))) unrolled one step (optim::unrolled_input_gradient), in the stored space, shape (N, C, H,
     /// W). The trainer sets it; policies with other objectives ignore it.
     std::function<Tensor<double>()> unrolled_image_gradient{};
+    /// A data-parallel run (docs/distributed.md): the batch handed to augment() is images
+    /// [first_image, first_image + N) of a global batch of global_images (0: the batch is the
+    /// whole of it). Per-image draws are keyed by the global index, so an image is augmented the
+    /// same way however the global batch is split across ranks.
+    std::int64_t first_image = 0;
+    std::int64_t global_images = 0;
 };
 
 /// One row of a learned policy: ops applied in sequence, how likely the row is, and per op the
@@ -86,6 +92,18 @@ inline void check_ops(const std::vector<Op>& ops, const char* who) {
 }
 inline void check_context(const DaContext& ctx, const char* who) {
     DAM_CHECK(ctx.gen != nullptr, value_error, "{}: the DaContext has no generator", who);
+}
+/// The global index of the batch's first image and the global batch size for a batch of N.
+struct ImageRange {
+    std::int64_t first, global;
+};
+inline ImageRange image_range(const DaContext& ctx, std::int64_t N, const char* who) {
+    const std::int64_t G = ctx.global_images == 0 ? N : ctx.global_images;
+    DAM_CHECK(ctx.first_image >= 0 && ctx.first_image + N <= G, value_error,
+              "{}: a batch of {} images at global index {} does not fit a global batch of {} (DaContext::first_image, "
+              "global_images)",
+              who, N, ctx.first_image, G);
+    return {ctx.first_image, G};
 }
 template <class T>
 void check_losses(const Tensor<T>& losses, std::int64_t n, const char* who) {

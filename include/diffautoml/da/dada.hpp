@@ -121,6 +121,7 @@ public:
                   "DADA::augment: images must be (N, C, H, W) with N > 0, got {}", x.shape());
         const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), n = C * H * W, S = subpolicy_count();
         const auto gumbel = ctx.gen->next_stream(), logistic = ctx.gen->next_stream(), draws_s = ctx.gen->next_stream();
+        const std::int64_t g0 = detail::image_range(ctx, N, "DADA::augment").first;  // draws keyed by global index
         auto st = std::make_shared<State>();
         st->N = N;
         st->n = n;
@@ -140,7 +141,7 @@ public:
             double mx = -std::numeric_limits<double>::infinity();
             for (std::int64_t k = 0; k < S; ++k) {
                 soft[k] = (static_cast<double>(pi_.value()[k]) +
-                           sampling::gumbel_from_uniform(gumbel.uniform_double(static_cast<std::uint64_t>(i * S + k)))) /
+                           sampling::gumbel_from_uniform(gumbel.uniform_double(static_cast<std::uint64_t>((g0 + i) * S + k)))) /
                           opt_.tau;
                 mx = std::max(mx, soft[k]);
             }
@@ -152,10 +153,11 @@ public:
             const auto [o1, o2] = subpolicy(k);
             for (int j = 0; j < 2; ++j) {
                 const auto q = static_cast<std::size_t>(2 * i + j);
-                const double l = sampling::logistic_from_uniform(logistic.uniform_double(q));
+                const auto gq = static_cast<std::uint64_t>(2 * (g0 + i) + j);
+                const double l = sampling::logistic_from_uniform(logistic.uniform_double(gq));
                 st->b[q] = 1.0 / (1.0 + std::exp(-(static_cast<double>(beta_.value()[2 * k + j]) + l) / opt_.lambda));
                 st->m[q] = std::clamp(static_cast<double>(mag_.value()[2 * k + j]), 0.0, 1.0);
-                st->draws[q] = random_draw(j == 0 ? o1 : o2, draws_s, q);
+                st->draws[q] = random_draw(j == 0 ? o1 : o2, draws_s, gq);
             }
         }
         parallel_for(N, [&](std::int64_t i) {

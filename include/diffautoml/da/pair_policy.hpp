@@ -165,6 +165,9 @@ public:
         DAM_CHECK(x.shape().rank() == 4 && x.dim(0) > 0, shape_error,
                   "PairPolicyDA::augment: images must be (N, C, H, W) with N > 0, got {}", x.shape());
         const std::int64_t N = x.dim(0), K2 = pair_count();
+        // Stream indices use the global image index gi = g0 + i and the global batch size G (i and
+        // N when the batch is the whole global batch).
+        const auto [g0, G] = detail::image_range(ctx, N, "PairPolicyDA::augment");
         const auto noise = ctx.gen->next_stream(), mags = ctx.gen->next_stream(), draws_s = ctx.gen->next_stream();
         std::vector<double> logp = sampling::softmax_row(logits_);
         for (auto& p : logp) p = std::log(std::max(p, 1e-300));
@@ -179,36 +182,37 @@ public:
         std::vector<OpDraw> draws(static_cast<std::size_t>(S * N));
         std::vector<double> m(static_cast<std::size_t>(S * N), 0.0);
         for (std::int64_t i = 0; i < N; ++i) {
+            const std::int64_t gi = g0 + i;  // the image's global index
             // Gumbel-max: argmax_k (log P_k + g_k) ~ Cat(P); the temperature of the soft relaxation
             // does not move the argmax, so none is needed to draw the pair.
             std::int64_t best = 0;
             double best_v = -std::numeric_limits<double>::infinity();
             for (std::int64_t k = 0; k < K2; ++k) {
                 const double v = logp[static_cast<std::size_t>(k)] +
-                                 sampling::gumbel_from_uniform(noise.uniform_double(static_cast<std::uint64_t>(i * K2 + k)));
+                                 sampling::gumbel_from_uniform(noise.uniform_double(static_cast<std::uint64_t>(gi * K2 + k)));
                 if (v > best_v) {
                     best_v = v;
                     best = k;
                 }
             }
             pairs_[static_cast<std::size_t>(i)] = best;
-            // The apply decision reads indices 2N.. of the magnitude stream, so that without fading
+            // The apply decision reads indices 2G.. of the magnitude stream, so that without fading
             // every draw is what it was before fading existed.
             const bool apply =
-                last_p_ >= 1 || mags.uniform_double(static_cast<std::uint64_t>(2 * N + i)) < last_p_;
+                last_p_ >= 1 || mags.uniform_double(static_cast<std::uint64_t>(2 * G + gi)) < last_p_;
             applied_[static_cast<std::size_t>(i)] = apply;
             const auto [o1, o2] = apply ? pair(best) : std::pair<Op, Op>{Op::identity, Op::identity};
             for (int s = 0; s < 2; ++s) {
-                // The pair's draws and magnitudes keep indices 2i, 2i + 1 of their streams.
-                const auto k = static_cast<std::size_t>(2 * i + s);
+                // The pair's draws and magnitudes keep indices 2 gi, 2 gi + 1 of their streams.
+                const auto k = static_cast<std::uint64_t>(2 * gi + s);
                 const auto at = static_cast<std::size_t>(S * i + first + s);
                 draws[at] = random_draw(s == 0 ? o1 : o2, draws_s, k);
                 m[at] = opt_.max_magnitude * mags.uniform_double(k);
-                magnitudes_[k] = m[at];
+                magnitudes_[static_cast<std::size_t>(2 * i + s)] = m[at];
             }
             if (flips) {
-                // Indices 3N.. of the magnitude stream: without flips no draw changes.
-                const bool flip = mags.uniform_double(static_cast<std::uint64_t>(3 * N + i)) < opt_.flip_probability;
+                // Indices 3G.. of the magnitude stream: without flips no draw changes.
+                const bool flip = mags.uniform_double(static_cast<std::uint64_t>(3 * G + gi)) < opt_.flip_probability;
                 flipped_[static_cast<std::size_t>(i)] = flip;
                 draws[static_cast<std::size_t>(S * i)].op = flip ? Op::flip_lr : Op::identity;
             }

@@ -55,10 +55,11 @@ public:
         DAM_CHECK(x.shape().rank() == 4 && x.dim(0) > 0, shape_error,
                   "RandAugment::augment: images must be (N, C, H, W) with N > 0, got {}", x.shape());
         const std::int64_t N = x.dim(0), n = opt_.n, K = static_cast<std::int64_t>(opt_.ops.size());
+        const auto [g0, G] = detail::image_range(ctx, N, "RandAugment::augment");  // global index, global batch
         const auto choice = ctx.gen->next_stream(), draws_s = ctx.gen->next_stream();
-        // Op j of image i is draws_s's draw n i + j whether or not the base flip is on; with it,
-        // each image's ops are preceded by flip_lr or identity (choice's uniform N n + i, past the
-        // words the op choices read).
+        // Op j of image i (global index g) is draws_s's draw n g + j whether or not the base flip
+        // is on; with it, each image's ops are preceded by flip_lr or identity (choice's uniform
+        // G n + g, past the words the op choices read).
         const bool flips = opt_.flip_probability > 0;
         const std::int64_t S = flips ? n + 1 : n, first = flips ? 1 : 0;
         std::vector<OpDraw> draws(static_cast<std::size_t>(N * S));
@@ -66,13 +67,13 @@ public:
         last_.assign(static_cast<std::size_t>(N * n), OpDraw{});
         for (std::int64_t i = 0; i < N; ++i) {
             for (std::int64_t j = 0; j < n; ++j) {
-                const auto k = static_cast<std::uint64_t>(i * n + j);
+                const auto k = static_cast<std::uint64_t>((g0 + i) * n + j);
                 const auto at = static_cast<std::size_t>(i * S + first + j);
                 draws[at] = random_draw(opt_.ops[choice.word(k) % static_cast<std::uint32_t>(K)], draws_s, k);
-                last_[k] = draws[at];
+                last_[static_cast<std::size_t>(i * n + j)] = draws[at];
             }
             if (flips) {
-                const bool flip = choice.uniform_double(static_cast<std::uint64_t>(N * n + i)) < opt_.flip_probability;
+                const bool flip = choice.uniform_double(static_cast<std::uint64_t>(G * n + g0 + i)) < opt_.flip_probability;
                 draws[static_cast<std::size_t>(i * S)] = OpDraw{flip ? Op::flip_lr : Op::identity};
                 m[static_cast<std::size_t>(i * S)] = 0.0;
             }

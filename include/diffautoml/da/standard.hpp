@@ -34,18 +34,20 @@ public:
     }
     bool searching() const { return false; }
 
-    /// Image n uses block n of one stream: word 0 bit 0 flips, words 1 and 2 give the shifts.
+    /// Image n (global index g) uses block g of one stream: word 0 bit 0 flips, words 1 and 2
+    /// give the shifts.
     Var<T> augment(const Tensor<T>& x, DaContext& ctx) {
         detail::check_context(ctx, "StandardAugment::augment");
         DAM_CHECK(x.shape().rank() == 4 && x.dim(0) > 0, shape_error,
                   "StandardAugment::augment: images must be (N, C, H, W) with N > 0, got {}", x.shape());
         const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+        const std::int64_t g0 = detail::image_range(ctx, N, "StandardAugment::augment").first;
         const auto s = ctx.gen->next_stream();
         const auto span = static_cast<std::uint32_t>(2 * opt_.pad + 1);
         const T fill = static_cast<T>((opt_.fill - opt_.pixels.mean) / opt_.pixels.std);
         Tensor<T> y(x.shape());
         parallel_for(N, [&](std::int64_t n) {
-            const auto r = s.block(static_cast<std::uint64_t>(n));
+            const auto r = s.block(static_cast<std::uint64_t>(g0 + n));
             const bool flip = opt_.flip && (r[0] & 1u);
             const std::int64_t dy = static_cast<std::int64_t>(r[1] % span) - opt_.pad;
             const std::int64_t dx = static_cast<std::int64_t>(r[2] % span) - opt_.pad;
@@ -70,23 +72,6 @@ private:
     StandardAugmentOptions opt_;
 };
 
-/// No augmentation: the batch as it is.
-template <class T = float>
-class NoAugment {
-public:
-    using value_type = T;
-    static constexpr std::string_view policy_name = "none";
-    bool searching() const { return false; }
-    template <Device D = cpu>
-    Var<T, D> augment(const Tensor<T, D>& x, DaContext&) {
-        return Var<T, D>(x, false);
-    }
-    void update(const Tensor<T>&, DaContext&) {}
-    void save_state(ByteWriter&) const {}
-    void load_state(ByteReader&) {}
-    std::vector<PolicyEntry> summary(std::size_t) const { return {}; }
-};
-
-static_assert(DaPolicy<StandardAugment<>> && DaPolicy<NoAugment<>>);
+static_assert(DaPolicy<StandardAugment<>>);
 
 }  // namespace diffautoml::da
