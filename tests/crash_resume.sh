@@ -68,6 +68,12 @@ for ((i = 1; killed < kills; i++)); do
       finished=$((finished + 1)) run=$((run + 1))
       out="$work/crash$run"
     fi
+    # A fresh run ended before its kill: the reference was timed on a busier machine than this one
+    # is now (other tests ran beside it). Shrink the timings, so that kills land inside runs again.
+    if [[ ${#resume[@]} -eq 0 ]]; then
+      read -r ref_seconds startup_seconds < <(awk -v t="$ref_seconds" -v s="$startup_seconds" \
+        'BEGIN { printf "%.3f %.3f\n", t * 0.8, s * 0.8 }')
+    fi
   fi
 done
 echo "$killed kills, $resumed attempts resumed from a checkpoint, $finished runs finished between kills"
