@@ -186,53 +186,6 @@ TEST_CASE("fused softmax-cross-entropy matches the CPU (forward and backward, la
     require_close(dzd.to_host(), dz, 1e-6, 1e-5, "dz");
 }
 
-TEST_CASE("elementwise maps and the deterministic sum match the CPU", "[cuda][elementwise]") {
-    const std::int64_t n = 1 << 20;
-    const Host x = normal(n, 7), g = normal(n, 8);
-    const DeviceArray<float> xd(x), gd(g);
-    auto check_op = [&](auto f, const char* name) {
-        Host y(n), dx(n);
-        dam_ref::unary(name, x.data(), g.data(), n, y.data(), dx.data());
-        DeviceArray<float> yd(n), dxd(n);
-        backend_cuda::unary_forward(cuda{}, f, xd.data(), yd.data(), n);
-        backend_cuda::unary_backward(cuda{}, f, xd.data(), yd.data(), gd.data(), dxd.data(), n);
-        // Tolerances from the float epsilon, not guessed: the device's expf and tanhf are within
-        // 2 ulp (CUDA C Programming Guide, mathematical functions), the host's within 1, and the
-        // rest of each formula adds a few roundings, so |dy| <= 8 eps |y|. The backward reads each
-        // side's own y, so dx inherits |d bwd / dy| |dy| plus its own roundings.
-        const double eps = std::numeric_limits<float>::epsilon(), k = 8;
-        const Host yg = yd.to_host(), dxg = dxd.to_host();
-        std::int64_t bad_y = 0, bad_dx = 0;
-        double worst_y = 0, worst_dx = 0;
-        for (std::int64_t i = 0; i < n; ++i) {
-            const auto u = static_cast<std::size_t>(i);
-            const double yc = y[u], gc = g[u];
-            const double ty = k * eps * std::abs(yc);
-            const double slope = name == std::string("sigmoid") ? gc * (1 - 2 * yc) : name == std::string("tanh") ? -2 * gc * yc : 0;
-            const double tdx = std::abs(slope) * ty + k * eps * std::abs(static_cast<double>(dx[u]));
-            const double ey = std::abs(static_cast<double>(yg[u]) - yc), edx = std::abs(static_cast<double>(dxg[u]) - dx[u]);
-            bad_y += !(ey <= ty);
-            bad_dx += !(edx <= tdx);
-            worst_y = std::max(worst_y, ey / std::max(ty, 1e-300));
-            worst_dx = std::max(worst_dx, edx / std::max(tdx, 1e-300));
-        }
-        INFO(name << ": " << bad_y << " values and " << bad_dx << " gradients of " << n
-                  << " outside their bounds; worst error / bound: " << worst_y << " and " << worst_dx);
-        CHECK(bad_y == 0);
-        CHECK(bad_dx == 0);
-    };
-    check_op(fn::Relu{}, "relu");
-    check_op(fn::Sigmoid{}, "sigmoid");
-    check_op(fn::Tanh{}, "tanh");
-    DeviceArray<float> s1(1), s2(1);
-    backend_cuda::sum(cuda{}, xd.data(), n, s1.data());
-    backend_cuda::sum(cuda{}, xd.data(), n, s2.data());
-    double ref = 0;
-    for (float v : x) ref += v;
-    CHECK(s1.to_host()[0] == Approx(ref).margin(1e-3));
-    CHECK(s1.to_host() == s2.to_host());
-}
-
 namespace {
 /// Compares one elementwise map on the GPU with the CPU's, element by element, within bounds
 /// derived from the float epsilon: |dy| <= k eps m_y and |d dx| <= |d bwd / dy| k eps m_y +
@@ -276,6 +229,25 @@ void check_unary(F f, const Host& x, const Host& g, double extra) {
     CHECK(bad_dx == 0);
 }
 }  // namespace
+
+TEST_CASE("elementwise maps and the deterministic sum match the CPU", "[cuda][elementwise]") {
+    const std::int64_t n = 1 << 20;
+    const Host x = normal(n, 7), g = normal(n, 8);
+    const DeviceArray<float> xd(x);
+    // The first H200 run failed sigmoid and tanh here against a guessed atol 1e-7 + rtol 2e-6 (one
+    // element off by 3e-7, the device's expf one ulp away): check_unary's bounds come from eps.
+    check_unary(fn::Relu{}, x, g, 0);
+    check_unary(fn::Sigmoid{}, x, g, 0);
+    check_unary(fn::Tanh{}, x, g, 0);
+    DeviceArray<float> s1(1), s2(1);
+    backend_cuda::sum(cuda{}, xd.data(), n, s1.data());
+    backend_cuda::sum(cuda{}, xd.data(), n, s2.data());
+    double ref = 0;
+    for (float v : x) ref += v;
+    CHECK(s1.to_host()[0] == Approx(ref).margin(1e-3));
+    CHECK(s1.to_host() == s2.to_host());
+}
+
 
 TEST_CASE("every functor of ops/functors.hpp and every binary op match the CPU", "[cuda][elementwise]") {
     const std::int64_t n = 1 << 18;
