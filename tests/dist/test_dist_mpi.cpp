@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 #include <diffautoml/dist/mpi.hpp>
+#include <diffautoml/nn/layers.hpp>
+#include <diffautoml/optim/data_parallel.hpp>
 
 namespace {
 
@@ -83,6 +85,58 @@ TEST_CASE("MPI communicator: bad arguments are errors on the rank that gives the
     CHECK_THROWS_WITH(comm->broadcast(std::span<double>(x), comm->size()), Catch::Contains("root rank"));
     CHECK_THROWS_WITH(comm->allgather(std::span<const double>(x), std::span<double>(out)),
                       Catch::Contains("the output holds 2 values"));
+    comm->barrier();
+}
+
+TEST_CASE("data-parallel helpers: gradients summed and scaled, buffers averaged, state broadcast", "[dist][mpi]") {
+    using namespace diffautoml;
+    const int R = comm->size(), me = comm->rank();
+    // Three parameters: p0 has a gradient on every rank, p1 on rank 1 only, p2 on none.
+    std::vector<Var<double>> ps{Var<double>(Tensor<double>::zeros(Shape{1001}), true),
+                                Var<double>(Tensor<double>::zeros(Shape{3}), true),
+                                Var<double>(Tensor<double>::zeros(Shape{5}), true)};
+    auto fill = [&](std::int64_t n) {
+        Tensor<double> t(Shape{n});
+        for (std::int64_t k = 0; k < n; ++k) t[k] = value<double>(me, static_cast<std::size_t>(k));
+        return t;
+    };
+    ps[0].grad() = fill(1001);
+    if (me == 1) ps[1].grad() = fill(3);
+    optim::allreduce_gradients(*comm, ps, 1.0 / R);
+    std::size_t wrong = 0;
+    for (std::int64_t k = 0; k < 1001; ++k) {
+        double sum = 0;
+        for (int r = 0; r < R; ++r) sum += value<double>(r, static_cast<std::size_t>(k));
+        wrong += ps[0].grad()[k] != sum * (1.0 / R);
+    }
+    REQUIRE(ps[1].grad().defined());
+    for (std::int64_t k = 0; k < 3; ++k) wrong += ps[1].grad()[k] != value<double>(1, static_cast<std::size_t>(k)) * (1.0 / R);
+    INFO("rank " << me << " of " << R);
+    CHECK(wrong == 0);
+    CHECK_FALSE(ps[2].grad().defined());
+
+    // Batch-norm running statistics: each rank's own, then their mean everywhere; then rank R-1's
+    // weights and buffers everywhere.
+    nn::BatchNorm2d<double> bn(6);
+    std::size_t at = 0;
+    for (const auto& [name, b] : bn.named_buffers())
+        for (std::int64_t k = 0; k < b.numel(); ++k) b[k] = value<double>(me, at++);
+    optim::average_buffers(*comm, bn);
+    at = 0;
+    wrong = 0;
+    for (const auto& [name, b] : bn.named_buffers())
+        for (std::int64_t k = 0; k < b.numel(); ++k, ++at) {
+            double sum = 0;
+            for (int r = 0; r < R; ++r) sum += value<double>(r, at);
+            wrong += b[k] != sum * (1.0 / R);
+        }
+    CHECK(wrong == 0);
+    for (const auto& p : bn.parameters()) p.value().fill(static_cast<double>(me));
+    optim::broadcast_state(*comm, bn, R - 1);
+    wrong = 0;
+    for (const auto& p : bn.parameters())
+        for (std::int64_t k = 0; k < p.numel(); ++k) wrong += p.value()[k] != static_cast<double>(R - 1);
+    CHECK(wrong == 0);
     comm->barrier();
 }
 
