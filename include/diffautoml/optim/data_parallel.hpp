@@ -58,25 +58,44 @@ void allreduce_gradients(C& comm, const std::vector<Var<T, D>>& params, double s
     }
 }
 
+namespace detail {
+/// The values of `tensors` one after another in one host buffer.
+template <class T, Device D>
+std::vector<T> pack(const std::vector<Tensor<T, D>>& tensors) {
+    std::vector<T> buf;
+    for (const auto& t : tensors) {
+        const Tensor<T> h = on_host(t);
+        buf.insert(buf.end(), h.data(), h.data() + h.numel());
+    }
+    return buf;
+}
+/// The inverse of pack, each value times `scale`, written into the tensors' storage.
+template <class T, Device D>
+void unpack(const std::vector<T>& buf, const std::vector<Tensor<T, D>>& tensors, T scale) {
+    std::size_t at = 0;
+    for (const auto& t : tensors) {
+        Tensor<T> h(t.shape());
+        for (std::int64_t k = 0; k < h.numel(); ++k) h[k] = buf[at + static_cast<std::size_t>(k)] * scale;
+        copy_from_host(t, h);
+        at += static_cast<std::size_t>(t.numel());
+    }
+}
+template <class T, Device D>
+std::vector<Tensor<T, D>> buffers_of(const nn::Module<T, D>& m) {
+    std::vector<Tensor<T, D>> out;
+    for (const auto& [name, b] : m.named_buffers()) out.push_back(b);
+    return out;
+}
+}  // namespace detail
+
 /// Replaces every buffer of `m` (batch-norm running means and variances) by its mean over the ranks.
 template <dist::Communicator C, class T, Device D>
 void average_buffers(C& comm, const nn::Module<T, D>& m) {
     static_assert(dist::Reducible<T>, "average_buffers: buffers of float or double");
-    const auto buffers = m.named_buffers();
-    std::vector<T> buf;
-    for (const auto& [name, b] : buffers) {
-        const Tensor<T> h = on_host(b);
-        buf.insert(buf.end(), h.data(), h.data() + h.numel());
-    }
+    const auto buffers = detail::buffers_of(m);
+    std::vector<T> buf = detail::pack(buffers);
     comm.allreduce(std::span<T>(buf), dist::ReduceOp::sum);
-    const T inv = static_cast<T>(1.0 / static_cast<double>(comm.size()));
-    std::size_t at = 0;
-    for (const auto& [name, b] : buffers) {
-        Tensor<T> h(b.shape());
-        for (std::int64_t k = 0; k < h.numel(); ++k) h[k] = buf[at + static_cast<std::size_t>(k)] * inv;
-        copy_from_host(b, h);
-        at += static_cast<std::size_t>(b.numel());
-    }
+    detail::unpack(buf, buffers, static_cast<T>(1.0 / static_cast<double>(comm.size())));
 }
 
 /// Copies every parameter value and buffer of `m` on rank `root` to the same module on every rank.
@@ -85,21 +104,10 @@ void broadcast_state(C& comm, const nn::Module<T, D>& m, int root) {
     static_assert(dist::Reducible<T>, "broadcast_state: values of float or double");
     std::vector<Tensor<T, D>> tensors;
     for (const auto& [name, p] : m.named_parameters()) tensors.push_back(p.value());
-    for (const auto& [name, b] : m.named_buffers()) tensors.push_back(b);
-    std::vector<T> buf;
-    for (const auto& t : tensors) {
-        const Tensor<T> h = on_host(t);
-        buf.insert(buf.end(), h.data(), h.data() + h.numel());
-    }
+    for (const auto& b : detail::buffers_of(m)) tensors.push_back(b);
+    std::vector<T> buf = detail::pack(tensors);
     comm.broadcast(std::span<T>(buf), root);
-    std::size_t at = 0;
-    for (const auto& t : tensors) {
-        Tensor<T> h(t.shape());
-        std::copy(buf.begin() + static_cast<std::ptrdiff_t>(at), buf.begin() + static_cast<std::ptrdiff_t>(at + static_cast<std::size_t>(t.numel())),
-                  h.data());
-        copy_from_host(t, h);
-        at += static_cast<std::size_t>(t.numel());
-    }
+    detail::unpack(buf, tensors, T(1));
 }
 
 }  // namespace diffautoml::optim
