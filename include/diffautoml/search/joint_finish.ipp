@@ -24,7 +24,7 @@ std::pair<double, double> JointSearch<DA, NAS, HPO, D>::evaluate(nn::Module<T, D
 
 template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
 void JointSearch<DA, NAS, HPO, D>::write_report(const nlohmann::json& result) const {
-    if (opt_.run.out_dir.empty()) return;
+    if (opt_.run.out_dir.empty() || rank() != 0) return;
     nlohmann::json r = result;
     if (r.is_null()) r = {{"config", config_json()}};
     write_text_atomic(opt_.run.out_dir + "/report.html", html_report(log_, r));
@@ -32,7 +32,7 @@ void JointSearch<DA, NAS, HPO, D>::write_report(const nlohmann::json& result) co
 
 template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
 void JointSearch<DA, NAS, HPO, D>::write_log() const {
-    if (opt_.run.out_dir.empty()) return;
+    if (opt_.run.out_dir.empty() || rank() != 0) return;
     std::string s;
     for (const auto& r : log_) s += r.dump() + "\n";
     write_file_atomic(opt_.run.out_dir + "/log.jsonl", std::vector<std::uint8_t>(s.begin(), s.end()));
@@ -84,7 +84,8 @@ JointResult JointSearch<DA, NAS, HPO, D>::finish(double seconds) {
     res.hyperparameters = detail::values_json(*hpo_);
     res.da_policy = detail::policy_json(da_->summary(10));
     res.model = host_model;
-    if (!opt_.run.out_dir.empty()) {
+    // Every rank ends with the same model (the final pass is replicated); rank 0 writes the files.
+    if (!opt_.run.out_dir.empty() && rank() == 0) {
         const nlohmann::json extra = {{"config", config_json()},
                                       {"hyperparameters", res.hyperparameters},
                                       {"da_policy", res.da_policy},
