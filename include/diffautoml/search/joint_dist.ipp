@@ -41,9 +41,11 @@ Tensor<typename NAS::value_type> JointSearch<DA, NAS, HPO, D>::sharded_backward(
             for (const auto& v : nas_->reduced_variables()) reduced.push_back(v);
     T extra[4] = {static_cast<T>(loss_sum), static_cast<T>(right), stop_flag().load() ? T(1) : T(0),
                   checkpoint_due() ? T(1) : T(0)};
-    opt_.run.comm.note(fmt::format("step {}", step_));
-    optim::allreduce_gradients(opt_.run.comm, reduced, 1.0 / static_cast<double>(opt_.run.comm.size()),
-                               std::span<T>(extra));
+    if (opt_.run.comm.size() > 1) {  // one rank in micro-batches has nothing to reduce
+        opt_.run.comm.note(fmt::format("step {}", step_));
+        optim::allreduce_gradients(opt_.run.comm, reduced, 1.0 / static_cast<double>(opt_.run.comm.size()),
+                                   std::span<T>(extra));
+    }
     const std::int64_t B = n * opt_.run.comm.size();
     const double l = static_cast<double>(extra[0]) / static_cast<double>(B);
     // Every rank sees the same sums, so every rank stops here alike.
