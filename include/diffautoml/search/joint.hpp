@@ -84,7 +84,9 @@ public:
     using DaPolicy = DA<T>;
     using HpoPolicy = typename detail::bind_device<HPO, T, D>::type;
     using device_type = D;
-    static_assert(std::is_same_v<T, float>, "JointSearch: the joint search trains float networks (NAS::value_type)");
+    static_assert(std::is_same_v<T, float> || (std::is_same_v<T, double> && std::is_same_v<D, cpu>),
+                  "JointSearch: the joint search trains float networks (NAS::value_type) on any device, or double "
+                  "ones on the CPU (for tests that compare runs to 1e-9; such a run writes no model.bin)");
     static_assert(std::is_same_v<D, device_of_t<NAS>>,
                   "JointSearch: D must be the NAS policy's device (e.g. nas::DSNAS<Space, float, cuda> for cuda)");
     static_assert(da::DaPolicy<DaPolicy>,
@@ -386,6 +388,12 @@ private:
     [[noreturn]] void diverged(const std::string& what) const;
     /// Whether every weight gradient is finite (ops::all_finite: one read-back on a GPU).
     bool gradients_finite() const;
+
+    /// Dataset images (float, on the host) as the network's input: on its device, in its precision.
+    static Tensor<T, D> input(const Tensor<float>& x) {
+        if constexpr (std::is_same_v<T, float>) return on_device<D>(x);
+        else return cast<T>(x);
+    }
 
     static std::int64_t correct(const Tensor<T>& z, const Tensor<std::int32_t>& labels) {
         return ops::count_correct(z, labels);

@@ -67,7 +67,7 @@ void JointSearch<DA, NAS, HPO, D>::sharded_validation_backward() {
         const std::int64_t at = (rank() * K + j) * m;
         const Tensor<float> images = vb.images.slice_batch(at, at + m);
         const Tensor<std::int32_t> labels = vb.labels.slice_batch(at, at + m);
-        auto loss = ops::cross_entropy(net_->forward(Var<T, D>(on_device<D>(images))), on_device<D>(labels));
+        auto loss = ops::cross_entropy(net_->forward(Var<T, D>(input(images))), on_device<D>(labels));
         if (loss.requires_grad()) ops::mul_scalar(loss, 1.0 / static_cast<double>(S)).backward();
     }
 }

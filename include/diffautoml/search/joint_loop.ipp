@@ -18,7 +18,7 @@ JointResult JointSearch<DA, NAS, HPO, D>::run() {
     hpo::HpoContext<T, D> hctx;
     hctx.validation = val_.get();
     hctx.validation_batch = validation_batch();
-    hctx.forward = [&](const Tensor<float>& x) { return net_->forward(Var<T, D>(on_device<D>(x))); };
+    hctx.forward = [&](const Tensor<float>& x) { return net_->forward(Var<T, D>(input(x))); };
     data::Batch batch;
     hctx.train_loss = [&] { return hpo_->training_loss(net_->forward(Var<T, D>(train_input_)), on_device<D>(batch.labels)); };
     nctx.train_loss = [&] {
@@ -28,7 +28,7 @@ JointResult JointSearch<DA, NAS, HPO, D>::run() {
         nctx.weight_update = [this](const std::vector<Tensor<T, D>>& g) { return hpo_->weight_update(step_, weights_, g); };
     nctx.val_loss = [&] {
         auto vb = val_->next(validation_batch());
-        return ops::cross_entropy(net_->forward(Var<T, D>(on_device<D>(vb.images))), on_device<D>(vb.labels));
+        return ops::cross_entropy(net_->forward(Var<T, D>(input(vb.images))), on_device<D>(vb.labels));
     };
     if (sharded()) {  // joint_dist.ipp: the validation pass in pieces, the hypergradient summed over the ranks
         hctx.validation_backward = [this] { sharded_validation_backward(); };
@@ -130,7 +130,7 @@ void JointSearch<DA, NAS, HPO, D>::train_step(const data::Batch& batch, nas::Nas
         dctx.reduce = [this](std::span<double> v) { opt_.run.comm.allreduce(v, dist::ReduceOp::sum); };
     }
     const Tensor<std::int32_t, D> labels = on_device<D>(host_labels);
-    auto x = da_->augment(on_device<D>(images), dctx);                       // 1
+    auto x = da_->augment(input(images), dctx);                               // 1
     train_input_ = x.value();  // what nctx.train_loss sees: the batch the weight step trains on
     if (!derived_) nas_->prepare(nctx);                                       // 2
     Tensor<T> per_sample;
@@ -139,7 +139,7 @@ void JointSearch<DA, NAS, HPO, D>::train_step(const data::Batch& batch, nas::Nas
     } else {
         auto logits = net_->forward(x);                                       // 3
         auto loss = hpo_->training_loss(logits, labels);
-        const float l = on_host(loss.value()).item();
+        const auto l = on_host(loss.value()).item();
         if (!std::isfinite(l)) diverged(fmt::format("the training loss became non-finite ({})", l));
         const Tensor<T> host_logits = on_host(logits.value());
         {
