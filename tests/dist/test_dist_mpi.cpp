@@ -239,6 +239,9 @@ void ranks_equal_micro_batches(double tolerance) {
     CHECK(rn.steps == 12);
     CHECK(rn.steps == r1.steps);
     CHECK(rn.architecture == r1.architecture);
+    // The architecture each epoch ended with (the argmax of alpha), epoch by epoch.
+    REQUIRE(many.log().size() == one.log().size());
+    for (std::size_t e = 0; e < one.log().size(); ++e) CHECK(many.log()[e]["derived"] == one.log()[e]["derived"]);
     const auto a = state_of(many), b = state_of(one);
     same_state(a, b, tolerance);
     CHECK(replicated(a.weights));
