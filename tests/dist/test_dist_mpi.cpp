@@ -183,10 +183,11 @@ double relative_difference(const std::vector<T>& a, const std::vector<T>& b) {
     return scale > 0 ? diff / scale : diff;
 }
 
-/// The two runs took the same steps, up to summation order: within `tolerance` of the values' scale.
-void same_state(const SearchState& a, const SearchState& b, double tolerance) {
+/// The two runs took the same steps, up to summation order: within `tolerance` of the values' scale
+/// (`alpha_tolerance` for the architecture distribution).
+void same_state(const SearchState& a, const SearchState& b, double tolerance, double alpha_tolerance) {
     CHECK(relative_difference(a.weights, b.weights) <= tolerance);
-    CHECK(relative_difference(a.alphas, b.alphas) <= tolerance);
+    CHECK(relative_difference(a.alphas, b.alphas) <= alpha_tolerance);
     CHECK(relative_difference(a.da, b.da) <= tolerance);
     CHECK(relative_difference(a.hyper, b.hyper) <= tolerance);
 }
@@ -221,7 +222,7 @@ using DoubleJoint = diffautoml::search::JointSearch<diffautoml::da::PairPolicyDA
 /// 12 steps on R ranks against 12 steps of one rank with R micro-batches: the same steps within
 /// `tolerance`, the same derived architecture, and the replicated state bitwise equal on every rank.
 template <class JS>
-void ranks_equal_micro_batches(double tolerance) {
+void ranks_equal_micro_batches(double tolerance, double alpha_tolerance) {
     using namespace diffautoml;
     const int R = comm->size();
     const auto train = dam_test::bars(136, 1, data::Split::train), test = dam_test::bars(30, 2, data::Split::test);
@@ -243,7 +244,7 @@ void ranks_equal_micro_batches(double tolerance) {
     REQUIRE(many.log().size() == one.log().size());
     for (std::size_t e = 0; e < one.log().size(); ++e) CHECK(many.log()[e]["derived"] == one.log()[e]["derived"]);
     const auto a = state_of(many), b = state_of(one);
-    same_state(a, b, tolerance);
+    same_state(a, b, tolerance, alpha_tolerance);
     CHECK(replicated(a.weights));
     CHECK(replicated(a.alphas));
     CHECK(replicated(a.da));
@@ -254,10 +255,16 @@ void ranks_equal_micro_batches(double tolerance) {
 }  // namespace
 
 TEST_CASE("JointSearch on R ranks takes the steps of one rank with R micro-batches: to 1e-9 in double precision, "
-          "1e-5 in float; replicated state bitwise equal on every rank",
+          "1e-5 in float (the architecture distribution 2e-2); replicated state bitwise equal on every rank",
           "[dist][mpi][search]") {
-    SECTION("double") { ranks_equal_micro_batches<DoubleJoint>(1e-9); }
-    SECTION("float, the main job's precision") { ranks_equal_micro_batches<dam_test::DefaultJoint>(1e-5); }
+    SECTION("double") { ranks_equal_micro_batches<DoubleJoint>(1e-9, 1e-9); }
+    // In float the sum over 3 ranks rounds in another order than the one rank's sum over its 3
+    // micro-batches. Weights, DA logits and hyperparameters stay within 1e-5; the architecture
+    // distribution does not: DSNAS steps alpha with Adam, which divides each gate gradient by its
+    // own running magnitude, so a gradient that nearly cancels takes a full-size step whose sign a
+    // one-ulp difference decides (measured: 4.7e-3 at 3 ranks, within 1e-5 at 2). The double
+    // section above is the proof of the equivalence; this one bounds float's drift.
+    SECTION("float, the main job's precision") { ranks_equal_micro_batches<dam_test::DefaultJoint>(1e-5, 2e-2); }
 }
 
 TEST_CASE("JointSearch checkpointed on R ranks resumes on one rank to the state of an uninterrupted run",
@@ -290,7 +297,7 @@ TEST_CASE("JointSearch checkpointed on R ranks resumes on one rank to the state 
         straight_options.run.micro_batches = R;
         dam_test::DefaultJoint straight(train, test, straight_options, {}, dam_test::tiny_space());
         straight.run();
-        same_state(state_of(resumed), state_of(straight), 1e-5);
+        same_state(state_of(resumed), state_of(straight), 1e-5, 2e-2);  // float: see the test above
         std::filesystem::remove_all(dir);
     }
     comm->barrier();

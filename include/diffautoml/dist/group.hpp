@@ -9,6 +9,7 @@
 //     options.run.comm = comm;   // JointSearch then runs data-parallel over the ranks
 #include <concepts>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <span>
 #include <string>
@@ -50,7 +51,10 @@ public:
         impl_->allgather(in, out);
     }
     void barrier() { impl_->barrier(); }
-    [[noreturn]] void abort(int code, std::string_view message) { impl_->abort(code, message); }
+    [[noreturn]] void abort(int code, std::string_view message) {
+        impl_->abort(code, message);
+        std::_Exit(code == 0 ? 1 : code);  // not reached: the compiler does not carry [[noreturn]] through a virtual call
+    }
     /// What this rank is doing (e.g. "step 12"), for backends whose failure messages say it (Mpi).
     void note(std::string_view what) { impl_->note(what); }
 
