@@ -59,6 +59,8 @@ struct Args {
     std::uint64_t subset_seed = 0;   ///< the subset's seed (the same subset for every --seed by default)
     std::string space = "shuffle", da = "pair", nas = "dsnas", hpo = "hypergrad";
     std::string device = "cpu";                  ///< diffautoml-search only: cpu or cuda
+    std::string dist = "local";                  ///< diffautoml-search only: local or mpi (data-parallel ranks)
+    double dist_timeout = 300;                   ///< --dist mpi: end the job when a collective waits this long
     std::string da_ops;                          ///< "" picks grey for Fashion-MNIST, all otherwise
     bool resume = false;
     bool no_test = false;                        ///< a choice run: the test set is not read (docs/protocol.md)

@@ -927,3 +927,73 @@ TEST_CASE("the tutorial's own DA policy plugs into the joint search with a fixed
     CHECK(js.da_policy().magnitude_ != 0.3);  // update() ran
     CHECK(r.da_policy[0]["ops"][0] == "Brightness");
 }
+
+TEST_CASE("joint search in micro-batches: a run in pieces resumes to the state of an uninterrupted one, and what "
+          "cannot be cut into pieces is refused", "[search][dist]") {
+    // 72 training images, batches of 12 in 2 pieces of 6: the sharded step of docs/distributed.md
+    // on one rank (DA terms, DSNAS gates, hypergradients through the reductions, flags agreed).
+    const auto train = bars(136, 1, data::Split::train), test = bars(30, 2, data::Split::test);
+    auto options = [](const std::string& dir) {
+        auto o = tiny_options(dir);
+        o.run.batch = 12;
+        o.run.validation_batch = 12;
+        o.run.micro_batches = 2;
+        return o;
+    };
+    const std::string a_dir = fresh_dir("micro_a"), b_dir = fresh_dir("micro_b");
+    Joint a(train, test, options(a_dir), {}, tiny_space());
+    REQUIRE(a.sharded());
+    const auto ra = a.run();
+    CHECK(ra.steps == 12);
+    CHECK(std::isfinite(ra.test_accuracy));
+
+    auto ob = options(b_dir);
+    ob.run.stop_after_steps = 5;
+    {
+        Joint b(train, test, ob, {}, tiny_space());
+        require_throws_with<search::interrupted>([&] { b.run(); }, {"stopped at step 5"});
+    }
+    ob.run.stop_after_steps = -1;
+    Joint b(train, test, ob, {}, tiny_space());
+    REQUIRE(b.resume());
+    const auto rb = b.run();
+    CHECK(rb.test_accuracy == ra.test_accuracy);
+    CHECK(rb.architecture == ra.architecture);
+    CHECK(rb.hyperparameters == ra.hyperparameters);
+    CHECK(rb.da_policy == ra.da_policy);
+    CHECK(nn::serialize_model(*rb.model) == nn::serialize_model(*ra.model));
+
+    // A different number of pieces is a different float summation order, not a different run: the
+    // checkpoint of a run in 2 pieces resumes in 1 (what a change in the number of ranks does).
+    ob.run.stop_after_steps = 5;
+    {
+        Joint c(train, test, ob, {}, tiny_space());
+        require_throws_with<search::interrupted>([&] { c.run(); }, {"stopped at step 5"});
+    }
+    auto oc = ob;
+    oc.run.stop_after_steps = -1;
+    oc.run.micro_batches = 1;
+    Joint c(train, test, oc, {}, tiny_space());
+    REQUIRE(c.resume());
+    CHECK(c.step() == 5);
+    CHECK_FALSE(c.sharded());
+    CHECK(std::isfinite(c.run().test_accuracy));
+
+    auto bad = options("");
+    bad.run.micro_batches = 5;
+    require_throws_with<value_error>([&] { Joint(train, test, bad, {}, tiny_space()); },
+                                     {"5 micro-batches = 5 equal pieces", "batch (12)", "not a multiple of 5"});
+    bad.run.micro_batches = 0;
+    require_throws_with<value_error>([&] { Joint(train, test, bad, {}, tiny_space()); }, {"micro_batches must be >= 1"});
+    using G = search::JointSearch<da::NoAugment, nas::GDAS<nas::ShuffleSpace>, hpo::FixedSchedule>;
+    auto og = tiny_options<G>("");
+    og.run.batch = 12;
+    og.run.validation_batch = 12;
+    og.run.micro_batches = 2;
+    require_throws_with<value_error>([&] { G(train, test, og, {}, tiny_space()); },
+                                     {"gdas (NAS)", "do not all run sharded", "declare data_parallel"});
+    auto oh = options("");
+    oh.hpo.horizon.forgetting = 0.9;
+    Joint forward_mode(train, test, oh, {}, tiny_space());
+    require_throws_with<value_error>([&] { forward_mode.run(); }, {"forward-mode hypergradient", "does not run sharded"});
+}

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <numeric>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -31,6 +32,11 @@ struct DaContext {
     /// same way however the global batch is split across ranks.
     std::int64_t first_image = 0;
     std::int64_t global_images = 0;
+    /// A sharded step (data-parallel ranks or micro-batches, docs/distributed.md): sums `values`
+    /// over the ranks in place. A policy that learns from its batch gives its per-image sums (and
+    /// their counts) to it, so that every rank takes the step of the global batch. Empty: the batch
+    /// is the whole global batch, in one piece.
+    std::function<void(std::span<double> values)> reduce{};
 };
 
 /// One row of a learned policy: ops applied in sequence, how likely the row is, and per op the

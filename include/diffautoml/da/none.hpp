@@ -13,6 +13,9 @@ class NoAugment {
 public:
     using value_type = T;
     static constexpr std::string_view policy_name = "none";
+    /// Runs sharded, over data-parallel ranks or micro-batches (docs/distributed.md):
+    /// nothing is learned.
+    static constexpr bool data_parallel = true;
     bool searching() const { return false; }
     template <Device D = cpu>
     Var<T, D> augment(const Tensor<T, D>& x, DaContext&) {

@@ -83,6 +83,9 @@ public:
     using value_type = T;
     using options_type = PairPolicyOptions;
     static constexpr std::string_view policy_name = "pair_policy";
+    /// Runs sharded, over data-parallel ranks or micro-batches (docs/distributed.md):
+    /// update() sums its terms over the ranks through DaContext::reduce.
+    static constexpr bool data_parallel = true;
 
     explicit PairPolicyDA(PairPolicyOptions o = {}) : opt_(std::move(o)) {
         detail::check_ops(opt_.ops, "PairPolicyDA");
@@ -224,19 +227,35 @@ public:
 
     /// dL_DA/dpi_j = mean_i(-l_i P[k_i] (delta(k_i, j) - P_j)) + beta P_j (log P_j + H(P)), the
     /// mean over the augmented images, then pi -= lr * dL_DA/dpi and, with max_ratio, the clamp.
-    void update(const Tensor<T>& losses, DaContext&) {
+    /// In a sharded step (ctx.reduce set) the mean is over the augmented images of every rank: the
+    /// per-image sums, the count and the loss sum of the baseline are summed over the ranks first.
+    void update(const Tensor<T>& losses, DaContext& ctx) {
         const auto N = static_cast<std::int64_t>(pairs_.size());
         detail::check_losses(losses, N, "PairPolicyDA::update");
-        const std::vector<double> grad = gradient(losses);
+        double sum = 0;
+        std::int64_t n = 0;
+        for (std::int64_t i = 0; i < N; ++i)
+            if (applied_[static_cast<std::size_t>(i)]) {
+                sum += static_cast<double>(losses[i]);
+                ++n;
+            }
+        std::vector<double> grad;
+        if (ctx.reduce) {
+            // [count, loss sum, per-image terms summed without the 1 / count] over the ranks.
+            std::vector<double> buf{static_cast<double>(n), sum};
+            const auto terms = image_terms(losses, 1.0);
+            buf.insert(buf.end(), terms.begin(), terms.end());
+            ctx.reduce(std::span<double>(buf));
+            n = std::llround(buf[0]);
+            sum = buf[1];
+            grad.assign(buf.begin() + 2, buf.end());
+            for (double& g : grad) g = n > 0 ? g / static_cast<double>(n) : 0.0;
+            add_entropy_gradient(grad);
+        } else {
+            grad = gradient(losses);
+        }
         for (std::size_t j = 0; j < logits_.size(); ++j) logits_[j] -= opt_.lr * grad[j];
         if (opt_.estimator == PairPolicyOptions::Estimator::score_function) {
-            double sum = 0;
-            std::int64_t n = 0;
-            for (std::int64_t i = 0; i < N; ++i)
-                if (applied_[static_cast<std::size_t>(i)]) {
-                    sum += static_cast<double>(losses[i]);
-                    ++n;
-                }
             if (n > 0) {
                 const double mean = sum / static_cast<double>(n);
                 baseline_ = std::isnan(baseline_) ? mean
@@ -257,29 +276,10 @@ public:
     /// mean_i(-l_i P[k_i]); score_function, -mean_i((l_i - b) (e_{k_i} - P)) with b the baseline
     /// (0 before the first update). Plus the entropy term.
     std::vector<double> gradient(const Tensor<T>& losses) const {
-        const auto N = static_cast<std::int64_t>(pairs_.size());
-        detail::check_losses(losses, N, "PairPolicyDA::gradient");
-        const std::vector<double> P = probabilities();
-        std::vector<double> g(P.size(), 0.0);
+        detail::check_losses(losses, static_cast<std::int64_t>(pairs_.size()), "PairPolicyDA::gradient");
         const auto augmented = static_cast<std::int64_t>(std::count(applied_.begin(), applied_.end(), true));
-        const bool score = opt_.estimator == PairPolicyOptions::Estimator::score_function;
-        const double b = std::isnan(baseline_) ? 0.0 : baseline_;
-        for (std::int64_t i = 0; i < N; ++i) {
-            if (!applied_[static_cast<std::size_t>(i)]) continue;
-            const auto k = static_cast<std::size_t>(pairs_[static_cast<std::size_t>(i)]);
-            // d(-l P_k)/dpi_j = -l P_k (e_k - P)_j;  score function: -(l - b) (e_k - P)_j.
-            const double l = static_cast<double>(losses[i]);
-            const double c = (score ? -(l - b) : -l * P[k]) / static_cast<double>(augmented);
-            for (std::size_t j = 0; j < P.size(); ++j) g[j] -= c * P[j];
-            g[k] += c;
-        }
-        if (opt_.entropy_weight > 0) {
-            // d(-H)/dpi_j = P_j (log P_j + H), H = -sum_k P_k log P_k.
-            double H = 0;
-            for (double p : P) H -= p > 0 ? p * std::log(p) : 0.0;
-            for (std::size_t j = 0; j < P.size(); ++j)
-                g[j] += opt_.entropy_weight * (P[j] > 0 ? P[j] * (std::log(P[j]) + H) : 0.0);
-        }
+        std::vector<double> g = image_terms(losses, static_cast<double>(augmented));
+        add_entropy_gradient(g);
         return g;
     }
 
@@ -295,6 +295,35 @@ public:
     }
 
 private:
+    /// sum_i over the augmented images of d(-l_i P[k_i])/dpi / count (direct; score function:
+    /// -(l_i - b) (e_{k_i} - P) / count): the mean when count is the number of augmented images,
+    /// the plain sum when it is 1 (a sharded step divides after summing over the ranks).
+    std::vector<double> image_terms(const Tensor<T>& losses, double count) const {
+        const auto N = static_cast<std::int64_t>(pairs_.size());
+        const std::vector<double> P = probabilities();
+        std::vector<double> g(P.size(), 0.0);
+        const bool score = opt_.estimator == PairPolicyOptions::Estimator::score_function;
+        const double b = std::isnan(baseline_) ? 0.0 : baseline_;
+        for (std::int64_t i = 0; i < N; ++i) {
+            if (!applied_[static_cast<std::size_t>(i)]) continue;
+            const auto k = static_cast<std::size_t>(pairs_[static_cast<std::size_t>(i)]);
+            // d(-l P_k)/dpi_j = -l P_k (e_k - P)_j;  score function: -(l - b) (e_k - P)_j.
+            const double l = static_cast<double>(losses[i]);
+            const double c = (score ? -(l - b) : -l * P[k]) / count;
+            for (std::size_t j = 0; j < P.size(); ++j) g[j] -= c * P[j];
+            g[k] += c;
+        }
+        return g;
+    }
+    /// Adds the entropy term's gradient beta d(-H)/dpi_j = beta P_j (log P_j + H), H = -sum_k P_k log P_k.
+    void add_entropy_gradient(std::vector<double>& g) const {
+        if (opt_.entropy_weight <= 0) return;
+        const std::vector<double> P = probabilities();
+        double H = 0;
+        for (double p : P) H -= p > 0 ? p * std::log(p) : 0.0;
+        for (std::size_t j = 0; j < P.size(); ++j)
+            g[j] += opt_.entropy_weight * (P[j] > 0 ? P[j] * (std::log(P[j]) + H) : 0.0);
+    }
     PairPolicyOptions opt_;
     std::vector<double> logits_;
     std::vector<std::int64_t> pairs_;

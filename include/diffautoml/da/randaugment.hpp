@@ -34,6 +34,9 @@ public:
     using value_type = T;
     using options_type = RandAugmentOptions;
     static constexpr std::string_view policy_name = "randaugment";
+    /// Runs sharded, over data-parallel ranks or micro-batches (docs/distributed.md):
+    /// nothing is learned, and the draws are keyed by the global image index.
+    static constexpr bool data_parallel = true;
 
     explicit RandAugment(RandAugmentOptions o = {}) : opt_(std::move(o)) {
         detail::check_ops(opt_.ops, "RandAugment");

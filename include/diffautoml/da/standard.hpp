@@ -26,6 +26,9 @@ public:
     using value_type = T;
     using options_type = StandardAugmentOptions;
     static constexpr std::string_view policy_name = "standard";
+    /// Runs sharded, over data-parallel ranks or micro-batches (docs/distributed.md):
+    /// nothing is learned, and the draws are keyed by the global image index.
+    static constexpr bool data_parallel = true;
 
     explicit StandardAugment(StandardAugmentOptions o = {}) : opt_(o) {
         DAM_CHECK(opt_.pad >= 0, value_error, "StandardAugment: pad must be >= 0, got {}", opt_.pad);

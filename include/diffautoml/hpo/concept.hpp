@@ -5,6 +5,7 @@
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,6 +35,14 @@ struct HpoContext {
     /// The loss of a fresh validation batch. When set it replaces `validation` and `forward`
     /// (e.g. a regression loss); the caller is then responsible for it being held-out data.
     std::function<Var<T, D>()> val_loss;
+    /// A sharded step (data-parallel ranks or micro-batches, docs/distributed.md). When set, it
+    /// replaces `validation`, `forward` and `val_loss`: it runs this rank's share of a validation
+    /// batch forward and backward, leaving in the weights' gradients its part of grad L_val (the
+    /// parts of all ranks sum to the gradient of the global batch's mean loss).
+    std::function<void()> validation_backward;
+    /// With validation_backward: sums `values` over the ranks in place. A hypergradient, linear in
+    /// grad L_val, is summed this way from every rank's part.
+    std::function<void(std::span<double> values)> reduce;
 };
 
 /// Contract of an HPO policy. Per training step the trainer calls

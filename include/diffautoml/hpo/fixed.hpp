@@ -29,6 +29,9 @@ public:
     using device_type = D;
     using options_type = FixedScheduleOptions;
     static constexpr std::string_view policy_name = "fixed";
+    /// Runs sharded, over data-parallel ranks or micro-batches (docs/distributed.md):
+    /// nothing but the weights is learned.
+    static constexpr bool data_parallel = true;
 
     /// As JointSearch makes it: the groups' learning rate times the run's warm-up and cosine factor.
     FixedSchedule(const std::vector<optim::ParamGroup<T, D>>& groups, const FixedScheduleOptions& o,

@@ -105,6 +105,10 @@ protected:
     bool validation_gradient(HpoContext<T, D>& ctx) {
         if (ctx.frozen || ctx.step % opt_.every != 0) return false;
         sgd_->zero_grad();
+        if (ctx.validation_backward) {
+            ctx.validation_backward();
+            return true;
+        }
         if (ctx.val_loss) {
             auto loss = ctx.val_loss();
             if (loss.requires_grad()) loss.backward();
@@ -133,6 +137,9 @@ class HypergradLrWd : public detail::HypergradBase<T, D> {
 public:
     using options_type = HypergradOptions;
     static constexpr std::string_view policy_name = "hypergrad_lr_wd";
+    /// Runs sharded, over data-parallel ranks or micro-batches (docs/distributed.md):
+    /// the one-step hypergradient is summed over the ranks through HpoContext::reduce.
+    static constexpr bool data_parallel = true;
 
     /// As JointSearch makes it: the run's warm-up and cosine factor on the learned rate.
     HypergradLrWd(const std::vector<optim::ParamGroup<T, D>>& groups, HypergradOptions o,
@@ -161,6 +168,10 @@ public:
         // Forward mode (horizon.hpp): the tangents follow every weight step, the hyperparameters
         // move every `every` steps. Hyperparameter 0 is the base rate (group rate f * lr), 1 the decay.
         const bool forward = !this->opt_.horizon.one_step() && !ctx.frozen;
+        DAM_CHECK(!forward || !ctx.validation_backward, value_error,
+                  "HypergradLrWd: the forward-mode hypergradient (horizon forgetting > 0) does not run sharded yet "
+                  "(data-parallel ranks or micro-batches): its tangents would need a reduction of a whole model a "
+                  "step; use the one-step method (forgetting 0) or one rank without micro-batches");
         std::vector<Sensitivity> sens;
         if (forward) {
             sens.assign(2, Sensitivity{std::vector<double>(G, 0.0), std::vector<double>(G, 0.0)});
@@ -186,6 +197,12 @@ public:
             for (std::size_t g = 0; g < G; ++g) {
                 dlr += hl[g] * f;  // the group's rate is f * lr
                 if (this->decays_[g]) dwd += hw[g];
+            }
+            if (ctx.reduce) {  // linear in grad L_val: the ranks' parts sum to the global batch's
+                double h[2] = {dlr, dwd};
+                ctx.reduce(std::span<double>(h));
+                dlr = h[0];
+                dwd = h[1];
             }
         }
         last_ = {dlr, dwd};

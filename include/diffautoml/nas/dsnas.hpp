@@ -44,6 +44,9 @@ public:
     using space_type = Space;
     using options_type = DSNASOptions;
     static constexpr std::string_view policy_name = "dsnas";
+    /// Runs sharded, over data-parallel ranks or micro-batches (docs/distributed.md):
+    /// the gates of reduced_variables() are summed with the weights' gradients.
+    static constexpr bool data_parallel = true;
 
     /// With the run's schedule: options.warmup_epochs (when >= 0) becomes the warm-up in steps.
     DSNAS(Supernet<T, D>& net, DSNASOptions o, const Schedule& s) : DSNAS(net, in_steps(o, s)) {}
@@ -121,6 +124,15 @@ public:
             any = true;
         }
         return any;
+    }
+    /// The variables whose gradients a sharded trainer sums over the ranks with the weights'
+    /// (docs/distributed.md): the gates of the decisions the last prepare() sampled. dL/dZ is
+    /// linear in the loss, so the sum of the ranks' parts is that of the global batch.
+    std::vector<Var<T, D>> reduced_variables() const {
+        std::vector<Var<T, D>> out;
+        for (std::size_t d = 0; d < gates_.size(); ++d)
+            if (chosen_[d] >= 0) out.push_back(gates_[d]);
+        return out;
     }
     /// The choices sampled by the last prepare() (-1 for fixed decisions).
     const std::vector<std::int64_t>& sampled() const { return chosen_; }

@@ -28,6 +28,9 @@ public:
     using device_type = D;
     using options_type = FixedArchOptions;
     static constexpr std::string_view policy_name = "fixed";
+    /// Runs sharded, over data-parallel ranks or micro-batches (docs/distributed.md):
+    /// nothing is learned.
+    static constexpr bool data_parallel = true;
 
     FixedArch(Supernet<T, D>& net, std::vector<std::int64_t> arch) : net_(&net), arch_(std::move(arch)) {
         net.check_architecture(arch_);

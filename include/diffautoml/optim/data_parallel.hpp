@@ -10,6 +10,7 @@
 //    resumed checkpoint read on one rank).
 // Values pass through the host (a device's tensors are copied there and back); the NCCL backend,
 // when it comes, reduces on the device.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -24,14 +25,16 @@ namespace diffautoml::optim {
 /// whose gradient is undefined on a rank (a candidate its sampled path did not reach) counts as
 /// zero there; after the call it has a gradient on every rank if it had one on any rank, and stays
 /// undefined on all of them otherwise, so every rank steps the same parameters. One allreduce: a
-/// flag per parameter, then every value, in one buffer of T.
+/// flag per parameter, then every value, then `extra` (summed, not scaled: what a trainer must
+/// decide together with the step, such as the loss and flags), in one buffer of T.
 template <dist::Communicator C, class T, Device D>
-void allreduce_gradients(C& comm, const std::vector<Var<T, D>>& params, double scale) {
+void allreduce_gradients(C& comm, const std::vector<Var<T, D>>& params, double scale, std::span<T> extra = {}) {
     static_assert(dist::Reducible<T>, "allreduce_gradients: gradients of float or double");
     const std::size_t P = params.size();
     std::size_t total = P;
     for (const auto& p : params) total += static_cast<std::size_t>(p.numel());
-    std::vector<T> buf(total, T(0));
+    std::vector<T> buf(total + extra.size(), T(0));
+    std::copy(extra.begin(), extra.end(), buf.begin() + static_cast<std::ptrdiff_t>(total));
     std::size_t at = P;
     for (std::size_t i = 0; i < P; ++i) {
         const auto& p = params[i];
@@ -56,6 +59,7 @@ void allreduce_gradients(C& comm, const std::vector<Var<T, D>>& params, double s
         }
         at += n;
     }
+    std::copy(buf.begin() + static_cast<std::ptrdiff_t>(total), buf.end(), extra.begin());
 }
 
 namespace detail {

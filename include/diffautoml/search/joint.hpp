@@ -11,8 +11,9 @@
 // run resumes from its checkpoint to the same result as an uninterrupted one.
 // This header holds the class: its types, construction, options record and the small members;
 // the long member functions follow it by responsibility in joint_loop.ipp (the training loop),
-// joint_state.ipp (the checkpoint body; the file's framing is checkpoint.hpp's) and
-// joint_finish.ipp (the final pass and the output files).
+// joint_dist.ipp (a step sharded over data-parallel ranks or micro-batches), joint_state.ipp (the
+// checkpoint body; the file's framing is checkpoint.hpp's) and joint_finish.ipp (the final pass
+// and the output files).
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -27,6 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../core/io.hpp"
 #include "../core/progress.hpp"
 #include "../core/state.hpp"
 #include "../da.hpp"
@@ -34,7 +36,9 @@
 #include "../nas.hpp"
 #include "../nn/serialize.hpp"
 #include "../optim/averaging.hpp"
+#include "../optim/data_parallel.hpp"
 #include "../optim/epoch.hpp"
+#include "../version.hpp"
 #include "budget.hpp"
 #include "checkpoint.hpp"
 #include "errors.hpp"
@@ -61,6 +65,10 @@ template <template <class...> class P, class T>
 struct bind_device<P, T, cpu> {
     using type = P<T>;
 };
+/// Whether policy P runs sharded, over data-parallel ranks or micro-batches (it declares
+/// `static constexpr bool data_parallel = true`; docs/distributed.md).
+template <class P>
+inline constexpr bool data_parallel_v = requires { requires P::data_parallel; };
 }  // namespace detail
 
 /// DA<T> and HPO<T> are policy templates (e.g. da::PairPolicyDA, hpo::HypergradLrWd), NAS a NAS
@@ -76,7 +84,9 @@ public:
     using DaPolicy = DA<T>;
     using HpoPolicy = typename detail::bind_device<HPO, T, D>::type;
     using device_type = D;
-    static_assert(std::is_same_v<T, float>, "JointSearch: the joint search trains float networks (NAS::value_type)");
+    static_assert(std::is_same_v<T, float> || (std::is_same_v<T, double> && std::is_same_v<D, cpu>),
+                  "JointSearch: the joint search trains float networks (NAS::value_type) on any device, or double "
+                  "ones on the CPU (for tests that compare runs to 1e-9; such a run writes no model.bin)");
     static_assert(std::is_same_v<D, device_of_t<NAS>>,
                   "JointSearch: D must be the NAS policy's device (e.g. nas::DSNAS<Space, float, cuda> for cuda)");
     static_assert(da::DaPolicy<DaPolicy>,
@@ -146,6 +156,8 @@ private:
         DAM_CHECK(opt_.run.average_from >= 0 && opt_.run.average_from <= 1, value_error,
                   "JointSearch: average_from must be in [0, 1] (a share of the steps; 1 = no weight averaging), got {}",
                   opt_.run.average_from);
+        DAM_CHECK(opt_.run.micro_batches >= 1, value_error, "JointSearch: micro_batches must be >= 1, got {}",
+                  opt_.run.micro_batches);
         DAM_CHECK(opt_.run.minutes >= 0 && opt_.run.checkpoint_minutes > 0, value_error,
                   "JointSearch: minutes {} must be >= 0 and checkpoint_minutes {} > 0", opt_.run.minutes,
                   opt_.run.checkpoint_minutes);
@@ -175,11 +187,20 @@ private:
         hpo_ = f.hpo ? f.hpo(groups, opt_, factor) : make_hpo<HpoPolicy>(groups, opt_.hpo, factor);
         loader_->start_epoch(0);
         weights_ = net_->parameters();
+        if (sharded()) check_sharding();
+        if (opt_.run.comm.size() > 1) {
+            check_fingerprint();
+            optim::broadcast_state(opt_.run.comm, *net_, 0);  // the same start everywhere, whatever the seed did
+        }
     }
 
 public:
     /// Whether this is a choice run (no test set).
     bool choice_run() const { return test_ == nullptr; }
+    /// Whether a step runs in pieces: over data-parallel ranks (RunOptions::comm) or micro-batches.
+    bool sharded() const { return opt_.run.comm.size() > 1 || opt_.run.micro_batches > 1; }
+    /// This process's rank (0 in a one-process run); rank 0 writes the checkpoints and outputs.
+    int rank() const { return opt_.run.comm.rank(); }
 
     JointSearch(const JointSearch&) = delete;  // the HPO policy calls back into this object
     JointSearch& operator=(const JointSearch&) = delete;
@@ -241,11 +262,26 @@ public:
 
     std::string checkpoint_path() const { return opt_.run.out_dir + "/checkpoint.bin"; }
 
-    /// Loads out_dir/checkpoint.bin; false when there is none.
+    /// Loads out_dir/checkpoint.bin; false when there is none. With several ranks, rank 0 reads it
+    /// and sends it to every rank: a run checkpointed with N ranks resumes with M.
     bool resume() {
         const std::string path = checkpoint_path();
-        if (opt_.run.out_dir.empty() || !std::filesystem::exists(path)) return false;
-        load_checkpoint(path);
+        if (opt_.run.comm.size() == 1) {
+            if (opt_.run.out_dir.empty() || !std::filesystem::exists(path)) return false;
+            load_checkpoint(path);
+            return true;
+        }
+        std::vector<std::uint8_t> bytes;
+        std::int64_t size = -1;
+        if (rank() == 0 && !opt_.run.out_dir.empty() && std::filesystem::exists(path)) {
+            bytes = read_file(path);
+            size = static_cast<std::int64_t>(bytes.size());
+        }
+        opt_.run.comm.broadcast(std::span<std::int64_t>(&size, 1), 0);
+        if (size < 0) return false;
+        bytes.resize(static_cast<std::size_t>(size));
+        opt_.run.comm.broadcast(std::span<std::uint8_t>(bytes), 0);
+        load_checkpoint_bytes(bytes, "checkpoint '" + path + "' (read by rank 0)");
         return true;
     }
 
@@ -325,6 +361,26 @@ private:
     }
 
     void train_step(const data::Batch& batch, nas::NasContext<T, D>& nctx, hpo::HpoContext<T, D>& hctx);
+    /// A sharded step's forward and backward passes (joint_dist.ipp): this rank's slice `x` in
+    /// micro-batches, then one allreduce of the gradients with the loss, the correct count and the
+    /// flags. Returns the slice's per-sample losses.
+    Tensor<T> sharded_backward(const Var<T, D>& x, const Tensor<std::int32_t, D>& labels,
+                               const Tensor<std::int32_t>& host_labels);
+    /// HpoContext::validation_backward of a sharded step: this rank's pieces of a validation batch.
+    void sharded_validation_backward();
+    /// Refuses a sharded run that cannot be one (batch sizes, policies), naming why.
+    void check_sharding() const;
+    /// Refuses ranks that differ in options, parameter shapes, data or library, naming the difference.
+    void check_fingerprint();
+    /// With several ranks: batch-norm running statistics averaged over them (before evaluation,
+    /// checkpoints and export).
+    void average_statistics() {
+        if (opt_.run.comm.size() > 1) optim::average_buffers(opt_.run.comm, *net_);
+    }
+    bool checkpoint_due() const {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint_).count() >
+               opt_.run.checkpoint_minutes * 60;
+    }
 
     /// The validation slice joins the training images; batches come from all of them from here on.
     void join_validation();
@@ -332,6 +388,12 @@ private:
     [[noreturn]] void diverged(const std::string& what) const;
     /// Whether every weight gradient is finite (ops::all_finite: one read-back on a GPU).
     bool gradients_finite() const;
+
+    /// Dataset images (float, on the host) as the network's input: on its device, in its precision.
+    static Tensor<T, D> input(const Tensor<float>& x) {
+        if constexpr (std::is_same_v<T, float>) return on_device<D>(x);
+        else return cast<T>(x);
+    }
 
     static std::int64_t correct(const Tensor<T>& z, const Tensor<std::int32_t>& labels) {
         return ops::count_correct(z, labels);
@@ -375,11 +437,14 @@ private:
     optim::WeightAverage<T, D> average_;  ///< RunOptions::average_from
     optim::EpochTotals epoch_;  ///< the running training loss and accuracy of the current epoch (checkpointed)
     std::vector<nlohmann::json> log_;
+    std::chrono::steady_clock::time_point last_checkpoint_{};
+    bool agreed_stop_ = false, agreed_due_ = false;  ///< a sharded step's flags, decided by every rank together
 };
 
 }  // namespace diffautoml::search
 
 // The member functions too long for the class body, by responsibility.
+#include "joint_dist.ipp"
 #include "joint_finish.ipp"
 #include "joint_loop.ipp"
 #include "joint_state.ipp"

@@ -13,7 +13,7 @@ std::pair<double, double> JointSearch<DA, NAS, HPO, D>::evaluate(nn::Module<T, D
     double loss = 0;
     while (loader.has_next()) {
         auto b = loader.next();
-        const auto z = net.forward(Var<T, D>(on_device<D>(b.images)));
+        const auto z = net.forward(Var<T, D>(input(b.images)));
         c += correct(on_host(z.value()), b.labels);
         loss += static_cast<double>(
             on_host(ops::cross_entropy(z, on_device<D>(b.labels), {0.0, ops::Reduction::sum}).value()).item());
@@ -24,7 +24,7 @@ std::pair<double, double> JointSearch<DA, NAS, HPO, D>::evaluate(nn::Module<T, D
 
 template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
 void JointSearch<DA, NAS, HPO, D>::write_report(const nlohmann::json& result) const {
-    if (opt_.run.out_dir.empty()) return;
+    if (opt_.run.out_dir.empty() || rank() != 0) return;
     nlohmann::json r = result;
     if (r.is_null()) r = {{"config", config_json()}};
     write_text_atomic(opt_.run.out_dir + "/report.html", html_report(log_, r));
@@ -32,7 +32,7 @@ void JointSearch<DA, NAS, HPO, D>::write_report(const nlohmann::json& result) co
 
 template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
 void JointSearch<DA, NAS, HPO, D>::write_log() const {
-    if (opt_.run.out_dir.empty()) return;
+    if (opt_.run.out_dir.empty() || rank() != 0) return;
     std::string s;
     for (const auto& r : log_) s += r.dump() + "\n";
     write_file_atomic(opt_.run.out_dir + "/log.jsonl", std::vector<std::uint8_t>(s.begin(), s.end()));
@@ -52,7 +52,7 @@ JointResult JointSearch<DA, NAS, HPO, D>::finish(double seconds) {
         data::BatchLoader calib(training_images(), calib_batch, true, opt_.run.seed + 3, true);
         calib.start_epoch(0);
         nn::recalibrate_batch_norm(*net, std::min(opt_.run.recalibration_batches, calib.batches_per_epoch()),
-                                   [&] { return on_device<D>(calib.next().images); });
+                                   [&] { return input(calib.next().images); });
         return net;
     };
     auto derived = derive_recalibrated();
@@ -74,8 +74,9 @@ JointResult JointSearch<DA, NAS, HPO, D>::finish(double seconds) {
         for (std::size_t i = 0; i < weights_.size(); ++i) copy_from_host(weights_[i].value(), last[i]);
         measure(*derived);
     }
-    // The result and model.bin live on the host.
-    const std::shared_ptr<nas::Supernet<T, cpu>> host_model = nas::derived_on_host<Space>(derived, arch_);
+    // The result and model.bin live on the host (float networks: a double search is a test's).
+    std::shared_ptr<nas::Supernet<T, cpu>> host_model;
+    if constexpr (std::is_same_v<T, float>) host_model = nas::derived_on_host<Space>(derived, arch_);
     res.wall_seconds = seconds;
     res.search_seconds = search_seconds_ > 0 ? search_seconds_ : seconds;
     res.steps = step_;
@@ -83,13 +84,14 @@ JointResult JointSearch<DA, NAS, HPO, D>::finish(double seconds) {
     res.architecture_names = net_->choice_names(arch_);
     res.hyperparameters = detail::values_json(*hpo_);
     res.da_policy = detail::policy_json(da_->summary(10));
-    res.model = host_model;
-    if (!opt_.run.out_dir.empty()) {
+    if constexpr (std::is_same_v<T, float>) res.model = host_model;
+    // Every rank ends with the same model (the final pass is replicated); rank 0 writes the files.
+    if (!opt_.run.out_dir.empty() && rank() == 0) {
         const nlohmann::json extra = {{"config", config_json()},
                                       {"hyperparameters", res.hyperparameters},
                                       {"da_policy", res.da_policy},
                                       {"pixels", {{"mean", opt_.run.pixels.mean}, {"std", opt_.run.pixels.std}}}};
-        nas::save_derived(opt_.run.out_dir + "/model.bin", *host_model, extra);
+        if (host_model) nas::save_derived(opt_.run.out_dir + "/model.bin", *host_model, extra);
         write_text_atomic(opt_.run.out_dir + "/architecture.json", nas::architecture_json(*net_, arch_).dump(2) + "\n");
         auto number = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
         nlohmann::json result = {{"test_accuracy", number(res.test_accuracy)},

@@ -10,15 +10,15 @@ JointResult JointSearch<DA, NAS, HPO, D>::run() {
     const double start = now();
     const double offset = elapsed_before_;
     auto elapsed = [&] { return offset + now() - start; };
-    auto last_ckpt = std::chrono::steady_clock::now();
-    if (!opt_.run.out_dir.empty()) diffautoml::create_directories(opt_.run.out_dir);
+    last_checkpoint_ = std::chrono::steady_clock::now();
+    if (!opt_.run.out_dir.empty() && rank() == 0) diffautoml::create_directories(opt_.run.out_dir);
     nas::NasContext<T, D> nctx;
     nctx.gen = &gen_;
     nctx.weights = net_->parameters();
     hpo::HpoContext<T, D> hctx;
     hctx.validation = val_.get();
     hctx.validation_batch = validation_batch();
-    hctx.forward = [&](const Tensor<float>& x) { return net_->forward(Var<T, D>(on_device<D>(x))); };
+    hctx.forward = [&](const Tensor<float>& x) { return net_->forward(Var<T, D>(input(x))); };
     data::Batch batch;
     hctx.train_loss = [&] { return hpo_->training_loss(net_->forward(Var<T, D>(train_input_)), on_device<D>(batch.labels)); };
     nctx.train_loss = [&] {
@@ -28,8 +28,12 @@ JointResult JointSearch<DA, NAS, HPO, D>::run() {
         nctx.weight_update = [this](const std::vector<Tensor<T, D>>& g) { return hpo_->weight_update(step_, weights_, g); };
     nctx.val_loss = [&] {
         auto vb = val_->next(validation_batch());
-        return ops::cross_entropy(net_->forward(Var<T, D>(on_device<D>(vb.images))), on_device<D>(vb.labels));
+        return ops::cross_entropy(net_->forward(Var<T, D>(input(vb.images))), on_device<D>(vb.labels));
     };
+    if (sharded()) {  // joint_dist.ipp: the validation pass in pieces, the hypergradient summed over the ranks
+        hctx.validation_backward = [this] { sharded_validation_backward(); };
+        hctx.reduce = [this](std::span<double> v) { opt_.run.comm.allreduce(v, dist::ReduceOp::sum); };
+    }
 
     std::unique_ptr<ProgressBar> bar;
     while (step_ < total_steps_) {
@@ -42,7 +46,7 @@ JointResult JointSearch<DA, NAS, HPO, D>::run() {
         }
         if (in_epoch == 0 && loader_->position() != 0) loader_->start_epoch(epoch);
         hctx.frozen = joined_;
-        if (!bar && opt_.run.progress) {
+        if (!bar && opt_.run.progress && rank() == 0) {
             const std::int64_t epoch_steps = std::min(steps_per_epoch_, total_steps_ - epoch * steps_per_epoch_);
             bar = std::make_unique<ProgressBar>(epoch_steps, fmt::format("epoch {:2}/{}", epoch + 1, epochs_planned()));
         }
@@ -60,13 +64,16 @@ JointResult JointSearch<DA, NAS, HPO, D>::run() {
             // Within the warm-up nothing is timed yet: the plan waits for the 30 timed steps.
             if (opt_.run.minutes > 0 && step_ < total_steps_ && step_ > kBudgetWarmup + 10) fix_budget(elapsed());
         }
-        const bool stop = stop_flag().load() || (opt_.run.stop_after_steps >= 0 && step_ >= opt_.run.stop_after_steps);
-        const bool due = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >
-                         opt_.run.checkpoint_minutes * 60;
+        // A sharded step decided the signal and the checkpoint's time in its allreduce, so that
+        // every rank stops or checkpoints at the same step.
+        const bool stop = (sharded() ? agreed_stop_ : stop_flag().load()) ||
+                          (opt_.run.stop_after_steps >= 0 && step_ >= opt_.run.stop_after_steps);
+        const bool due = sharded() ? agreed_due_ : checkpoint_due();
         if ((stop || due) && !opt_.run.out_dir.empty() && step_ < total_steps_) {
             elapsed_before_ = elapsed();
-            save_checkpoint(checkpoint_path());
-            last_ckpt = std::chrono::steady_clock::now();
+            average_statistics();
+            if (rank() == 0) save_checkpoint(checkpoint_path());
+            last_checkpoint_ = std::chrono::steady_clock::now();
         }
         if (stop && step_ < total_steps_)
             throw interrupted(fmt::format("the search stopped at step {} of {}{}", step_, total_steps_,
@@ -92,6 +99,14 @@ void JointSearch<DA, NAS, HPO, D>::fix_budget(double seconds_so_far) {
         sched_from_step_ = step_;
         sched_from_t_ = t;
     }
+    // Clocks differ between ranks: rank 0's plan is every rank's, so that all run the same steps.
+    if (opt_.run.comm.size() > 1) {
+        double plan[3] = {static_cast<double>(total_steps_), static_cast<double>(sched_from_step_), sched_from_t_};
+        opt_.run.comm.broadcast(std::span<double>(plan), 0);
+        total_steps_ = static_cast<std::int64_t>(plan[0]);
+        sched_from_step_ = static_cast<std::int64_t>(plan[1]);
+        sched_from_t_ = plan[2];
+    }
 }
 
 template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
@@ -104,25 +119,40 @@ void JointSearch<DA, NAS, HPO, D>::train_step(const data::Batch& batch, nas::Nas
     if constexpr (requires { hpo_->rates(step_).lr.front(); }) nctx.weight_lr = hpo_->rates(step_).lr.front();
     else nctx.weight_lr = hpo_->values().front().second * lr_factor(step_);
     hctx.step = step_;
-    const Tensor<std::int32_t, D> labels = on_device<D>(batch.labels);
-    auto x = da_->augment(on_device<D>(batch.images), dctx);                 // 1
+    // A sharded step (joint_dist.ipp) takes this rank's slice of the global batch; the DA policy
+    // keys its draws by the global image index and sums its terms over the ranks.
+    const std::int64_t ranks = opt_.run.comm.size(), n = batch.labels.numel() / ranks, first = n * rank();
+    const Tensor<float> images = ranks > 1 ? batch.images.slice_batch(first, first + n) : batch.images;
+    const Tensor<std::int32_t> host_labels = ranks > 1 ? batch.labels.slice_batch(first, first + n) : batch.labels;
+    if (sharded()) {
+        dctx.first_image = first;
+        dctx.global_images = batch.labels.numel();
+        dctx.reduce = [this](std::span<double> v) { opt_.run.comm.allreduce(v, dist::ReduceOp::sum); };
+    }
+    const Tensor<std::int32_t, D> labels = on_device<D>(host_labels);
+    auto x = da_->augment(input(images), dctx);                               // 1
     train_input_ = x.value();  // what nctx.train_loss sees: the batch the weight step trains on
     if (!derived_) nas_->prepare(nctx);                                       // 2
-    auto logits = net_->forward(x);                                           // 3
-    auto loss = hpo_->training_loss(logits, labels);
-    const float l = on_host(loss.value()).item();
-    if (!std::isfinite(l)) diverged(fmt::format("the training loss became non-finite ({})", l));
     Tensor<T> per_sample;
-    const Tensor<T> host_logits = on_host(logits.value());
-    {
-        NoGradGuard no_grad;
-        per_sample =
-            on_host(ops::cross_entropy(Var<T, D>(logits.value()), labels, {0.0, ops::Reduction::none}).value());
+    if (sharded()) {
+        per_sample = sharded_backward(x, labels, host_labels);               // 3, 4
+    } else {
+        auto logits = net_->forward(x);                                       // 3
+        auto loss = hpo_->training_loss(logits, labels);
+        const auto l = on_host(loss.value()).item();
+        if (!std::isfinite(l)) diverged(fmt::format("the training loss became non-finite ({})", l));
+        const Tensor<T> host_logits = on_host(logits.value());
+        {
+            NoGradGuard no_grad;
+            per_sample =
+                on_host(ops::cross_entropy(Var<T, D>(logits.value()), labels, {0.0, ops::Reduction::none}).value());
+        }
+        hpo_->backward(loss, logits, labels);                                 // 4
+        // NaN inputs can give a finite loss (ReLU maps NaN to 0) but non-finite gradients: check
+        // them too, before anything is updated.
+        if (!gradients_finite()) diverged("the weight gradients became non-finite");
+        epoch_.add(static_cast<double>(l), host_logits, batch.labels);
     }
-    hpo_->backward(loss, logits, labels);                                     // 4
-    // NaN inputs can give a finite loss (ReLU maps NaN to 0) but non-finite gradients: check
-    // them too, before anything is updated.
-    if (!gradients_finite()) diverged("the weight gradients became non-finite");
     if constexpr (requires { da_->needs_unrolled_gradient(); })
         if (da_->needs_unrolled_gradient()) {
             const optim::UpdateFn<T, D> update =
@@ -139,7 +169,6 @@ void JointSearch<DA, NAS, HPO, D>::train_step(const data::Batch& batch, nas::Nas
     da_->update(per_sample, dctx);                                            // 5: pi
     if (!derived_) nas_->update(nctx);                                        //    alpha
     hpo_->step(hctx);                                                         //    w, then 6: eta, lambda
-    epoch_.add(static_cast<double>(l), host_logits, batch.labels);
     if (!derived_ && (!nas_->searching() || step_ + 1 >= nctx.total_steps)) {
         arch_ = nas_->derived();
         net_->set_architecture(arch_);
@@ -179,8 +208,11 @@ void JointSearch<DA, NAS, HPO, D>::end_epoch(double seconds) {
         average_.add(weights_);
     const auto arch = derived_ ? arch_ : nas_->derived();
     if (!derived_) net_->set_architecture(arch);
+    average_statistics();
+    // Rank 0 alone evaluates and writes the log; the others' records stay without validation figures.
     const double eval_start = now();
-    const auto [val_loss, val_acc] = evaluate(*net_, val_->data());
+    const auto [val_loss, val_acc] =
+        rank() == 0 ? evaluate(*net_, val_->data()) : std::pair<double, double>{NAN, NAN};
     eval_seconds_per_image_ = (now() - eval_start) / static_cast<double>(val_->size());
     nlohmann::json probs = nlohmann::json::object();
     const auto p = nas_->probabilities();
@@ -210,7 +242,7 @@ void JointSearch<DA, NAS, HPO, D>::end_epoch(double seconds) {
     }
     log_.push_back(rec);
     epoch_.reset();
-    if (opt_.run.progress)
+    if (opt_.run.progress && rank() == 0)
         fmt::print("epoch {} {} train_loss={:.4f} train_accuracy={:.4f} val_loss={:.4f} val_accuracy={:.4f}{} {} "
                    "seconds={:.0f}\n",
                    rec["epoch"].template get<std::int64_t>(), rec["phase"].template get<std::string>(),

@@ -13,6 +13,7 @@
 
 #include "../core/parallel.hpp"
 #include "../da.hpp"
+#include "../dist/group.hpp"
 #include "../hpo.hpp"
 #include "../nas.hpp"
 
@@ -64,6 +65,17 @@ struct RunOptions {
     /// batch-norm statistics recomputed. The last weights are evaluated too (result.json's
     /// test_accuracy_last). 1: off, the final model is the last weights.
     double average_from = 1.0;
+    /// The ranks of a data-parallel run (docs/distributed.md; dist::Local by default: one process).
+    /// Every rank draws the same global batch and takes its slice of batch / ranks images; the
+    /// gradients of the weights and the DSNAS gates, the DA policy's terms and the hypergradients
+    /// are summed over the ranks, so every rank takes the same step. Checkpoints and output files
+    /// are written by rank 0. Left out of the configuration: a run checkpointed with N ranks
+    /// resumes with M.
+    dist::Group comm{};
+    /// Each rank's slice of the batch runs forward and backward in this many equal pieces, the
+    /// gradients accumulating (batch norm sees a piece, as it sees a rank's slice): a run of R
+    /// ranks takes the steps of one rank with R micro-batches, up to float summation order.
+    std::int64_t micro_batches = 1;
 };
 
 /// The JSON record of the run options that decide the result (result.json's config; a checkpoint
