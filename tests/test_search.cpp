@@ -41,6 +41,17 @@ void same_logs_but_time(const Joint& a, const Joint& b) {
     }
 }
 
+/// The two runs ended with the same result: test accuracy, architecture, hyperparameters, DA
+/// policy and the model's bytes.
+template <class Result>
+void same_result(const Result& b, const Result& a) {
+    CHECK(b.test_accuracy == a.test_accuracy);
+    CHECK(b.architecture == a.architecture);
+    CHECK(b.hyperparameters == a.hyperparameters);
+    CHECK(b.da_policy == a.da_policy);
+    CHECK(nn::serialize_model(*b.model) == nn::serialize_model(*a.model));
+}
+
 }  // namespace
 
 TEST_CASE("joint search end to end: log, model, result, and a model file that reproduces the accuracy", "[search]") {
@@ -178,11 +189,7 @@ TEST_CASE("joint search: a resumed run equals an uninterrupted one", "[search]")
     Joint b(train, test, ob, {}, tiny_space());
     REQUIRE(b.resume());
     const auto rb = b.run();
-    CHECK(rb.test_accuracy == ra.test_accuracy);
-    CHECK(rb.architecture == ra.architecture);
-    CHECK(rb.hyperparameters == ra.hyperparameters);
-    CHECK(rb.da_policy == ra.da_policy);
-    CHECK(nn::serialize_model(*rb.model) == nn::serialize_model(*ra.model));
+    same_result(rb, ra);
     same_logs_but_time(a, b);
 }
 
@@ -957,11 +964,7 @@ TEST_CASE("joint search in micro-batches: a run in pieces resumes to the state o
     Joint b(train, test, ob, {}, tiny_space());
     REQUIRE(b.resume());
     const auto rb = b.run();
-    CHECK(rb.test_accuracy == ra.test_accuracy);
-    CHECK(rb.architecture == ra.architecture);
-    CHECK(rb.hyperparameters == ra.hyperparameters);
-    CHECK(rb.da_policy == ra.da_policy);
-    CHECK(nn::serialize_model(*rb.model) == nn::serialize_model(*ra.model));
+    same_result(rb, ra);
 
     // A different number of pieces is a different float summation order, not a different run: the
     // checkpoint of a run in 2 pieces resumes in 1 (what a change in the number of ranks does).
