@@ -38,6 +38,9 @@ int main(int argc, char** argv) try {
         .option("--micro-batches", a.run.micro_batches,
                 "each rank's share of a batch runs forward and backward in this many pieces, the gradients "
                 "accumulating: one rank with R micro-batches takes the steps of R ranks")
+        .flag("--sync-bn", a.run.sync_batch_norm,
+              "with several ranks: batch norm normalises over the whole global batch (two small allreduces a layer), "
+              "so that R ranks take the steps of one rank with the whole batch")
         .refuse("--configs", "--configs is diffautoml-ablation's option");
     cli.parse(argc, argv);
     dam_joint::check(a, cli);

@@ -38,6 +38,7 @@ struct PolicyFlags {
     // NAS
     double alpha_lr = 3e-2;         ///< DSNAS's architecture rate (nas_search's measured choice)
     double nas_warmup_epochs = 0.25;
+    bool per_rank_samples = false;  ///< DSNAS: a path per data-parallel piece (docs/distributed.md)
     std::vector<std::int64_t> fixed_architecture{};
     // HPO
     double momentum = 0.9;
@@ -133,6 +134,9 @@ inline void declare(dam_cli::Cli& cli, Args& a) {
         .option("--ra-m", p.ra_m, "magnitude on the 0..10 scale");
     cli.group("NAS")
         .option("--alpha-lr", p.alpha_lr, "DSNAS: learning rate of the architecture logits")
+        .flag("--per-rank-samples", p.per_rank_samples,
+              "DSNAS, data-parallel: each rank (each micro-batch) draws its own path, alpha's gradient the mean "
+              "of their estimates; default one path for the whole batch")
         .option("--search-fraction", j.search_fraction,
                 "DSNAS: the architecture is fixed at this share of the steps at the latest")
         .list("--arch", p.fixed_architecture,
@@ -297,6 +301,7 @@ typename JS::Options options_for(const Args& a) {
     if constexpr (std::is_same_v<NasO, nas::DSNASOptions>) {
         o.nas.lr = f.alpha_lr;
         o.nas.warmup_epochs = f.nas_warmup_epochs;
+        o.nas.per_rank_samples = f.per_rank_samples;
     } else if constexpr (std::is_same_v<NasO, nas::FixedArchOptions>) {
         o.nas.architecture = f.fixed_architecture;
     }

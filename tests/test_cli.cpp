@@ -120,11 +120,13 @@ TEST_CASE("the main job's command line: one declaration per setting, checks befo
     CHECK(fo.hpo.every == 16);
     CHECK(fo.da.estimator == dm::da::PairPolicyOptions::Estimator::score_function);
     CHECK(fo.da.max_magnitude == 0.5);
-    const auto b = parse({"p", "--alpha-lr", "0.3", "--hpo", "fixed", "--da", "standard", "--lr", "0.2"});
+    const auto b = parse({"p", "--alpha-lr", "0.3", "--hpo", "fixed", "--da", "standard", "--lr", "0.2", "--per-rank-samples"});
     using StdJS = dm::search::JointSearch<dm::da::StandardAugment, dm::nas::DSNAS<dm::nas::ShuffleSpace>, dm::hpo::FixedSchedule>;
     const auto so = dam_joint::options_for<StdJS>(b);
     CHECK(so.nas.lr == 0.3);
     CHECK(so.nas.warmup_epochs == 0.25);
+    CHECK(so.nas.per_rank_samples);
+    CHECK_FALSE(dam_joint::options_for<StdJS>(a).nas.per_rank_samples);  // one path for the whole batch unless asked
     CHECK(so.run.lr == 0.2);
     CHECK(so.hpo.momentum == 0.9);
     dam_test::require_throws_with<diffautoml::value_error>(

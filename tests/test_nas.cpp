@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "test_helpers.hpp"
 
@@ -307,6 +308,56 @@ TEST_CASE("DSNAS: the mean alpha gradient matches the exact gradient of the expe
         }
     // The alphas did not move: compute_alpha_gradients() only writes gradients.
     CHECK(dsnas.alphas()[0].value()[0] == 0.5);
+}
+
+TEST_CASE("DSNAS per_rank_samples: piece 0 draws prepare()'s path, other pieces their own; alpha's gradient sums the "
+          "pieces' estimates",
+          "[nas][dsnas]") {
+    Generator gen(5);
+    ToyNet<double, LinearConv<0>, LinearConv<1>, LinearConv<2>> net(2, 2, gen);
+    auto x = randn(Shape{2, 2, 2, 2}, 51, false), c = randn(Shape{2, 2, 2, 2}, 52, false);
+    auto loss = [&] { return ops::sum(net.forward(x) * c); };
+    nas::DSNASOptions per_rank;
+    per_rank.per_rank_samples = true;
+    nas::DSNAS<void, double> shared(net, {}), accumulating(net, per_rank), reference(net, per_rank);
+    nas::NasContext<double> a, b, r;
+    Generator ga(9), gb(9), gr(9);
+    a.gen = &ga;
+    b.gen = &gb;
+    r.gen = &gr;
+    shared.prepare(a);
+    const auto path = shared.sampled();
+    accumulating.prepare(b);
+    reference.prepare(r);
+    CHECK(accumulating.sampled() == path);  // one piece draws what one shared path draws
+    require_throws_with<value_error>([&] { shared.sample_piece(1); }, {"per_rank_samples"});
+
+    // Six pieces: their paths differ, and the accumulated gradient is the sum of each piece's
+    // estimate (the reference computes each piece's alone).
+    std::set<std::vector<std::int64_t>> paths;
+    std::vector<double> expected(6, 0.0);
+    for (std::int64_t piece = 0; piece < 6; ++piece) {
+        reference.sample_piece(piece);
+        loss().backward();
+        REQUIRE(reference.compute_alpha_gradients());
+        for (int d = 0; d < 2; ++d)
+            for (int k = 0; k < 3; ++k) expected[static_cast<std::size_t>(3 * d + k)] += reference.alphas()[static_cast<std::size_t>(d)].grad()[k];
+        accumulating.sample_piece(piece);
+        CHECK(accumulating.sampled() == reference.sampled());
+        paths.insert(accumulating.sampled());
+        loss().backward();
+        accumulating.accumulate_piece();
+    }
+    CHECK(paths.size() > 1);
+    for (int d = 0; d < 2; ++d)
+        for (int k = 0; k < 3; ++k)
+            CHECK(accumulating.alphas()[static_cast<std::size_t>(d)].grad()[k] ==
+                  Approx(expected[static_cast<std::size_t>(3 * d + k)]).margin(1e-12));
+    // update() steps alpha from the accumulated gradient (it does not recompute it from the last gates).
+    const double before = accumulating.alphas()[0].value()[0];
+    accumulating.update(b);
+    CHECK(accumulating.alphas()[0].value()[0] != before);
+    CHECK_FALSE(accumulating.alphas()[0].grad().defined());
 }
 
 TEST_CASE("DSNAS fixes a decision once its top-1 lead exceeds the threshold, then stops sampling it", "[nas][dsnas]") {

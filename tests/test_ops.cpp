@@ -1,5 +1,8 @@
 #include <cmath>
+#include <condition_variable>
 #include <limits>
+#include <mutex>
+#include <thread>
 
 #include "test_helpers.hpp"
 
@@ -346,6 +349,142 @@ TEST_CASE("batchnorm2d: batches long enough to prefetch, and empty planes", "[op
     }
     require_throws_with<shape_error>(
         [&] { (void)ops::batchnorm2d(empty, g3, b3, rm, rv, {true, 0.1, 1e-5}); }, {"batchnorm2d", "(2, 3, 0, 4)"});
+}
+
+namespace {
+/// An allreduce (sum) between two threads standing for two ranks: each call waits for the other
+/// thread's call, and both get the sum.
+class TwoRankSum {
+public:
+    void operator()(std::span<double> v) {
+        std::unique_lock<std::mutex> lock(m_);
+        const int generation = generation_;
+        if (arrived_ == 0) acc_.assign(v.begin(), v.end());
+        else for (std::size_t i = 0; i < v.size(); ++i) acc_[i] += v[i];
+        if (++arrived_ == 2) {
+            sum_ = acc_;
+            arrived_ = 0;
+            ++generation_;
+            cv_.notify_all();
+        } else {
+            cv_.wait(lock, [&] { return generation_ != generation; });
+        }
+        if (sum_.size() != v.size()) mismatched_ = true;  // checked on the test's thread (Catch is not thread-safe)
+        else std::copy(sum_.begin(), sum_.end(), v.begin());
+    }
+    int calls() const { return generation_; }
+    bool mismatched() const { return mismatched_; }
+
+private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::vector<double> acc_, sum_;
+    int arrived_ = 0, generation_ = 0;
+    bool mismatched_ = false;
+};
+}  // namespace
+
+TEST_CASE("batchnorm2d_sync on two ranks equals batchnorm2d on the union of their batches; one rank is batchnorm2d",
+          "[ops][norm][gradcheck]") {
+    // Two threads stand for two ranks, each with half of the batch. Every value and gradient of
+    // the whole batch's batch norm is reproduced: y and dx on each half, dgamma and dbeta as the
+    // sum of the ranks' own (what the trainer's allreduce of parameter gradients adds), and the
+    // running statistics (unbiased variance over all 8 images) on both ranks.
+    const auto x = randn(Shape{8, 3, 4, 5}, 81, false, 2.0);
+    for (std::int64_t i = 0; i < x.numel(); ++i) x.value()[i] += 50.0 * static_cast<double>(i % 3);  // offsets
+    const auto w = randn(Shape{8, 3, 4, 5}, 82, false);  // the loss sum(y * w)
+    const auto gamma0 = randn(Shape{3}, 83), beta0 = randn(Shape{3}, 84);
+    const Tensor<double> rm0 = Tensor<double>::from(Shape{3}, {0.5, 40.0, 120.0}), rv0 = Tensor<double>::full(Shape{3}, 2.0);
+    for (const bool relu : {false, true}) {
+        INFO("fused ReLU " << relu);
+        const ops::BatchNormOptions o{true, 0.1, 1e-5, relu};
+        Var<double> xw(x.value().clone(), true), gw(gamma0.value().clone(), true), bw(beta0.value().clone(), true);
+        Tensor<double> rm = rm0.clone(), rv = rv0.clone();
+        const auto yw = ops::batchnorm2d(xw, gw, bw, rm, rv, o);
+        ops::sum(ops::mul(yw, w)).backward();
+
+        TwoRankSum reduce;
+        struct Rank {
+            Var<double> x, gamma, beta, y;
+            Tensor<double> rm, rv;
+        };
+        Rank ranks[2];
+        auto run = [&](int r) {
+            Rank& k = ranks[r];
+            k.x = Var<double>(ops::narrow(x, 0, 4 * r, 4).value().clone(), true);
+            k.gamma = Var<double>(gamma0.value().clone(), true);
+            k.beta = Var<double>(beta0.value().clone(), true);
+            k.rm = rm0.clone();
+            k.rv = rv0.clone();
+            const ops::ChannelReduce sum = [&](std::span<double> v) { reduce(v); };
+            k.y = ops::batchnorm2d_sync(k.x, k.gamma, k.beta, k.rm, k.rv, o, sum);
+            ops::sum(ops::mul(k.y, ops::narrow(w, 0, 4 * r, 4))).backward();
+        };
+        std::thread other(run, 1);
+        run(0);
+        other.join();
+        CHECK(reduce.calls() == 2);  // one reduce forward, one backward
+        CHECK_FALSE(reduce.mismatched());
+        double worst = 0;
+        auto diff = [&](const Tensor<double>& a, const Tensor<double>& b, std::int64_t offset) {
+            for (std::int64_t i = 0; i < a.numel(); ++i) worst = std::max(worst, std::abs(a[i] - b[offset + i]));
+        };
+        for (int r = 0; r < 2; ++r) {
+            diff(ranks[r].y.value(), yw.value(), r * ranks[r].y.numel());
+            diff(ranks[r].x.grad(), xw.grad(), r * ranks[r].x.numel());
+            diff(ranks[r].rm, rm, 0);
+            diff(ranks[r].rv, rv, 0);
+        }
+        Tensor<double> dg(Shape{3}), db(Shape{3});
+        for (std::int64_t c = 0; c < 3; ++c) {
+            dg[c] = ranks[0].gamma.grad()[c] + ranks[1].gamma.grad()[c];
+            db[c] = ranks[0].beta.grad()[c] + ranks[1].beta.grad()[c];
+        }
+        diff(dg, gw.grad(), 0);
+        diff(db, bw.grad(), 0);
+        CHECK(worst < 1e-10);
+    }
+    // One rank (the identity as the reduction) is batchnorm2d in training mode, and passes the
+    // gradient checker on its own.
+    const ops::ChannelReduce identity = [](std::span<double>) {};
+    auto xs = randn(Shape{3, 2, 3, 3}, 85, true, 2.0);
+    auto gamma = randn(Shape{2}, 86), beta = randn(Shape{2}, 87);
+    for (const bool relu : {false, true}) {
+        const ops::BatchNormOptions o{true, 0.1, 1e-5, relu};
+        require_gradcheck([&](const VD& v) { return ops::batchnorm2d_sync(v[0], v[1], v[2], Tensor<double>(), Tensor<double>(), o, identity); },
+                          {xs, gamma, beta});
+        const auto a = ops::batchnorm2d_sync(xs, gamma, beta, Tensor<double>(), Tensor<double>(), o, identity).value();
+        const auto b = ops::batchnorm2d(xs, gamma, beta, Tensor<double>(), Tensor<double>(), o).value();
+        for (std::int64_t i = 0; i < a.numel(); ++i) REQUIRE(a[i] == Approx(b[i]).margin(1e-12));
+    }
+    require_throws_with<value_error>(
+        [&] {
+            (void)ops::batchnorm2d_sync(xs, gamma, beta, Tensor<double>::zeros(Shape{2}), Tensor<double>::full(Shape{2}, 1.0),
+                                        {false, 0.1, 1e-5}, identity);
+        },
+        {"batchnorm2d_sync", "evaluation mode"});
+}
+
+TEST_CASE("nn::BatchNorm2d synchronises inside a SyncBatchNormScope, in training mode only", "[ops][norm]") {
+    int calls = 0;
+    const ops::ChannelReduce counting = [&](std::span<double>) { ++calls; };
+    nn::BatchNorm2d<double> bn(3);
+    const auto x = randn(Shape{4, 3, 2, 2}, 88, true);
+    const auto plain = bn.forward(x).value();
+    CHECK(calls == 0);
+    {
+        ops::SyncBatchNormScope scope(counting);
+        REQUIRE(ops::batchnorm_sync() != nullptr);
+        const auto y = bn.forward(x);
+        CHECK(y.op() == "batchnorm2d_sync");
+        for (std::int64_t i = 0; i < y.numel(); ++i) REQUIRE(y.value()[i] == Approx(plain[i]).margin(1e-12));
+        ops::sum(y).backward();
+        CHECK(calls == 2);
+        bn.eval();
+        CHECK(bn.forward(x).op() == "batchnorm2d");  // evaluation: the running statistics, nothing to sum
+        CHECK(calls == 2);
+    }
+    CHECK(ops::batchnorm_sync() == nullptr);
 }
 
 TEST_CASE("pooling passes the gradient checker and computes the window values", "[ops][pool][gradcheck]") {

@@ -219,19 +219,23 @@ using DoubleJoint = diffautoml::search::JointSearch<diffautoml::da::PairPolicyDA
                                                     diffautoml::nas::DSNAS<diffautoml::nas::ShuffleSpace, double>,
                                                     diffautoml::hpo::HypergradLrWd>;
 
-/// 12 steps on R ranks against 12 steps of one rank with R micro-batches: the same steps within
-/// `tolerance`, the same derived architecture, and the replicated state bitwise equal on every rank.
-template <class JS>
-void ranks_equal_micro_batches(double tolerance, double alpha_tolerance) {
+/// 12 steps on R ranks against 12 steps of one rank with R micro-batches (with `whole_batch`: one
+/// rank with the whole batch at once): the same steps within `tolerance`, the same derived
+/// architecture, and the replicated state bitwise equal on every rank. `set` adjusts both runs'
+/// options. Returns the one-rank run's state.
+template <class JS, class Set>
+SearchState ranks_equal_one_rank(double tolerance, double alpha_tolerance, Set set, bool whole_batch = false) {
     using namespace diffautoml;
     const int R = comm->size();
     const auto train = dam_test::bars(136, 1, data::Split::train), test = dam_test::bars(30, 2, data::Split::test);
     auto one_rank = search_options<JS>();
-    one_rank.run.micro_batches = R;  // dist::Local: this process alone
+    set(one_rank);
+    one_rank.run.micro_batches = whole_batch ? 1 : R;  // dist::Local: this process alone
     JS one(train, test, one_rank, {}, dam_test::tiny_space());
     const auto r1 = one.run();
 
     auto many_ranks = search_options<JS>();
+    set(many_ranks);
     many_ranks.run.comm = world();
     JS many(train, test, many_ranks, {}, dam_test::tiny_space());
     REQUIRE(many.rank() == comm->rank());
@@ -250,6 +254,12 @@ void ranks_equal_micro_batches(double tolerance, double alpha_tolerance) {
     CHECK(replicated(a.da));
     CHECK(replicated(a.hyper));
     comm->barrier();
+    return b;
+}
+
+template <class JS>
+void ranks_equal_micro_batches(double tolerance, double alpha_tolerance) {
+    ranks_equal_one_rank<JS>(tolerance, alpha_tolerance, [](auto&) {});
 }
 
 }  // namespace
@@ -265,6 +275,51 @@ TEST_CASE("JointSearch on R ranks takes the steps of one rank with R micro-batch
     // one-ulp difference decides (measured: 4.7e-3 at 3 ranks, within 1e-5 at 2). The double
     // section above is the proof of the equivalence; this one bounds float's drift.
     SECTION("float, the main job's precision") { ranks_equal_micro_batches<dam_test::DefaultJoint>(1e-5, 2e-2); }
+}
+
+TEST_CASE("DSNAS's per-rank samples: R ranks, each drawing its own path, take the steps of one rank with R "
+          "micro-batches each drawing the same paths, to 1e-9 in double precision",
+          "[dist][mpi][search]") {
+    const auto per_rank = ranks_equal_one_rank<DoubleJoint>(1e-9, 1e-9, [](auto& o) { o.nas.per_rank_samples = true; });
+    // The option changed the search: one path for the whole batch moves alpha elsewhere.
+    if (comm->rank() == 0) {
+        const auto train = dam_test::bars(136, 1, diffautoml::data::Split::train),
+                   test = dam_test::bars(30, 2, diffautoml::data::Split::test);
+        auto o = search_options<DoubleJoint>();
+        o.run.micro_batches = comm->size();
+        DoubleJoint shared(train, test, o, {}, dam_test::tiny_space());
+        shared.run();
+        CHECK(relative_difference(state_of(shared).alphas, per_rank.alphas) > 1e-3);
+    }
+    comm->barrier();
+}
+
+TEST_CASE("Synchronised batch norm: R ranks take the steps of one rank with the whole batch, to 1e-9 in double "
+          "precision; refused with micro-batches",
+          "[dist][mpi][search]") {
+    const auto synced = ranks_equal_one_rank<DoubleJoint>(
+        1e-9, 1e-9, [](auto& o) { o.run.sync_batch_norm = true; }, /*whole_batch=*/true);
+    // Without it each rank's batch norm sees its slice: another result than the whole batch's.
+    if (comm->rank() == 0) {
+        const auto train = dam_test::bars(136, 1, diffautoml::data::Split::train),
+                   test = dam_test::bars(30, 2, diffautoml::data::Split::test);
+        auto o = search_options<DoubleJoint>();
+        o.run.micro_batches = comm->size();
+        DoubleJoint sliced(train, test, o, {}, dam_test::tiny_space());
+        sliced.run();
+        CHECK(relative_difference(state_of(sliced).weights, synced.weights) > 1e-6);
+    }
+    const auto train = dam_test::bars(136, 1, diffautoml::data::Split::train),
+               test = dam_test::bars(30, 2, diffautoml::data::Split::test);
+    auto both = search_options<DoubleJoint>();
+    both.run.comm = world();
+    both.run.sync_batch_norm = true;
+    both.run.micro_batches = 2;
+    both.run.batch = 12 * 2;
+    both.run.validation_batch = 12 * 2;
+    CHECK_THROWS_WITH(DoubleJoint(train, test, both, {}, dam_test::tiny_space()),
+                      Catch::Contains("synchronised batch norm") && Catch::Contains("micro_batches 1 (got 2)"));
+    comm->barrier();
 }
 
 TEST_CASE("JointSearch checkpointed on R ranks resumes on one rank to the state of an uninterrupted run",

@@ -230,30 +230,20 @@ public:
     /// In a sharded step (ctx.reduce set) the mean is over the augmented images of every rank: the
     /// per-image sums, the count and the loss sum of the baseline are summed over the ranks first.
     void update(const Tensor<T>& losses, DaContext& ctx) {
-        const auto N = static_cast<std::int64_t>(pairs_.size());
-        detail::check_losses(losses, N, "PairPolicyDA::update");
-        double sum = 0;
-        std::int64_t n = 0;
-        for (std::int64_t i = 0; i < N; ++i)
-            if (applied_[static_cast<std::size_t>(i)]) {
-                sum += static_cast<double>(losses[i]);
-                ++n;
-            }
+        detail::check_losses(losses, static_cast<std::int64_t>(pairs_.size()), "PairPolicyDA::update");
+        std::vector<double> buf = reduced_terms(losses);  // [count, loss sum, terms]
         std::vector<double> grad;
         if (ctx.reduce) {
-            // [count, loss sum, per-image terms summed without the 1 / count] over the ranks.
-            std::vector<double> buf{static_cast<double>(n), sum};
-            const auto terms = image_terms(losses, 1.0);
-            buf.insert(buf.end(), terms.begin(), terms.end());
             ctx.reduce(std::span<double>(buf));
-            n = std::llround(buf[0]);
-            sum = buf[1];
             grad.assign(buf.begin() + 2, buf.end());
+            const auto n = std::llround(buf[0]);
             for (double& g : grad) g = n > 0 ? g / static_cast<double>(n) : 0.0;
             add_entropy_gradient(grad);
         } else {
             grad = gradient(losses);
         }
+        const auto n = std::llround(buf[0]);
+        const double sum = buf[1];
         for (std::size_t j = 0; j < logits_.size(); ++j) logits_[j] -= opt_.lr * grad[j];
         if (opt_.estimator == PairPolicyOptions::Estimator::score_function) {
             if (n > 0) {
@@ -269,6 +259,26 @@ public:
             const double c = std::log(opt_.max_ratio) / 2;
             for (double& v : logits_) v = std::clamp(v, -c, c);
         }
+    }
+
+    /// What a sharded update() sums over the ranks, for the last batch and these losses: [count of
+    /// augmented images, their loss sum, the per-image terms of the gradient without the 1 / count].
+    /// A trainer may sum it with its gradient allreduce and hand the sums to update() through a
+    /// DaContext::reduce that returns them (JointSearch does: one collective a step).
+    std::vector<double> reduced_terms(const Tensor<T>& losses) const {
+        const auto N = static_cast<std::int64_t>(pairs_.size());
+        detail::check_losses(losses, N, "PairPolicyDA::reduced_terms");
+        double sum = 0;
+        std::int64_t n = 0;
+        for (std::int64_t i = 0; i < N; ++i)
+            if (applied_[static_cast<std::size_t>(i)]) {
+                sum += static_cast<double>(losses[i]);
+                ++n;
+            }
+        std::vector<double> buf{static_cast<double>(n), sum};
+        const auto terms = image_terms(losses, 1.0);
+        buf.insert(buf.end(), terms.begin(), terms.end());
+        return buf;
     }
 
     /// The descent direction of the update in the logits for the last batch and these losses

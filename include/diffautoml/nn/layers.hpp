@@ -50,9 +50,13 @@ public:
     Var<T, D> forward(const Var<T, D>& x) override {
         // Training mode uses (and folds into the running statistics) the batch statistics, with or
         // without gradient recording; evaluation mode uses the running statistics.
+        // Inside an ops::SyncBatchNormScope, training mode uses the global batch's statistics.
         const bool training = this->is_training();
-        return ops::batchnorm2d(x, weight_, bias_, running_mean_, running_var_,
-                                ops::BatchNormOptions{training, momentum_, eps_, relu_});
+        const ops::BatchNormOptions o{training, momentum_, eps_, relu_};
+        if (training)
+            if (const ops::ChannelReduce* sync = ops::batchnorm_sync())
+                return ops::batchnorm2d_sync(x, weight_, bias_, running_mean_, running_var_, o, *sync);
+        return ops::batchnorm2d(x, weight_, bias_, running_mean_, running_var_, o);
     }
     bool affine() const { return weight_.defined(); }
     const Tensor<T, D>& running_mean() const { return running_mean_; }

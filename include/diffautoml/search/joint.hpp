@@ -23,6 +23,8 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -368,6 +370,12 @@ private:
                                const Tensor<std::int32_t>& host_labels);
     /// HpoContext::validation_backward of a sharded step: this rank's pieces of a validation batch.
     void sharded_validation_backward();
+    /// With DSNAS's per_rank_samples: the path of this rank's micro-batch j (the global piece
+    /// rank * micro_batches + j) on the supernet's gates; otherwise nothing.
+    void sample_piece(std::int64_t j);
+    /// With RunOptions::sync_batch_norm on several ranks, the scope in which batch norm sums its
+    /// statistics over them (ops::batchnorm2d_sync); otherwise none.
+    std::optional<ops::SyncBatchNormScope> synchronise_batch_norm();
     /// Refuses a sharded run that cannot be one (batch sizes, policies), naming why.
     void check_sharding() const;
     /// Refuses ranks that differ in options, parameter shapes, data or library, naming the difference.
@@ -439,6 +447,7 @@ private:
     std::vector<nlohmann::json> log_;
     std::chrono::steady_clock::time_point last_checkpoint_{};
     bool agreed_stop_ = false, agreed_due_ = false;  ///< a sharded step's flags, decided by every rank together
+    std::vector<double> da_sums_;  ///< a sharded step's DA terms summed over the ranks (PairPolicyDA::reduced_terms)
 };
 
 }  // namespace diffautoml::search

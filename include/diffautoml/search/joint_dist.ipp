@@ -19,7 +19,9 @@ Tensor<typename NAS::value_type> JointSearch<DA, NAS, HPO, D>::sharded_backward(
     Tensor<T> per_sample(Shape{n});
     double loss_sum = 0;  // the training loss summed over this rank's images
     std::int64_t right = 0;
+    auto synchronised = synchronise_batch_norm();
     for (std::int64_t j = 0; j < K; ++j) {
+        sample_piece(j);
         const Var<T, D> xj = K > 1 ? ops::narrow(x, 0, j * m, m) : x;
         const Tensor<std::int32_t, D> yj = K > 1 ? labels.slice_batch(j * m, (j + 1) * m) : labels;
         auto logits = net_->forward(xj);
@@ -32,19 +34,29 @@ Tensor<typename NAS::value_type> JointSearch<DA, NAS, HPO, D>::sharded_backward(
             std::copy(l.data(), l.data() + m, per_sample.data() + j * m);
         }
         hpo_->backward(K > 1 ? ops::mul_scalar(loss, 1.0 / static_cast<double>(K)) : loss, logits, yj);  // 4
+        if constexpr (requires { nas_->accumulate_piece(); })
+            if (!derived_ && nas_->samples_per_piece()) nas_->accumulate_piece();
     }
-    // One allreduce: the weights' gradients, the DSNAS gates' (dL/dZ is linear in the loss), and
-    // what every rank must decide alike: the loss, the correct count, a stop request, a checkpoint.
+    synchronised.reset();
+    // One allreduce: the weights' gradients, the DSNAS gates' (dL/dZ is linear in the loss; with
+    // per-rank samples, alpha's: the mean of the pieces' estimates), and what every rank must decide alike: the loss, the correct count, a stop request, a checkpoint.
     std::vector<Var<T, D>> reduced = weights_;
     if constexpr (requires { nas_->reduced_variables(); })
         if (!derived_)
             for (const auto& v : nas_->reduced_variables()) reduced.push_back(v);
-    T extra[4] = {static_cast<T>(loss_sum), static_cast<T>(right), stop_flag().load() ? T(1) : T(0),
-                  checkpoint_due() ? T(1) : T(0)};
+    std::vector<T> extra = {static_cast<T>(loss_sum), static_cast<T>(right), stop_flag().load() ? T(1) : T(0),
+                            checkpoint_due() ? T(1) : T(0)};
+    // The DA policy's terms join the same allreduce (its update() then reads the sums: da_sums_).
+    da_sums_.clear();
+    if constexpr (requires { da_->reduced_terms(per_sample); }) {
+        da_sums_ = da_->reduced_terms(per_sample);
+        for (double v : da_sums_) extra.push_back(static_cast<T>(v));
+    }
     if (opt_.run.comm.size() > 1) {  // one rank in micro-batches has nothing to reduce
         opt_.run.comm.note(fmt::format("step {}", step_));
         optim::allreduce_gradients(opt_.run.comm, reduced, 1.0 / static_cast<double>(opt_.run.comm.size()),
                                    std::span<T>(extra));
+        for (std::size_t k = 0; k < da_sums_.size(); ++k) da_sums_[k] = static_cast<double>(extra[4 + k]);
     }
     const std::int64_t B = n * opt_.run.comm.size();
     const double l = static_cast<double>(extra[0]) / static_cast<double>(B);
@@ -63,7 +75,9 @@ template <template <class...> class DA, class NAS, template <class...> class HPO
 void JointSearch<DA, NAS, HPO, D>::sharded_validation_backward() {
     auto vb = val_->next(validation_batch());  // the same global batch on every rank
     const std::int64_t K = opt_.run.micro_batches, S = opt_.run.comm.size() * K, m = vb.labels.numel() / S;
+    auto synchronised = synchronise_batch_norm();
     for (std::int64_t j = 0; j < K; ++j) {
+        sample_piece(j);  // the path piece j trained on this step
         const std::int64_t at = (rank() * K + j) * m;
         const Tensor<float> images = vb.images.slice_batch(at, at + m);
         const Tensor<std::int32_t> labels = vb.labels.slice_batch(at, at + m);
@@ -73,8 +87,28 @@ void JointSearch<DA, NAS, HPO, D>::sharded_validation_backward() {
 }
 
 template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
+std::optional<ops::SyncBatchNormScope> JointSearch<DA, NAS, HPO, D>::synchronise_batch_norm() {
+    if (!opt_.run.sync_batch_norm || opt_.run.comm.size() == 1) return std::nullopt;
+    return std::optional<ops::SyncBatchNormScope>(
+        std::in_place, [this](std::span<double> v) { opt_.run.comm.allreduce(v, dist::ReduceOp::sum); });
+}
+
+template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
+void JointSearch<DA, NAS, HPO, D>::sample_piece(std::int64_t j) {
+    if constexpr (requires { nas_->sample_piece(j); })
+        if (!derived_ && nas_->samples_per_piece()) nas_->sample_piece(rank() * opt_.run.micro_batches + j);
+}
+
+template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
 void JointSearch<DA, NAS, HPO, D>::check_sharding() const {
     const std::int64_t R = opt_.run.comm.size(), K = opt_.run.micro_batches, S = R * K;
+    bool per_rank_samples = false;
+    if constexpr (requires { opt_.nas.per_rank_samples; }) per_rank_samples = opt_.nas.per_rank_samples;
+    DAM_CHECK(!opt_.run.sync_batch_norm || (K == 1 && !per_rank_samples), value_error,
+              "JointSearch: synchronised batch norm normalises each layer over every rank's images at once, so it "
+              "needs micro_batches 1 (got {}) and the same path on every rank (per_rank_samples {}): drop "
+              "--sync-bn, --micro-batches or --per-rank-samples",
+              K, per_rank_samples);
     DAM_CHECK(opt_.run.batch % S == 0 && validation_batch() % S == 0, value_error,
               "JointSearch: a sharded step cuts each batch into {} ranks x {} micro-batches = {} equal pieces, but the "
               "batch ({}) or the validation batch ({}) is not a multiple of {}; change --batch, --validation-batch, "

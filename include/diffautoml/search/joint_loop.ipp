@@ -127,7 +127,18 @@ void JointSearch<DA, NAS, HPO, D>::train_step(const data::Batch& batch, nas::Nas
     if (sharded()) {
         dctx.first_image = first;
         dctx.global_images = batch.labels.numel();
-        dctx.reduce = [this](std::span<double> v) { opt_.run.comm.allreduce(v, dist::ReduceOp::sum); };
+        // The DA terms were summed with the gradients when the policy offers them (reduced_terms:
+        // da_sums_); otherwise the policy's own collective.
+        dctx.reduce = [this](std::span<double> v) {
+            if constexpr (requires(const Tensor<T>& l) { da_->reduced_terms(l); }) {
+                DAM_CHECK(v.size() == da_sums_.size(), value_error,
+                          "JointSearch: the DA policy reduced {} terms but offered {} to the step's allreduce", v.size(),
+                          da_sums_.size());
+                std::copy(da_sums_.begin(), da_sums_.end(), v.begin());
+            } else {
+                opt_.run.comm.allreduce(v, dist::ReduceOp::sum);
+            }
+        };
     }
     const Tensor<std::int32_t, D> labels = on_device<D>(host_labels);
     auto x = da_->augment(input(images), dctx);                               // 1

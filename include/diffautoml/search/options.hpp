@@ -76,13 +76,18 @@ struct RunOptions {
     /// gradients accumulating (batch norm sees a piece, as it sees a rank's slice): a run of R
     /// ranks takes the steps of one rank with R micro-batches, up to float summation order.
     std::int64_t micro_batches = 1;
+    /// Synchronised batch norm (ops::batchnorm2d_sync): with several ranks, batch norm in training
+    /// normalises with the statistics of the whole global batch, two small allreduces a layer, so
+    /// that R ranks take the steps of one rank with the whole batch. Needs micro_batches 1 and one
+    /// path on every rank (not DSNAS's per_rank_samples).
+    bool sync_batch_norm = false;
 };
 
 /// The JSON record of the run options that decide the result (result.json's config; a checkpoint
 /// resumes only into the same one). The clock, progress, checkpoint interval and output folder
 /// are left out: they change no figure.
 inline nlohmann::json run_json(const RunOptions& o) {
-    return {{"epochs", o.epochs},
+    nlohmann::json j = {{"epochs", o.epochs},
             {"minutes", o.minutes},
             {"batch", o.batch},
             {"lr", o.lr},
@@ -97,6 +102,9 @@ inline nlohmann::json run_json(const RunOptions& o) {
             {"join_validation", o.join_validation},
             {"retime_after_join", o.retime_after_join},
             {"average_from", o.average_from}};
+    // Written only when set, so that checkpoints and results made before the option still match.
+    if (o.sync_batch_norm) j["sync_batch_norm"] = true;
+    return j;
 }
 
 /// The options of a policy that has none (e.g. da::NoAugment).
