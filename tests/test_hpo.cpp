@@ -329,6 +329,80 @@ TEST_CASE("HypergradLrWd raises a too-small learning rate on a real classificati
     CHECK(moved > 0);
 }
 
+TEST_CASE("HypergradLrWd with defer_reduce: the hypergradient waits for apply_pending, the weights take the same steps",
+          "[hpo][dist]") {
+    // What JointSearch does in a sharded run: a hyper step leaves its hypergradient pending, and
+    // the next step's allreduce hands it back before the weight update. The weights then take
+    // bit for bit the steps of the immediate policy, and the rates agree once applied.
+    data::Dataset d;
+    const std::int64_t n = 200;
+    d.images = Tensor<float>(Shape{n, 1, 1, 2});
+    d.labels.resize(static_cast<std::size_t>(n));
+    d.classes = 2;
+    d.split = data::Split::train;
+    Generator g(3);
+    normal_(d.images, g, 0.0, 0.3);
+    for (std::int64_t i = 0; i < n; ++i) {
+        d.labels[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(i % 2);
+        d.images[i * 2] += i % 2 ? 1.0f : -1.0f;
+    }
+    auto [train, val_a] = hpo::hold_out(d, 50, 1);
+    auto [train_b, val_b] = hpo::hold_out(d, 50, 1);
+    struct Run {
+        std::unique_ptr<nn::Linear<float>> head;
+        std::unique_ptr<hpo::HypergradLrWd<float>> policy;
+        hpo::HpoContext<float> ctx;
+    };
+    auto make = [&](hpo::ValidationSet& val, bool defer) {
+        Run r;
+        Generator wg(4);
+        r.head = std::make_unique<nn::Linear<float>>(2, 2, true, wg);
+        hpo::HypergradOptions o;
+        o.hyper_lr = 0.05;
+        o.every = 3;
+        r.policy = std::make_unique<hpo::HypergradLrWd<float>>(
+            std::vector<optim::ParamGroup<float>>{{r.head->parameters(), 1e-3, 1e-4, "all"}}, o);
+        r.ctx.validation = &val;
+        r.ctx.validation_batch = 25;
+        nn::Linear<float>* h = r.head.get();
+        r.ctx.forward = [h](const Tensor<float>& x) { return h->forward(ops::flatten(Var<float>(x))); };
+        r.ctx.reduce = [](std::span<double>) {};  // one rank
+        r.ctx.defer_reduce = defer;
+        return r;
+    };
+    Run now = make(val_a, false), later = make(val_b, true);
+    data::BatchLoader loader(train, 25, true, 2, true);
+    int applied = 0;
+    for (int step = 0; step < 19; ++step) {
+        if (!loader.has_next()) loader.start_epoch(step);
+        const auto b = loader.next();
+        if (!later.policy->pending().empty()) {  // the trainer's allreduce, before the weight step
+            const std::vector<double> sums = later.policy->pending();
+            later.policy->apply_pending(sums);
+            ++applied;
+            CHECK(later.policy->values() == now.policy->values());
+        }
+        for (Run* r : {&now, &later}) {
+            r->ctx.step = step;
+            auto logits = r->ctx.forward(b.images);
+            r->policy->backward(r->policy->training_loss(logits, b.labels), logits, b.labels);
+            r->policy->step(r->ctx);
+        }
+        const auto wa = now.head->parameters()[0].value(), wb = later.head->parameters()[0].value();
+        for (std::int64_t k = 0; k < wa.numel(); ++k) REQUIRE(wa[k] == wb[k]);
+        if (step % 3 == 0) {
+            CHECK(later.policy->pending().size() == 2);
+            CHECK(later.policy->values() != now.policy->values());  // not applied yet
+            ByteWriter w;
+            require_throws_with<value_error>([&] { later.policy->save_state(w); }, {"pending", "apply_pending"});
+        }
+    }
+    CHECK(applied == 6);  // steps 0, 3, ..., 15 applied at the next step; 18's is still pending
+    later.policy->apply_pending(std::vector<double>(later.policy->pending()));
+    CHECK(later.policy->values() == now.policy->values());
+    CHECK(later.policy->last_hypergradients() == now.policy->last_hypergradients());
+}
+
 TEST_CASE("hyperparameters cannot be tuned on the test set", "[hpo]") {
     data::Dataset test;
     test.images = Tensor<float>(Shape{10, 1, 2, 2});

@@ -43,6 +43,11 @@ struct HpoContext {
     /// With validation_backward: sums `values` over the ranks in place. A hypergradient, linear in
     /// grad L_val, is summed this way from every rank's part.
     std::function<void(std::span<double> values)> reduce;
+    /// With reduce: a hypergradient step does not reduce or apply its hypergradient; it keeps this
+    /// rank's parts (HypergradLrWd::pending()) for the trainer to sum with its next allreduce and
+    /// hand back (apply_pending()) before the next weight step, which then uses the same rates as
+    /// without deferral. JointSearch defers, so that a step is one collective.
+    bool defer_reduce = false;
 };
 
 /// Contract of an HPO policy. Per training step the trainer calls

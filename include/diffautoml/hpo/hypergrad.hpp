@@ -138,7 +138,8 @@ public:
     using options_type = HypergradOptions;
     static constexpr std::string_view policy_name = "hypergrad_lr_wd";
     /// Runs sharded, over data-parallel ranks or micro-batches (docs/distributed.md):
-    /// the one-step hypergradient is summed over the ranks through HpoContext::reduce.
+    /// the one-step hypergradient is summed over the ranks through HpoContext::reduce, or with
+    /// defer_reduce left pending for the trainer's next allreduce (pending(), apply_pending()).
     static constexpr bool data_parallel = true;
 
     /// As JointSearch makes it: the run's warm-up and cosine factor on the learned rate.
@@ -198,6 +199,11 @@ public:
                 dlr += hl[g] * f;  // the group's rate is f * lr
                 if (this->decays_[g]) dwd += hw[g];
             }
+            if (ctx.reduce && ctx.defer_reduce) {  // the trainer sums it with its next allreduce
+                pending_ = {dlr, dwd};
+                this->sgd_->zero_grad();
+                return;
+            }
             if (ctx.reduce) {  // linear in grad L_val: the ranks' parts sum to the global batch's
                 double h[2] = {dlr, dwd};
                 ctx.reduce(std::span<double>(h));
@@ -205,10 +211,19 @@ public:
                 dwd = h[1];
             }
         }
-        last_ = {dlr, dwd};
-        lr_.apply(dlr, this->opt_.hyper_lr);
-        wd_.apply(dwd, this->opt_.hyper_lr);
+        apply(dlr, dwd);
         this->sgd_->zero_grad();
+    }
+    /// A hypergradient step left pending by HpoContext::defer_reduce: this rank's parts of (dL/d lr,
+    /// dL/d weight_decay), empty when there is none.
+    const std::vector<double>& pending() const { return pending_; }
+    /// Applies the pending hypergradient step with `sums`, its parts summed over the ranks; then
+    /// nothing is pending.
+    void apply_pending(std::span<const double> sums) {
+        DAM_CHECK(pending_.size() == 2 && sums.size() == 2, value_error,
+                  "HypergradLrWd::apply_pending: {} sums for {} pending hypergradients", sums.size(), pending_.size());
+        pending_.clear();
+        apply(sums[0], sums[1]);
     }
     std::vector<std::pair<std::string, double>> values() const { return {{"lr", lr_.value}, {"weight_decay", wd_.value}}; }
     /// The hypergradients (dL/d lr, dL/d weight_decay) of the last hyper step.
@@ -216,6 +231,8 @@ public:
     Hyperparameter& lr() { return lr_; }
     Hyperparameter& weight_decay() { return wd_; }
     void save_state(ByteWriter& w) const {
+        DAM_CHECK(pending_.empty(), value_error,
+                  "HypergradLrWd::save_state: a deferred hypergradient is pending; apply it (apply_pending) first");
         this->sgd_->save_state(w);
         lr_.save_state(w);
         wd_.save_state(w);
@@ -231,8 +248,15 @@ public:
     const detail::ForwardTangents<T, D>& tangents() const { return tangents_; }
 
 private:
+    void apply(double dlr, double dwd) {
+        last_ = {dlr, dwd};
+        lr_.apply(dlr, this->opt_.hyper_lr);
+        wd_.apply(dwd, this->opt_.hyper_lr);
+    }
+
     Hyperparameter lr_, wd_;
     std::pair<double, double> last_{0, 0};
+    std::vector<double> pending_;  ///< a deferred hypergradient's local parts (HpoContext::defer_reduce)
     detail::ForwardTangents<T, D> tangents_;
 };
 

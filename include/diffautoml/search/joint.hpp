@@ -380,11 +380,17 @@ private:
     void check_sharding() const;
     /// Refuses ranks that differ in options, parameter shapes, data or library, naming the difference.
     void check_fingerprint();
-    /// With several ranks: batch-norm running statistics averaged over them (before evaluation,
-    /// checkpoints and export).
-    void average_statistics() {
+    /// Before evaluation, checkpoints and export: a deferred hypergradient step applied (summed
+    /// over the ranks: joint_dist.ipp), and with several ranks the batch-norm running statistics
+    /// averaged over them.
+    void settle_shared_state() {
+        apply_deferred_hypergradient();
         if (opt_.run.comm.size() > 1) optim::average_buffers(opt_.run.comm, *net_);
     }
+    /// A sharded step's hypergradient is left pending (HpoContext::defer_reduce) and summed with
+    /// the next step's allreduce; where no step follows (an epoch's end, a checkpoint), this sums
+    /// and applies it alone.
+    void apply_deferred_hypergradient();
     bool checkpoint_due() const {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint_).count() >
                opt_.run.checkpoint_minutes * 60;

@@ -39,7 +39,8 @@ Tensor<typename NAS::value_type> JointSearch<DA, NAS, HPO, D>::sharded_backward(
     }
     synchronised.reset();
     // One allreduce: the weights' gradients, the DSNAS gates' (dL/dZ is linear in the loss; with
-    // per-rank samples, alpha's: the mean of the pieces' estimates), and what every rank must decide alike: the loss, the correct count, a stop request, a checkpoint.
+    // per-rank samples, alpha's: the mean of the pieces' estimates), and in `extra` (in T: float in
+    // the main job) what every rank must decide alike: the loss, the correct count, a stop request, a checkpoint.
     std::vector<Var<T, D>> reduced = weights_;
     if constexpr (requires { nas_->reduced_variables(); })
         if (!derived_)
@@ -52,12 +53,20 @@ Tensor<typename NAS::value_type> JointSearch<DA, NAS, HPO, D>::sharded_backward(
         da_sums_ = da_->reduced_terms(per_sample);
         for (double v : da_sums_) extra.push_back(static_cast<T>(v));
     }
+    // So does the last step's hypergradient, left pending (HpoContext::defer_reduce): it is applied
+    // here, before this step's weight update, which therefore uses the rates it would without deferral.
+    std::vector<double> hyper;
+    if constexpr (requires { hpo_->pending(); }) hyper = hpo_->pending();
+    for (double v : hyper) extra.push_back(static_cast<T>(v));
     if (opt_.run.comm.size() > 1) {  // one rank in micro-batches has nothing to reduce
         opt_.run.comm.note(fmt::format("step {}", step_));
         optim::allreduce_gradients(opt_.run.comm, reduced, 1.0 / static_cast<double>(opt_.run.comm.size()),
                                    std::span<T>(extra));
         for (std::size_t k = 0; k < da_sums_.size(); ++k) da_sums_[k] = static_cast<double>(extra[4 + k]);
+        for (std::size_t k = 0; k < hyper.size(); ++k) hyper[k] = static_cast<double>(extra[4 + da_sums_.size() + k]);
     }
+    if constexpr (requires { hpo_->pending(); })
+        if (!hyper.empty()) hpo_->apply_pending(hyper);
     const std::int64_t B = n * opt_.run.comm.size();
     const double l = static_cast<double>(extra[0]) / static_cast<double>(B);
     // Every rank sees the same sums, so every rank stops here alike.
@@ -83,6 +92,16 @@ void JointSearch<DA, NAS, HPO, D>::sharded_validation_backward() {
         const Tensor<std::int32_t> labels = vb.labels.slice_batch(at, at + m);
         auto loss = ops::cross_entropy(net_->forward(Var<T, D>(input(images))), on_device<D>(labels));
         if (loss.requires_grad()) ops::mul_scalar(loss, 1.0 / static_cast<double>(S)).backward();
+    }
+}
+
+template <template <class...> class DA, class NAS, template <class...> class HPO, Device D>
+void JointSearch<DA, NAS, HPO, D>::apply_deferred_hypergradient() {
+    if constexpr (requires { hpo_->pending(); }) {
+        if (hpo_->pending().empty()) return;  // alike on every rank: hyper steps fall on the same steps
+        std::vector<double> h = hpo_->pending();
+        if (opt_.run.comm.size() > 1) opt_.run.comm.allreduce(std::span<double>(h), dist::ReduceOp::sum);
+        hpo_->apply_pending(h);
     }
 }
 

@@ -33,6 +33,7 @@ JointResult JointSearch<DA, NAS, HPO, D>::run() {
     if (sharded()) {  // joint_dist.ipp: the validation pass in pieces, the hypergradient summed over the ranks
         hctx.validation_backward = [this] { sharded_validation_backward(); };
         hctx.reduce = [this](std::span<double> v) { opt_.run.comm.allreduce(v, dist::ReduceOp::sum); };
+        hctx.defer_reduce = true;  // the hypergradient rides in the next step's allreduce
     }
 
     std::unique_ptr<ProgressBar> bar;
@@ -71,7 +72,7 @@ JointResult JointSearch<DA, NAS, HPO, D>::run() {
         const bool due = sharded() ? agreed_due_ : checkpoint_due();
         if ((stop || due) && !opt_.run.out_dir.empty() && step_ < total_steps_) {
             elapsed_before_ = elapsed();
-            average_statistics();
+            settle_shared_state();
             if (rank() == 0) save_checkpoint(checkpoint_path());
             last_checkpoint_ = std::chrono::steady_clock::now();
         }
@@ -219,7 +220,7 @@ void JointSearch<DA, NAS, HPO, D>::end_epoch(double seconds) {
         average_.add(weights_);
     const auto arch = derived_ ? arch_ : nas_->derived();
     if (!derived_) net_->set_architecture(arch);
-    average_statistics();
+    settle_shared_state();
     // Rank 0 alone evaluates and writes the log; the others' records stay without validation figures.
     const double eval_start = now();
     const auto [val_loss, val_acc] =
