@@ -194,7 +194,11 @@ TEST_CASE("depthwise conv2d over several interleaved image groups matches the di
     const Case cases[] = {{19, 3, 3, 6, 5, {1, 1, 1, 3}}, {17, 2, 5, 7, 9, {2, 2, 1, 2}},
                           {16, 2, 3, 7, 6, {1, 2, 2, 2}}, {3, 2, 7, 5, 5, {2, 3, 1, 2}},
                           {18, 2, 3, 7, 8, {3, 0, 1, 2}},   // the last row and columns are never read
-                          {2, 2, 1, 1, 1, {7, 3, 1, 2}}};   // the only tap reads padding: y = bias
+                          {2, 2, 1, 1, 1, {7, 3, 1, 2}},    // the only tap reads padding: y = bias
+                          // Stride 1 takes its data gradient as a forward convolution with the kernel
+                          // flipped and padding (k - 1) dil - pad (cases 0 and 2); a padding beyond
+                          // (k - 1) dil keeps the scatter.
+                          {18, 2, 3, 4, 5, {1, 3, 1, 2}}};
     int i = 0;
     for (const auto& c : cases) {
         INFO("case " << i++);

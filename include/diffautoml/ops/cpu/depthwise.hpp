@@ -12,6 +12,7 @@
 // one thread, and the weight gradient of a channel sums its lanes and groups in a fixed order.
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "../../core/parallel.hpp"
 #include "../conv_params.hpp"
@@ -219,8 +220,27 @@ void forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g)
 template <class T>
 void backward_data(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
     using namespace detail;
+    const std::int64_t taps = g.kh * g.kw;
+    // Stride 1: the transposed convolution is the forward convolution of dy with the kernel
+    // flipped and padding (K - 1) dil - pad, whose outputs stay in registers across the taps; the
+    // scatter below loads and stores the gradient buffer at every tap (2.3x the forward's time in
+    // the shuffle network's profile).
+    if (g.stride_h == 1 && g.stride_w == 1 && (g.kh - 1) * g.dil_h >= g.pad_h && (g.kw - 1) * g.dil_w >= g.pad_w) {
+        ConvGeometry t = g;
+        t.in_h = g.out_h;
+        t.in_w = g.out_w;
+        t.out_h = g.in_h;
+        t.out_w = g.in_w;
+        t.pad_h = (g.kh - 1) * g.dil_h - g.pad_h;
+        t.pad_w = (g.kw - 1) * g.dil_w - g.pad_w;
+        std::vector<T> flipped(static_cast<std::size_t>(g.out_c * taps));
+        for (std::int64_t c = 0; c < g.out_c; ++c)
+            for (std::int64_t k = 0; k < taps; ++k) flipped[static_cast<std::size_t>(c * taps + taps - 1 - k)] = w[c * taps + k];
+        forward(dy, flipped.data(), static_cast<const T*>(nullptr), dx, t);
+        return;
+    }
     const Padded p(g);
-    const std::int64_t ohw = g.out_h * g.out_w, groups = groups_of(g), taps = g.kh * g.kw;
+    const std::int64_t ohw = g.out_h * g.out_w, groups = groups_of(g);
     const std::int64_t rows = p.rows(g), cols = p.cols(g);
     parallel_for(g.out_c * groups, [&](std::int64_t i) {
         const std::int64_t c = i / groups, n0 = (i % groups) * lanes, nb = std::min(lanes, g.batch - n0);
