@@ -83,6 +83,30 @@ inline bool is_pointwise(const ConvGeometry& g) {
     return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
 }
 
+/// im2col of one image into columns `ld` apart; a pointwise convolution's columns are the image's
+/// planes, copied whole (im2col would copy them a row at a time: 7 or 14 values per call).
+template <class T>
+void image_columns(const T* x, std::int64_t C, const ConvGeometry& g, T* col, std::int64_t ld) {
+    if (!is_pointwise(g)) {
+        im2col(x, C, g.in_h, g.in_w, g, col, ld);
+        return;
+    }
+    const std::int64_t hw = g.in_h * g.in_w;
+    for (std::int64_t c = 0; c < C; ++c) std::copy(x + c * hw, x + (c + 1) * hw, col + c * ld);
+}
+/// dx(C, H, W) = col2im of columns `ld` apart, overwriting dx; for a pointwise convolution a copy
+/// of whole planes (no zero fill and scatter-add).
+template <class T>
+void image_from_columns(const T* col, std::int64_t C, const ConvGeometry& g, T* dx, std::int64_t ld) {
+    const std::int64_t hw = g.in_h * g.in_w;
+    if (!is_pointwise(g)) {
+        std::fill(dx, dx + C * hw, T(0));
+        col2im(col, C, g.in_h, g.in_w, g, dx, ld);
+        return;
+    }
+    for (std::int64_t c = 0; c < C; ++c) std::copy(col + c * ld, col + c * ld + hw, dx + c * hw);
+}
+
 /// GEMMs narrower than this many columns run well below Eigen's peak, so images with small
 /// outputs (7x7, 14x14) are batched: one GEMM then covers several images side by side.
 inline std::int64_t& min_gemm_columns() {
@@ -153,7 +177,7 @@ void conv2d_forward(cpu, const T* x, const T* w, const T* bias, T* y, const Conv
             const std::int64_t ld = nb * ohw;
             for (std::int64_t gi = 0; gi < g.groups; ++gi) {
                 for (std::int64_t j = 0; j < nb; ++j)
-                    im2col(x + ((n0 + j) * g.in_c + gi * cin_g) * hw, cin_g, g.in_h, g.in_w, g, col + j * ohw, ld);
+                    image_columns(x + ((n0 + j) * g.in_c + gi * cin_g) * hw, cin_g, g, col + j * ohw, ld);
                 gemm(cpu{}, false, false, cout_g, ld, K, w + gi * cout_g * K, col, tmp, false);
                 for (std::int64_t j = 0; j < nb; ++j)
                     for (std::int64_t co = 0; co < cout_g; ++co) {
@@ -208,11 +232,8 @@ void conv2d_backward_data(cpu, const T* dy, const T* w, T* dx, const ConvGeometr
             for (std::int64_t gi = 0; gi < g.groups; ++gi) {
                 gather_output_block(dy, tmp, g, n0, nb, gi, cout_g);
                 gemm(cpu{}, true, false, K, ld, cout_g, w + gi * cout_g * K, tmp, col, false);
-                for (std::int64_t j = 0; j < nb; ++j) {
-                    T* dxg = dx + ((n0 + j) * g.in_c + gi * cin_g) * hw;
-                    std::fill(dxg, dxg + cin_g * hw, T(0));
-                    col2im(col + j * ohw, cin_g, g.in_h, g.in_w, g, dxg, ld);
-                }
+                for (std::int64_t j = 0; j < nb; ++j)
+                    image_from_columns(col + j * ohw, cin_g, g, dx + ((n0 + j) * g.in_c + gi * cin_g) * hw, ld);
             }
         });
         return;
@@ -277,7 +298,7 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
                 T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
                 for (std::int64_t gi = 0; gi < g.groups; ++gi) {
                     for (std::int64_t j = 0; j < nb; ++j)
-                        im2col(x + ((b0 + j) * g.in_c + gi * cin_g) * hw, cin_g, g.in_h, g.in_w, g, col + j * ohw, ld);
+                        image_columns(x + ((b0 + j) * g.in_c + gi * cin_g) * hw, cin_g, g, col + j * ohw, ld);
                     gather_output_block(dy, tmp, g, b0, nb, gi, cout_g);
                     gemm(cpu{}, false, true, cout_g, K, ld, tmp, col, acc + gi * cout_g * K, true);
                 }
