@@ -96,13 +96,14 @@ int main(int argc, char** argv) try {
     std::int64_t gates = 0;
     for (const auto& row : js->nas_policy().probabilities()) gates += static_cast<std::int64_t>(row.size());
     const auto pairs = static_cast<std::int64_t>(js->da_policy().probabilities().size());
-    // A step: the fused allreduce (a flag a parameter, the weights' gradients, at most every
-    // decision's gates, 4 values) in float; the DA terms (pairs + 2 doubles); the two
-    // hypergradients (doubles) every hpo_every steps.
+    // A step is one fused allreduce, in float: a flag a parameter, the weights' gradients, at most
+    // every decision's gates, 4 values, the DA terms (pairs + 2) and, every hpo_every steps, the
+    // previous hyper step's two hypergradients. (An epoch's end sums a pending hypergradient alone:
+    // one more collective an epoch, left out.)
     const double fused = 4.0 * static_cast<double>(params + weights + gates + 4);
-    const double da_bytes = 8.0 * static_cast<double>(pairs + 2);
-    const double hyper = 8.0 * 2 / static_cast<double>(a.flags.hpo_every);
-    const double collectives = 2 + 1.0 / static_cast<double>(a.flags.hpo_every);
+    const double da_bytes = 4.0 * static_cast<double>(pairs + 2);
+    const double hyper = 4.0 * 2 / static_cast<double>(a.flags.hpo_every);
+    const double collectives = 1;
     if (!lead) return 0;
     std::vector<double> sorted = ms;
     std::sort(sorted.begin(), sorted.end());
