@@ -276,8 +276,10 @@ TEST_CASE("the learning-rate hypergradient moves eta to the known best value fro
     }
 }
 
-TEST_CASE("HypergradLrWd raises a too-small learning rate on a real classification step and holds it when frozen", "[hpo]") {
-    // Two well-separated classes; starting at lr = 1e-3 every validation hypergradient says "larger".
+namespace {
+/// 200 training images of two well-separated classes (two features each, classes at -1 and +1
+/// along the first), for the hypergradient policies' classification tests.
+data::Dataset two_classes() {
     data::Dataset d;
     const std::int64_t n = 200;
     d.images = Tensor<float>(Shape{n, 1, 1, 2});
@@ -290,6 +292,13 @@ TEST_CASE("HypergradLrWd raises a too-small learning rate on a real classificati
         d.labels[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(i % 2);
         d.images[i * 2] += i % 2 ? 1.0f : -1.0f;
     }
+    return d;
+}
+}  // namespace
+
+TEST_CASE("HypergradLrWd raises a too-small learning rate on a real classification step and holds it when frozen", "[hpo]") {
+    // Two well-separated classes; starting at lr = 1e-3 every validation hypergradient says "larger".
+    const data::Dataset d = two_classes();
     auto [train, val] = hpo::hold_out(d, 50, 1);
     CHECK(train.size() == 150);
     CHECK(val.size() == 50);
@@ -334,18 +343,7 @@ TEST_CASE("HypergradLrWd with defer_reduce: the hypergradient waits for apply_pe
     // What JointSearch does in a sharded run: a hyper step leaves its hypergradient pending, and
     // the next step's allreduce hands it back before the weight update. The weights then take
     // bit for bit the steps of the immediate policy, and the rates agree once applied.
-    data::Dataset d;
-    const std::int64_t n = 200;
-    d.images = Tensor<float>(Shape{n, 1, 1, 2});
-    d.labels.resize(static_cast<std::size_t>(n));
-    d.classes = 2;
-    d.split = data::Split::train;
-    Generator g(3);
-    normal_(d.images, g, 0.0, 0.3);
-    for (std::int64_t i = 0; i < n; ++i) {
-        d.labels[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(i % 2);
-        d.images[i * 2] += i % 2 ? 1.0f : -1.0f;
-    }
+    const data::Dataset d = two_classes();
     auto [train, val_a] = hpo::hold_out(d, 50, 1);
     auto [train_b, val_b] = hpo::hold_out(d, 50, 1);
     struct Run {
