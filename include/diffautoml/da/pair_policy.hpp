@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numbers>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "../sampling/sampling.hpp"
@@ -231,19 +232,21 @@ public:
     /// per-image sums, the count and the loss sum of the baseline are summed over the ranks first.
     void update(const Tensor<T>& losses, DaContext& ctx) {
         detail::check_losses(losses, static_cast<std::int64_t>(pairs_.size()), "PairPolicyDA::update");
-        std::vector<double> buf = reduced_terms(losses);  // [count, loss sum, terms]
         std::vector<double> grad;
+        std::int64_t n = 0;
+        double sum = 0;
         if (ctx.reduce) {
+            std::vector<double> buf = reduced_terms(losses);  // [count, loss sum, terms]
             ctx.reduce(std::span<double>(buf));
+            n = std::llround(buf[0]);
+            sum = buf[1];
             grad.assign(buf.begin() + 2, buf.end());
-            const auto n = std::llround(buf[0]);
             for (double& g : grad) g = n > 0 ? g / static_cast<double>(n) : 0.0;
             add_entropy_gradient(grad);
         } else {
+            std::tie(n, sum) = augmented_losses(losses);
             grad = gradient(losses);
         }
-        const auto n = std::llround(buf[0]);
-        const double sum = buf[1];
         for (std::size_t j = 0; j < logits_.size(); ++j) logits_[j] -= opt_.lr * grad[j];
         if (opt_.estimator == PairPolicyOptions::Estimator::score_function) {
             if (n > 0) {
@@ -268,17 +271,23 @@ public:
     std::vector<double> reduced_terms(const Tensor<T>& losses) const {
         const auto N = static_cast<std::int64_t>(pairs_.size());
         detail::check_losses(losses, N, "PairPolicyDA::reduced_terms");
-        double sum = 0;
-        std::int64_t n = 0;
-        for (std::int64_t i = 0; i < N; ++i)
-            if (applied_[static_cast<std::size_t>(i)]) {
-                sum += static_cast<double>(losses[i]);
-                ++n;
-            }
+        const auto [n, sum] = augmented_losses(losses);
         std::vector<double> buf{static_cast<double>(n), sum};
         const auto terms = image_terms(losses, 1.0);
         buf.insert(buf.end(), terms.begin(), terms.end());
         return buf;
+    }
+
+    /// The count of the last batch's augmented images and the sum of their losses.
+    std::pair<std::int64_t, double> augmented_losses(const Tensor<T>& losses) const {
+        double sum = 0;
+        std::int64_t n = 0;
+        for (std::size_t i = 0; i < pairs_.size(); ++i)
+            if (applied_[i]) {
+                sum += static_cast<double>(losses[static_cast<std::int64_t>(i)]);
+                ++n;
+            }
+        return {n, sum};
     }
 
     /// The descent direction of the update in the logits for the last batch and these losses
