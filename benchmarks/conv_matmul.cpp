@@ -17,9 +17,10 @@
 // LD_LIBRARY_PATH) rather than the reference BLAS Debian's PyTorch loads by default; the first
 // line says which BLAS it loaded and which ISA oneDNN dispatches to.
 //
-// Options: --threads T (2)  --no-peer  and Google Benchmark's own (--benchmark_filter=REGEX,
+// Options: --threads T (2)  --no-peer  --winograd auto|f2|f4|never (the 3x3 stride-1 algorithm)  and Google Benchmark's own (--benchmark_filter=REGEX,
 // --benchmark_repetitions=N, --benchmark_format=json|console, --benchmark_out=FILE, ...); the
 // harness is gbench.hpp, shared with the augmentation benchmark.
+#include <map>
 #include <memory>
 
 #include <diffautoml/diffautoml.hpp>
@@ -47,8 +48,13 @@ std::vector<Case> make_cases(Generator& gen, std::vector<std::shared_ptr<void>>&
         std::int64_t N, C, H, W, K, k, stride, pad, groups;
     };
     const ConvCase convs[] = {
+        {"small.stem_3x3_1_32", 128, 1, 28, 28, 32, 3, 1, 1, 1},
         {"small.block1_3x3_32", 128, 32, 28, 28, 32, 3, 1, 1, 1},
         {"small.block2_3x3_64_s2", 128, 32, 28, 28, 64, 3, 2, 1, 1},
+        {"small.block2_1x1_64_s2", 128, 32, 28, 28, 64, 1, 2, 0, 1},
+        {"small.block2_3x3_64", 128, 64, 14, 14, 64, 3, 1, 1, 1},
+        {"small.block3_3x3_128_s2", 128, 64, 14, 14, 128, 3, 2, 1, 1},
+        {"small.block3_1x1_128_s2", 128, 64, 14, 14, 128, 1, 2, 0, 1},
         {"small.block3_3x3_128", 128, 128, 7, 7, 128, 3, 1, 1, 1},
         {"mbv2.expand_1x1_24_72", 128, 24, 28, 28, 72, 1, 1, 0, 1},
         {"mbv2.depthwise_3x3_72", 128, 72, 28, 28, 72, 3, 1, 1, 72},
@@ -153,8 +159,14 @@ std::vector<Case> make_cases(Generator& gen, std::vector<std::shared_ptr<void>>&
 }  // namespace
 
 int main(int argc, char** argv) try {
-    const auto o = dam_bench::parse("conv_matmul", argc, argv);
+    const auto o = dam_bench::parse("conv_matmul", argc, argv, {{"--winograd", "auto"}});
     set_num_threads(o.threads);
+    // Which Winograd tile the 3x3 stride-1 cases use: auto (the library's choice), f2, f4 or never.
+    const std::string wino = o.own.at("--winograd");
+    using backend_cpu::winograd::Mode;
+    const std::map<std::string, Mode> modes{{"auto", Mode::automatic}, {"f2", Mode::f2}, {"f4", Mode::f4}, {"never", Mode::never}};
+    DAM_CHECK(modes.count(wino), value_error, "conv_matmul: --winograd expects auto, f2, f4 or never, got '{}'", wino);
+    backend_cpu::winograd::mode() = modes.at(wino);
     fmt::print(o.text, "ours: diffautoml, {} threads, built with -march={}\n", o.threads, DAM_BUILD_MARCH);
     const auto peer = dam_bench::start_peer(o);
     Generator gen(0);

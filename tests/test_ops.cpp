@@ -213,19 +213,24 @@ TEST_CASE("depthwise conv2d over several interleaved image groups matches the di
     }
 }
 
-TEST_CASE("Winograd F(2x2,3x3) convolution matches the direct convolution and passes the gradient checker",
+TEST_CASE("Winograd F(2x2,3x3) and F(4x4,3x3) convolutions match the direct convolution and pass the gradient checker",
           "[ops][conv][winograd][gradcheck]") {
-    // Forced on, so that small test shapes take the Winograd path: odd and even output sizes
-    // (partial edge tiles), padding 0, 1 and 2 (the data gradient then runs with padding 2, 1, 0),
-    // one and several images per block, and a batch that does not split evenly over the threads.
-    const ScopedValue winograd(backend_cpu::winograd::mode(), backend_cpu::winograd::Mode::always);
+    // Forced on with each tile size, so that small test shapes take the Winograd path: output
+    // sizes that are and are not multiples of the tile (partial edge tiles), tile rows wider than
+    // one vector of tiles (28 columns), padding 0, 1 and 2 (the data gradient then runs with
+    // padding 2, 1, 0), one and several images per block, and a batch that does not split evenly
+    // over the threads.
+    using backend_cpu::winograd::Mode;
+    const Mode tile = GENERATE(Mode::f2, Mode::f4);
+    INFO((tile == Mode::f2 ? "F(2x2,3x3)" : "F(4x4,3x3)"));
+    const ScopedValue winograd(backend_cpu::winograd::mode(), tile);
     const ScopedThreads threads(2);
     struct Case {
         std::int64_t N, cin, cout, H, W, pad;
         bool bias;
     };
     const Case cases[] = {{2, 3, 4, 5, 6, 1, true}, {3, 2, 3, 7, 7, 0, false}, {2, 4, 2, 4, 5, 2, true},
-                          {5, 3, 3, 3, 3, 1, false}, {1, 2, 5, 9, 4, 1, true}};
+                          {5, 3, 3, 3, 3, 1, false}, {1, 2, 5, 9, 4, 1, true}, {2, 2, 2, 13, 11, 1, false}};
     int i = 0;
     for (const auto& c : cases) {
         INFO("case " << i++);
@@ -237,11 +242,30 @@ TEST_CASE("Winograd F(2x2,3x3) convolution matches the direct convolution and pa
         auto ref = naive_conv(x.value(), w.value(), o);
         REQUIRE(y.shape() == ref.shape());
         for (std::int64_t j = 0; j < y.numel(); ++j) REQUIRE(y[j] == Approx(ref[j]).margin(1e-12));
+        if (c.H * c.W > 100) continue;  // the gradient checker's cost grows with the input: small cases only
         if (c.bias) {
             require_gradcheck([o](const VD& v) { return ops::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
         } else {
             require_gradcheck([o](const VD& v) { return ops::conv2d(v[0], v[1], Var<double>(), o); }, {x, w});
         }
+    }
+    SECTION("the data and weight gradients match the direct convolution's on a 28-column layer") {
+        // Tile rows of 14 (F2) or 7 (F4) tiles: with 8 lanes, F2 writes two vectors a row, the last
+        // one past the row's end.
+        const Conv2dOptions o{1, 1, 1, 1};
+        auto x = randn(Shape{3, 3, 28, 28}, 81, true), w = randn(Shape{4, 3, 3, 3}, 82, true);
+        auto check = [&](const auto& run) {
+            x.zero_grad();
+            w.zero_grad();
+            auto y = run();
+            ops::sum(ops::mul(y, y)).backward();
+            return std::pair{x.grad().clone(), w.grad().clone()};
+        };
+        auto [dxw, dww] = check([&] { return ops::conv2d(x, w, Var<double>(), o); });
+        backend_cpu::winograd::mode() = Mode::never;
+        auto [dxd, dwd] = check([&] { return ops::conv2d(x, w, Var<double>(), o); });
+        for (std::int64_t j = 0; j < dxw.numel(); ++j) REQUIRE(dxw[j] == Approx(dxd[j]).margin(1e-10));
+        for (std::int64_t j = 0; j < dww.numel(); ++j) REQUIRE(dww[j] == Approx(dwd[j]).margin(1e-10));
     }
     SECTION("float Winograd agrees with float im2col on a layer of the reference net") {
         auto x = randn(Shape{6, 32, 14, 14}, 71, false), w = randn(Shape{32, 32, 3, 3}, 72, false);
@@ -254,8 +278,8 @@ TEST_CASE("Winograd F(2x2,3x3) convolution matches the direct convolution and pa
             ops::sum(ops::mul(y, y)).backward();
             return std::tuple{y.value().clone(), xf.grad().clone(), wf.grad().clone()};
         };
-        auto [yw, dxw, dww] = run(backend_cpu::winograd::Mode::always);
-        auto [yi, dxi, dwi] = run(backend_cpu::winograd::Mode::never);
+        auto [yw, dxw, dww] = run(tile);
+        auto [yi, dxi, dwi] = run(Mode::never);
         for (std::int64_t j = 0; j < yw.numel(); ++j) REQUIRE(yw[j] == Approx(yi[j]).epsilon(1e-4).margin(1e-3));
         for (std::int64_t j = 0; j < dxw.numel(); ++j) REQUIRE(dxw[j] == Approx(dxi[j]).epsilon(1e-4).margin(1e-2));
         for (std::int64_t j = 0; j < dww.numel(); ++j) REQUIRE(dww[j] == Approx(dwi[j]).epsilon(1e-4).margin(1e-1));
