@@ -142,6 +142,13 @@ TEST_CASE("conv2d matches a direct convolution and passes the gradient checker",
         {3, 5, 1, 4, 4, {1, 0, 1, 1}, true},   // pointwise
         {3, 5, 1, 5, 5, {2, 0, 1, 1}, false},  // strided 1x1 (shortcut)
         {2, 2, 3, 4, 4, {1, 0, 1, 1}, false},  // no padding
+        // Strided kernels with several columns go through the phase-split plane (conv.hpp):
+        {2, 3, 3, 8, 9, {2, 1, 1, 1}, true},   // stride 2, odd width (the pair loop's last column)
+        {2, 3, 5, 9, 8, {2, 2, 1, 1}, false},  // stride 2, 5x5
+        {2, 2, 3, 10, 7, {3, 1, 1, 1}, false}, // stride 3 (the general phase loop)
+        {2, 2, 3, 9, 9, {2, 2, 2, 1}, false},  // stride 2, dilation 2: one phase read
+        {2, 2, 3, 6, 6, {2, 3, 1, 1}, false},  // padding wider than the kernel's reach
+        {4, 6, 3, 7, 7, {2, 1, 1, 2}, false},  // grouped, stride 2
     };
     int i = 0;
     for (const auto& c : cases) {

@@ -31,11 +31,99 @@ inline void valid_range(std::int64_t out, std::int64_t in, std::int64_t stride, 
     if (hi < lo) hi = lo;
 }
 
+/// A channel's zero-padded input extent (the rows and columns a strided kernel reads) split by
+/// column phase: padded column X is stored at (X % stride) * n + X / stride, so the columns
+/// X = stride * ow + offset of consecutive outputs ow lie side by side. im2col then copies whole
+/// output rows (no strided reads, no bounds checks) and col2im adds them; strided layers spent as
+/// long in im2col's strided copies as in the GEMM (`small`'s stride-2 3x3 layer, perf).
+struct PhasePlane {
+    std::int64_t hp, wp, s, n;  // padded rows and columns read; stride; entries per phase
+    explicit PhasePlane(const ConvGeometry& g)
+        : hp((g.out_h - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1),
+          wp((g.out_w - 1) * g.stride_w + (g.kw - 1) * g.dil_w + 1), s(g.stride_w), n((wp + s - 1) / s) {}
+    std::int64_t size() const { return hp * s * n; }
+    /// Start of padded row r at kernel column offset o (= kw * dil_w): output ow is entry ow.
+    std::int64_t at(std::int64_t r, std::int64_t o) const { return r * s * n + (o % s) * n + o / s; }
+};
+struct PhaseScratch;  ///< tag of the phase plane's per-thread buffer
+/// Strided layers whose kernel has several columns: they read each deinterleaved row several
+/// times. A 1x1 strided kernel reads each input once, so a strided copy costs less than a split.
+inline bool uses_phase_plane(const ConvGeometry& g) { return g.stride_w > 1 && g.kw > 1; }
+
+/// Calls f(padded row r, image row ih) for each image row that some kernel row reads.
+template <class F>
+void for_each_read_row(const ConvGeometry& g, const PhasePlane& p, F&& f) {
+    const std::int64_t r0 = std::min(g.pad_h, p.hp), r1 = std::min(g.pad_h + g.in_h, p.hp);
+    for (std::int64_t r = r0; r < r1; ++r) {
+        bool read = false;
+        for (std::int64_t kh = 0; kh < g.kh && !read; ++kh) {
+            const std::int64_t t = r - kh * g.dil_h;
+            read = t >= 0 && t % g.stride_h == 0 && t / g.stride_h < g.out_h;
+        }
+        if (read) f(r, r - g.pad_h);
+    }
+}
+
+/// Calls f(offset of padded column X in its phase-split row, image column iw) for the image
+/// columns of a row that some kernel column reads (a phase no kernel column reads is skipped).
+/// Stride 2 with every column inside the phase arrays (the common case) runs as one loop over
+/// column pairs, which GCC vectorises; the general loop reads with the stride.
+template <class F>
+void for_each_read_column(const ConvGeometry& g, const PhasePlane& p, F&& f) {
+    const std::int64_t s = p.s, pad = g.pad_w, W = g.in_w;
+    bool all_phases = true;
+    for (std::int64_t q = 0; q < s; ++q) {
+        bool read = false;
+        for (std::int64_t kw = 0; kw < g.kw && !read; ++kw) read = kw * g.dil_w % s == q;
+        all_phases = all_phases && read;
+    }
+    if (s == 2 && all_phases && pad + W <= s * p.n) {
+        // iw = 2 i + j lands at X = 2 i + j + pad: phase (j + pad) % 2, entry i + (j + pad) / 2.
+        const std::int64_t a0 = (pad % 2) * p.n + pad / 2, a1 = ((1 + pad) % 2) * p.n + (1 + pad) / 2;
+        const std::int64_t pairs = W / 2;
+        for (std::int64_t i = 0; i < pairs; ++i) {
+            f(a0 + i, 2 * i);
+            f(a1 + i, 2 * i + 1);
+        }
+        if (W % 2) f(a0 + pairs, W - 1);
+        return;
+    }
+    const std::int64_t x1 = std::min(pad + W, p.wp);
+    for (std::int64_t q = 0; q < s; ++q) {
+        bool read = false;
+        for (std::int64_t kw = 0; kw < g.kw && !read; ++kw) read = kw * g.dil_w % s == q;
+        if (!read) continue;
+        std::int64_t u = q >= pad ? 0 : (pad - q + s - 1) / s;  // first X = q + s u >= pad
+        for (std::int64_t X = q + s * u; X < x1; X += s, ++u) f(q * p.n + u, X - pad);
+    }
+}
+
 /// col(C*KH*KW, OH*OW) from one image x(C, H, W); rows of col are `ld` apart (ld >= OH*OW lets
 /// several images share one column matrix).
 template <class T>
 void im2col(const T* x, std::int64_t C, std::int64_t H, std::int64_t W, const ConvGeometry& g, T* col, std::int64_t ld) {
     const std::int64_t OH = g.out_h, OW = g.out_w;
+    if (uses_phase_plane(g)) {
+        const PhasePlane p(g);
+        T* plane = thread_scratch<PhaseScratch, 1, T>(static_cast<std::size_t>(p.size()), 0);
+        std::fill(plane, plane + p.size(), T(0));  // outside the image: never written below
+        for (std::int64_t c = 0; c < C; ++c) {
+            for_each_read_row(g, p, [&](std::int64_t r, std::int64_t ih) {
+                const T* src = x + (c * H + ih) * W;
+                T* row = plane + r * p.s * p.n;
+                for_each_read_column(g, p, [&](std::int64_t at, std::int64_t iw) { row[at] = src[iw]; });
+            });
+            for (std::int64_t kh = 0; kh < g.kh; ++kh)
+                for (std::int64_t kw = 0; kw < g.kw; ++kw) {
+                    T* dst = col + ((c * g.kh + kh) * g.kw + kw) * ld;
+                    for (std::int64_t oh = 0; oh < OH; ++oh, dst += OW) {
+                        const T* src = plane + p.at(oh * g.stride_h + kh * g.dil_h, kw * g.dil_w);
+                        for (std::int64_t ow = 0; ow < OW; ++ow) dst[ow] = src[ow];
+                    }
+                }
+        }
+        return;
+    }
     for (std::int64_t c = 0; c < C; ++c)
         for (std::int64_t kh = 0; kh < g.kh; ++kh)
             for (std::int64_t kw = 0; kw < g.kw; ++kw) {
@@ -64,6 +152,28 @@ void im2col(const T* x, std::int64_t C, std::int64_t H, std::int64_t W, const Co
 template <class T>
 void col2im(const T* col, std::int64_t C, std::int64_t H, std::int64_t W, const ConvGeometry& g, T* dx, std::int64_t ld) {
     const std::int64_t OH = g.out_h, OW = g.out_w;
+    if (uses_phase_plane(g)) {
+        // Sums whole output rows into the phase-split plane, then adds its inside to dx.
+        const PhasePlane p(g);
+        T* plane = thread_scratch<PhaseScratch, 1, T>(static_cast<std::size_t>(p.size()), 0);
+        for (std::int64_t c = 0; c < C; ++c) {
+            std::fill(plane, plane + p.size(), T(0));
+            for (std::int64_t kh = 0; kh < g.kh; ++kh)
+                for (std::int64_t kw = 0; kw < g.kw; ++kw) {
+                    const T* src = col + ((c * g.kh + kh) * g.kw + kw) * ld;
+                    for (std::int64_t oh = 0; oh < OH; ++oh, src += OW) {
+                        T* dst = plane + p.at(oh * g.stride_h + kh * g.dil_h, kw * g.dil_w);
+                        for (std::int64_t ow = 0; ow < OW; ++ow) dst[ow] += src[ow];
+                    }
+                }
+            for_each_read_row(g, p, [&](std::int64_t r, std::int64_t ih) {
+                T* dst = dx + (c * H + ih) * W;
+                const T* row = plane + r * p.s * p.n;
+                for_each_read_column(g, p, [&](std::int64_t at, std::int64_t iw) { dst[iw] += row[at]; });
+            });
+        }
+        return;
+    }
     for (std::int64_t c = 0; c < C; ++c)
         for (std::int64_t kh = 0; kh < g.kh; ++kh)
             for (std::int64_t kw = 0; kw < g.kw; ++kw) {
