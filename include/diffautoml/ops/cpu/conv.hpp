@@ -38,17 +38,21 @@ inline void valid_range(std::int64_t out, std::int64_t in, std::int64_t stride, 
 /// long in im2col's strided copies as in the GEMM (`small`'s stride-2 3x3 layer, perf).
 struct PhasePlane {
     std::int64_t hp, wp, s, n;  // padded rows and columns read; stride; entries per phase
+    std::uint64_t phases = 0;   // bit q: some kernel column reads phase q
     explicit PhasePlane(const ConvGeometry& g)
         : hp((g.out_h - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1),
-          wp((g.out_w - 1) * g.stride_w + (g.kw - 1) * g.dil_w + 1), s(g.stride_w), n((wp + s - 1) / s) {}
+          wp((g.out_w - 1) * g.stride_w + (g.kw - 1) * g.dil_w + 1), s(g.stride_w), n((wp + s - 1) / s) {
+        for (std::int64_t kw = 0; kw < g.kw; ++kw) phases |= std::uint64_t{1} << (kw * g.dil_w % s);
+    }
     std::int64_t size() const { return hp * s * n; }
+    bool reads(std::int64_t q) const { return (phases >> q) & 1; }
     /// Start of padded row r at kernel column offset o (= kw * dil_w): output ow is entry ow.
     std::int64_t at(std::int64_t r, std::int64_t o) const { return r * s * n + (o % s) * n + o / s; }
 };
 struct PhaseScratch;  ///< tag of the phase plane's per-thread buffer
 /// Strided layers whose kernel has several columns: they read each deinterleaved row several
 /// times. A 1x1 strided kernel reads each input once, so a strided copy costs less than a split.
-inline bool uses_phase_plane(const ConvGeometry& g) { return g.stride_w > 1 && g.kw > 1; }
+inline bool uses_phase_plane(const ConvGeometry& g) { return g.stride_w > 1 && g.stride_w <= 64 && g.kw > 1; }
 
 /// Calls f(padded row r, image row ih) for each image row that some kernel row reads.
 template <class F>
@@ -71,13 +75,7 @@ void for_each_read_row(const ConvGeometry& g, const PhasePlane& p, F&& f) {
 template <class F>
 void for_each_read_column(const ConvGeometry& g, const PhasePlane& p, F&& f) {
     const std::int64_t s = p.s, pad = g.pad_w, W = g.in_w;
-    bool all_phases = true;
-    for (std::int64_t q = 0; q < s; ++q) {
-        bool read = false;
-        for (std::int64_t kw = 0; kw < g.kw && !read; ++kw) read = kw * g.dil_w % s == q;
-        all_phases = all_phases && read;
-    }
-    if (s == 2 && all_phases && pad + W <= s * p.n) {
+    if (s == 2 && p.reads(0) && p.reads(1) && pad + W <= s * p.n) {
         // iw = 2 i + j lands at X = 2 i + j + pad: phase (j + pad) % 2, entry i + (j + pad) / 2.
         const std::int64_t a0 = (pad % 2) * p.n + pad / 2, a1 = ((1 + pad) % 2) * p.n + (1 + pad) / 2;
         const std::int64_t pairs = W / 2;
@@ -90,9 +88,7 @@ void for_each_read_column(const ConvGeometry& g, const PhasePlane& p, F&& f) {
     }
     const std::int64_t x1 = std::min(pad + W, p.wp);
     for (std::int64_t q = 0; q < s; ++q) {
-        bool read = false;
-        for (std::int64_t kw = 0; kw < g.kw && !read; ++kw) read = kw * g.dil_w % s == q;
-        if (!read) continue;
+        if (!p.reads(q)) continue;
         std::int64_t u = q >= pad ? 0 : (pad - q + s - 1) / s;  // first X = q + s u >= pad
         for (std::int64_t X = q + s * u; X < x1; X += s, ++u) f(q * p.n + u, X - pad);
     }

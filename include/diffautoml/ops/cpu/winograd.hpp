@@ -279,8 +279,10 @@ void transform_input(const T* x, std::int64_t nb, const Tiling& t, T* plane, T* 
         }
 }
 
-/// y(K, OH, OW) of one image from M[e][k][p0 + tile] (rows `ldm` apart, planes `ps` apart).
-/// `rows` is scratch for m output rows of m phases of `phase_length<T>(tw)` values each.
+/// y(K, OH, OW) of one image from M[e][k][p0 + tile] (rows `ldm` apart, planes `ps` apart; the last
+/// vector of a tile row reads up to lanes<T> - 1 values past it, into the next tile row or the
+/// planes' slack, and its extra lanes are never copied out). `rows` is scratch for m output rows
+/// of m phases of `phase_length<T>(tw)` values each.
 template <class F, class T>
 void transform_output(const T* M, const Tiling& t, std::int64_t ldm, std::int64_t ps, std::int64_t p0, T* y, T* rows) {
     constexpr int a = F::a, m = F::m;
