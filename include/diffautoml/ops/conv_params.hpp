@@ -51,6 +51,10 @@ struct ConvGeometry {
         return g;
     }
     Shape out_shape() const { return {batch, out_c, out_h, out_w}; }
+    /// Rows and columns of the zero-padded input that the kernel reads (padded coordinates start
+    /// at the padding's first row and column): the extent the CPU kernels copy an input into.
+    std::int64_t padded_rows_read() const { return (out_h - 1) * stride_h + (kh - 1) * dil_h + 1; }
+    std::int64_t padded_cols_read() const { return (out_w - 1) * stride_w + (kw - 1) * dil_w + 1; }
 };
 
 /// Every size a pooling kernel needs: planes = N * C, square k x k windows.

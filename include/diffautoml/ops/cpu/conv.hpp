@@ -40,8 +40,7 @@ struct PhasePlane {
     std::int64_t hp, wp, s, n;  // padded rows and columns read; stride; entries per phase
     std::uint64_t phases = 0;   // bit q: some kernel column reads phase q
     explicit PhasePlane(const ConvGeometry& g)
-        : hp((g.out_h - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1),
-          wp((g.out_w - 1) * g.stride_w + (g.kw - 1) * g.dil_w + 1), s(g.stride_w), n((wp + s - 1) / s) {
+        : hp(g.padded_rows_read()), wp(g.padded_cols_read()), s(g.stride_w), n((wp + s - 1) / s) {
         for (std::int64_t kw = 0; kw < g.kw; ++kw) phases |= std::uint64_t{1} << (kw * g.dil_w % s);
     }
     std::int64_t size() const { return hp * s * n; }

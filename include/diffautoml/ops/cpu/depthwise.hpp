@@ -36,9 +36,7 @@ T* buffer(std::size_t n, int slot) {
 /// Rows and columns of the zero-padded input extent that the kernel reads.
 struct Padded {
     std::int64_t hp, wp;
-    explicit Padded(const ConvGeometry& g)
-        : hp((g.out_h - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1),
-          wp((g.out_w - 1) * g.stride_w + (g.kw - 1) * g.dil_w + 1) {}
+    explicit Padded(const ConvGeometry& g) : hp(g.padded_rows_read()), wp(g.padded_cols_read()) {}
     std::int64_t size() const { return hp * wp * lanes; }
     /// Input rows/columns that land inside the extent (the rest is never read; with a padding
     /// larger than the extent, none is).
