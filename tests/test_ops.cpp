@@ -223,10 +223,11 @@ TEST_CASE("depthwise conv2d over several interleaved image groups matches the di
 TEST_CASE("Winograd F(2x2,3x3) and F(4x4,3x3) convolutions match the direct convolution and pass the gradient checker",
           "[ops][conv][winograd][gradcheck]") {
     // Forced on with each tile size, so that small test shapes take the Winograd path: output
-    // sizes that are and are not multiples of the tile (partial edge tiles), tile rows wider than
-    // one vector of tiles (28 columns), padding 0, 1 and 2 (the data gradient then runs with
-    // padding 2, 1, 0), one and several images per block, and a batch that does not split evenly
-    // over the threads.
+    // sizes that are and are not multiples of the tile (partial edge tiles), padding 0, 1 and 2
+    // (the data gradient then runs with padding 2, 1, 0), one and several images per block, a
+    // batch that does not split evenly over the threads, and channel counts below, at and above
+    // one vector of channels (4 doubles), whole and partial, on both sides (the transforms run on
+    // a vector of channels; the padding lanes must stay out of every result).
     using backend_cpu::winograd::Mode;
     const Mode tile = GENERATE(Mode::f2, Mode::f4);
     INFO((tile == Mode::f2 ? "F(2x2,3x3)" : "F(4x4,3x3)"));
@@ -237,7 +238,8 @@ TEST_CASE("Winograd F(2x2,3x3) and F(4x4,3x3) convolutions match the direct conv
         bool bias;
     };
     const Case cases[] = {{2, 3, 4, 5, 6, 1, true}, {3, 2, 3, 7, 7, 0, false}, {2, 4, 2, 4, 5, 2, true},
-                          {5, 3, 3, 3, 3, 1, false}, {1, 2, 5, 9, 4, 1, true}, {2, 2, 2, 13, 11, 1, false}};
+                          {5, 3, 3, 3, 3, 1, false}, {1, 2, 5, 9, 4, 1, true}, {2, 2, 2, 13, 11, 1, false},
+                          {2, 9, 4, 6, 5, 1, true},  {1, 8, 6, 5, 7, 2, false}};
     int i = 0;
     for (const auto& c : cases) {
         INFO("case " << i++);
@@ -257,8 +259,8 @@ TEST_CASE("Winograd F(2x2,3x3) and F(4x4,3x3) convolutions match the direct conv
         }
     }
     SECTION("the data and weight gradients match the direct convolution's on a 28-column layer") {
-        // Tile rows of 14 (F2) or 7 (F4) tiles: with 8 lanes, F2 writes two vectors a row, the last
-        // one past the row's end.
+        // 784 pixels a channel: whole runs of pixels through the register transposes, and 49
+        // (F4) or 196 (F2) tiles an image.
         const Conv2dOptions o{1, 1, 1, 1};
         auto x = randn(Shape{3, 3, 28, 28}, 81, true), w = randn(Shape{4, 3, 3, 3}, 82, true);
         auto check = [&](const auto& run) {
@@ -274,22 +276,29 @@ TEST_CASE("Winograd F(2x2,3x3) and F(4x4,3x3) convolutions match the direct conv
         for (std::int64_t j = 0; j < dxw.numel(); ++j) REQUIRE(dxw[j] == Approx(dxd[j]).margin(1e-10));
         for (std::int64_t j = 0; j < dww.numel(); ++j) REQUIRE(dww[j] == Approx(dwd[j]).margin(1e-10));
     }
-    SECTION("float Winograd agrees with float im2col on a layer of the reference net") {
-        auto x = randn(Shape{6, 32, 14, 14}, 71, false), w = randn(Shape{32, 32, 3, 3}, 72, false);
-        Var<float> xf(cast<float>(x.value()), true), wf(cast<float>(w.value()), true);
-        auto run = [&](backend_cpu::winograd::Mode m) {
-            backend_cpu::winograd::mode() = m;
-            xf.zero_grad();
-            wf.zero_grad();
-            auto y = ops::conv2d(xf, wf, Var<float>(), {1, 1, 1, 1});
-            ops::sum(ops::mul(y, y)).backward();
-            return std::tuple{y.value().clone(), xf.grad().clone(), wf.grad().clone()};
-        };
-        auto [yw, dxw, dww] = run(tile);
-        auto [yi, dxi, dwi] = run(Mode::never);
-        for (std::int64_t j = 0; j < yw.numel(); ++j) REQUIRE(yw[j] == Approx(yi[j]).epsilon(1e-4).margin(1e-3));
-        for (std::int64_t j = 0; j < dxw.numel(); ++j) REQUIRE(dxw[j] == Approx(dxi[j]).epsilon(1e-4).margin(1e-2));
-        for (std::int64_t j = 0; j < dww.numel(); ++j) REQUIRE(dww[j] == Approx(dwi[j]).epsilon(1e-4).margin(1e-1));
+    SECTION("float Winograd agrees with float im2col") {
+        // A layer of the reference net (whole vectors of 8 floats), and one with partial vectors
+        // of channels on both sides and a pixel count that is not a multiple of 8.
+        const std::pair<Shape, Shape> layers[] = {{Shape{6, 32, 14, 14}, Shape{32, 32, 3, 3}},
+                                                  {Shape{3, 12, 9, 11}, Shape{10, 12, 3, 3}}};
+        for (const auto& [xs, ws] : layers) {
+            INFO("x " << xs.str() << " w " << ws.str());
+            auto x = randn(xs, 71, false), w = randn(ws, 72, false);
+            Var<float> xf(cast<float>(x.value()), true), wf(cast<float>(w.value()), true);
+            auto run = [&](backend_cpu::winograd::Mode m) {
+                backend_cpu::winograd::mode() = m;
+                xf.zero_grad();
+                wf.zero_grad();
+                auto y = ops::conv2d(xf, wf, Var<float>(), {1, 1, 1, 1});
+                ops::sum(ops::mul(y, y)).backward();
+                return std::tuple{y.value().clone(), xf.grad().clone(), wf.grad().clone()};
+            };
+            auto [yw, dxw, dww] = run(tile);
+            auto [yi, dxi, dwi] = run(Mode::never);
+            for (std::int64_t j = 0; j < yw.numel(); ++j) REQUIRE(yw[j] == Approx(yi[j]).epsilon(1e-4).margin(1e-3));
+            for (std::int64_t j = 0; j < dxw.numel(); ++j) REQUIRE(dxw[j] == Approx(dxi[j]).epsilon(1e-4).margin(1e-2));
+            for (std::int64_t j = 0; j < dww.numel(); ++j) REQUIRE(dww[j] == Approx(dwi[j]).epsilon(1e-4).margin(1e-1));
+        }
     }
 }
 

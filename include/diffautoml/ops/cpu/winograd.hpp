@@ -52,6 +52,19 @@ inline bool applies(const ConvGeometry& g) {
     return g.in_c >= 8 && g.out_c >= 8;
 }
 
+/// The element type of V: V itself for a scalar, the lane type for a GCC vector.
+template <class V>
+struct element {
+    using type = V;
+};
+template <class V>
+    requires requires(V v) { v[0]; }
+struct element<V> {
+    using type = std::remove_cvref_t<decltype(std::declval<V>()[0])>;
+};
+template <class V>
+using element_t = typename element<V>::type;
+
 /// The 1-D transforms of F(2, 3): B^T (4x4), A^T (2x4), G (4x3) and the transposes the backward
 /// pass applies. Each maps one column (or row) of a tile; the 2-D transforms apply it to the
 /// columns, then to the rows. V is a scalar or a vector of lanes (one tile a lane); the constants
@@ -112,13 +125,19 @@ struct F4 {
         o[2] = p12 + 4 * p34;
         o[3] = m12 + 8 * m34 + s[5];
     }
+    // The filter transforms multiply by rounded reciprocals: a division costs several times a
+    // multiplication and the compiler may not substitute one (x / 6 and x * (1 / 6) can differ
+    // in the last bit, far below F4's own rounding error).
     template <class V>
     static void filter(const V* g, V* u) {  // G g
-        u[0] = g[0] / 4;
-        u[1] = -(g[0] + g[1] + g[2]) / 6;
-        u[2] = -(g[0] - g[1] + g[2]) / 6;
-        u[3] = g[0] / 24 + g[1] / 12 + g[2] / 6;
-        u[4] = g[0] / 24 - g[1] / 12 + g[2] / 6;
+        using S = element_t<V>;
+        constexpr S r4 = S(1) / 4, r6 = S(1) / 6, r12 = S(1) / 12, r24 = S(1) / 24;
+        const V p02 = g[0] + g[2];
+        u[0] = g[0] * r4;
+        u[1] = -(p02 + g[1]) * r6;
+        u[2] = (g[1] - p02) * r6;
+        u[3] = g[0] * r24 + g[1] * r12 + g[2] * r6;
+        u[4] = g[0] * r24 - g[1] * r12 + g[2] * r6;
         u[5] = g[2];
     }
     template <class V>
@@ -133,9 +152,12 @@ struct F4 {
     }
     template <class V>
     static void filter_grad(const V* u, V* g) {  // G^T u
-        g[0] = u[0] / 4 - (u[1] + u[2]) / 6 + (u[3] + u[4]) / 24;
-        g[1] = (u[2] - u[1]) / 6 + (u[3] - u[4]) / 12;
-        g[2] = (u[3] + u[4] - u[1] - u[2]) / 6 + u[5];
+        using S = element_t<V>;
+        constexpr S r4 = S(1) / 4, r6 = S(1) / 6, r12 = S(1) / 12, r24 = S(1) / 24;
+        const V p12 = u[1] + u[2], p34 = u[3] + u[4];
+        g[0] = u[0] * r4 - p12 * r6 + p34 * r24;
+        g[1] = (u[2] - u[1]) * r6 + (u[3] - u[4]) * r12;
+        g[2] = (p34 - p12) * r6 + u[5];
     }
 };
 
@@ -151,6 +173,7 @@ inline int tile_for(std::int64_t OH, std::int64_t OW) {
     return waste(OH, 4) * waste(OW, 4) <= 1.35 ? 4 : 2;
 }
 
+
 namespace detail {
 
 /// Calls f(integral_constant<int, 0>) .. f(integral_constant<int, N - 1>) as straight-line code,
@@ -161,21 +184,24 @@ template <int N, class Fn>
         std::make_integer_sequence<int, N>{});
 }
 
-/// The transforms run on the tiles of a tile row side by side, `lanes<T>` tiles a vector (32
-/// bytes: one AVX register; GCC splits it where the target has narrower ones).
+/// The transforms work on `lanes<T>` channels at once, one vector (32 bytes: one AVX register;
+/// GCC splits it where the target has narrower ones) holding one pixel of lanes<T> channels.
 template <class T>
 struct Lanes {
     typedef T type __attribute__((vector_size(32)));
+    using Index = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+    typedef Index mask __attribute__((vector_size(32)));
 };
 template <class T>
 using Vec = typename Lanes<T>::type;
 template <class T>
-inline constexpr std::int64_t lanes = static_cast<std::int64_t>(32 / sizeof(T));
-/// Length of one phase of a scratch row: tw rounded up to whole vectors, so that no vector spills
-/// into the next phase.
+using Mask = typename Lanes<T>::mask;
 template <class T>
-inline std::int64_t phase_length(std::int64_t tw) {
-    return (tw + lanes<T> - 1) / lanes<T> * lanes<T>;
+inline constexpr std::int64_t lanes = static_cast<std::int64_t>(32 / sizeof(T));
+/// n channels rounded up to whole vectors.
+template <class T>
+inline std::int64_t padded(std::int64_t n) {
+    return (n + lanes<T> - 1) / lanes<T> * lanes<T>;
 }
 /// v = the lanes<T> values at p (an out-parameter: a vector returned by value draws GCC's ABI
 /// warning in translation units built without AVX).
@@ -188,179 +214,237 @@ template <class T>
     std::memcpy(p, &v, sizeof v);
 }
 
+/// Transposes the lanes<T> x lanes<T> matrix whose rows are r[0], r[1], ...: afterwards lane l of
+/// r[j] holds what lane j of r[l] held. Three rounds of two-input shuffles (pairs of lanes, then
+/// quads, then halves for floats; pairs, then halves for doubles).
+template <class T>
+[[gnu::always_inline]] inline void transpose(Vec<T>* r) {
+    using M = Mask<T>;
+    if constexpr (lanes<T> == 8) {
+        Vec<T> a[8], b[8];
+        unroll<4>([&](auto i) {
+            a[2 * i] = __builtin_shuffle(r[2 * i], r[2 * i + 1], M{0, 8, 1, 9, 4, 12, 5, 13});
+            a[2 * i + 1] = __builtin_shuffle(r[2 * i], r[2 * i + 1], M{2, 10, 3, 11, 6, 14, 7, 15});
+        });
+        unroll<2>([&](auto h) {  // rows 4h .. 4h + 3
+            b[4 * h + 0] = __builtin_shuffle(a[4 * h], a[4 * h + 2], M{0, 1, 8, 9, 4, 5, 12, 13});
+            b[4 * h + 1] = __builtin_shuffle(a[4 * h], a[4 * h + 2], M{2, 3, 10, 11, 6, 7, 14, 15});
+            b[4 * h + 2] = __builtin_shuffle(a[4 * h + 1], a[4 * h + 3], M{0, 1, 8, 9, 4, 5, 12, 13});
+            b[4 * h + 3] = __builtin_shuffle(a[4 * h + 1], a[4 * h + 3], M{2, 3, 10, 11, 6, 7, 14, 15});
+        });
+        unroll<4>([&](auto j) {  // b[j] holds columns j and j + 4 of rows 0-3, b[j + 4] of rows 4-7
+            r[j] = __builtin_shuffle(b[j], b[j + 4], M{0, 1, 2, 3, 8, 9, 10, 11});
+            r[j + 4] = __builtin_shuffle(b[j], b[j + 4], M{4, 5, 6, 7, 12, 13, 14, 15});
+        });
+    } else {
+        static_assert(lanes<T> == 4);
+        const Vec<T> a0 = __builtin_shuffle(r[0], r[1], M{0, 4, 2, 6}), a1 = __builtin_shuffle(r[0], r[1], M{1, 5, 3, 7});
+        const Vec<T> a2 = __builtin_shuffle(r[2], r[3], M{0, 4, 2, 6}), a3 = __builtin_shuffle(r[2], r[3], M{1, 5, 3, 7});
+        r[0] = __builtin_shuffle(a0, a2, M{0, 1, 4, 5});
+        r[1] = __builtin_shuffle(a1, a3, M{0, 1, 4, 5});
+        r[2] = __builtin_shuffle(a0, a2, M{2, 3, 6, 7});
+        r[3] = __builtin_shuffle(a1, a3, M{2, 3, 6, 7});
+    }
+}
+
+/// Interleaves channels: plane[((Y + py) * pw + X + px) * L + l] = src[l][Y][X] for the n <= L
+/// channels of src (H x W each, contiguous), L = lanes<T>; lanes l >= n are zero. Runs of L
+/// pixels go through a register transpose.
+template <class T>
+void interleave(const T* src, std::int64_t n, std::int64_t H, std::int64_t W, T* plane, std::int64_t pw,
+                std::int64_t py, std::int64_t px) {
+    constexpr std::int64_t L = lanes<T>;
+    const std::int64_t hw = H * W;
+    std::int64_t i = 0, y = 0, x = 0;  // pixel i is (y, x)
+    for (; i + L <= hw; i += L) {
+        Vec<T> r[L];
+        unroll<L>([&](auto l) {
+            if (l < n) load(src + l * hw + i, r[l]);
+            else r[l] = Vec<T>{};
+        });
+        transpose<T>(r);
+        unroll<L>([&](auto j) {
+            store(plane + ((y + py) * pw + x + px) * L, r[j]);
+            if (++x == W) x = 0, ++y;
+        });
+    }
+    for (; i < hw; ++i) {
+        T* d = plane + ((y + py) * pw + x + px) * L;
+        for (std::int64_t l = 0; l < L; ++l) d[l] = l < n ? src[l * hw + i] : T(0);
+        if (++x == W) x = 0, ++y;
+    }
+}
+
+/// The inverse for one interleaved buffer of hw pixels without padding: dst[l][i] = buf[i * L + l]
+/// for the first n channels.
+template <class T>
+void deinterleave(const T* buf, std::int64_t n, std::int64_t hw, T* dst) {
+    constexpr std::int64_t L = lanes<T>;
+    std::int64_t i = 0;
+    for (; i + L <= hw; i += L) {
+        Vec<T> r[L];
+        unroll<L>([&](auto j) { load(buf + (i + j) * L, r[j]); });
+        transpose<T>(r);
+        unroll<L>([&](auto l) {
+            if (l < n) store(dst + l * hw + i, r[l]);
+        });
+    }
+    for (; i < hw; ++i)
+        for (std::int64_t l = 0; l < n; ++l) dst[l * hw + i] = buf[i * L + l];
+}
+
 /// Geometry of one tiled convolution: input (C, H, W) per image, output (K, OH, OW), padding p,
-/// tiles of m x m outputs.
-///
-/// The transforms vectorise across the tiles of a tile row, so every value a tile reads or writes
-/// is kept split by column phase: column X of a row is stored at (X % m) * (tw + 1) + X / m, which
-/// puts column m tx + q of the tiles tx = 0, 1, ... side by side (the columns of tile tx are
-/// q = 0 .. a-1, so the phase arrays hold tw + 1 entries).
+/// tiles of m x m outputs. The input planes are kept padded to (m th + 2) x (m tw + 2) pixels.
 struct Tiling {
     std::int64_t C, H, W, K, OH, OW, pad, m;
-    std::int64_t th, tw, ph, rs;  // tiles per column and row; padded rows; row length split by phase
+    std::int64_t th, tw, ph, pw;  // tiles per column and row; padded input rows and columns
     Tiling(std::int64_t C_, std::int64_t H_, std::int64_t W_, std::int64_t K_, std::int64_t pad_, std::int64_t m_)
         : C(C_), H(H_), W(W_), K(K_), OH(H_ + 2 * pad_ - 2), OW(W_ + 2 * pad_ - 2), pad(pad_), m(m_) {
         th = (OH + m - 1) / m;
         tw = (OW + m - 1) / m;
         ph = m * th + 2;
-        rs = m * (tw + 1);
+        pw = m * tw + 2;
     }
     std::int64_t tiles() const { return th * tw; }
-    std::int64_t plane_size() const { return ph * rs; }
+    std::int64_t plane_pixels() const { return ph * pw; }
 };
 
-/// U[e][k][c] = (G g G^T)_e for the filter g = w[k][c] (flip_transpose: g = w[c][k] rotated 180
-/// degrees, the filter of the data gradient; then w is (C, K, 3, 3)).
+/// U[e][c][k] = (G g G^T)_e for the filter g = w[k][c] (flip_transpose: g = w[c][k] rotated 180
+/// degrees, the filter of the data gradient; then w is (C, K, 3, 3)). U is (a^2, Cp, Kp) with
+/// C and K padded to whole vectors; the padding is zero.
 template <class F, class T>
 void transform_filters(const T* w, std::int64_t K, std::int64_t C, bool flip_transpose, T* U) {
     constexpr int a = F::a;
-    const std::int64_t KC = K * C;
-    parallel_for(K, [&](std::int64_t k) {
-        for (std::int64_t c = 0; c < C; ++c) {
-            T gt[3][3];  // the filter transposed: gt[j] is column j
-            for (int i = 0; i < 3; ++i)
-                for (int j = 0; j < 3; ++j)
-                    gt[j][i] = flip_transpose ? w[(c * K + k) * 9 + (2 - i) * 3 + (2 - j)] : w[(k * C + c) * 9 + i * 3 + j];
-            T t[3][a];  // (G g)^T: row j holds column j of G g
-            for (int j = 0; j < 3; ++j) F::filter(gt[j], t[j]);
-            for (int i = 0; i < a; ++i) {  // (G g) G^T, row i
-                T col[3] = {t[0][i], t[1][i], t[2][i]}, u[a];
+    constexpr std::int64_t L = lanes<T>;
+    const std::int64_t Cp = padded<T>(C), Kp = padded<T>(K), plane = Cp * Kp;
+    parallel_for(Cp, [&](std::int64_t c) {
+        for (std::int64_t k0 = 0; k0 < Kp; k0 += L) {
+            T g[9][L] = {};  // g[3 i + j][l]: tap (i, j) of the filter of k0 + l
+            if (c < C)
+                for (std::int64_t l = 0; l < L && k0 + l < K; ++l)
+                    for (int i = 0; i < 3; ++i)
+                        for (int j = 0; j < 3; ++j)
+                            g[3 * i + j][l] = flip_transpose ? w[(c * K + k0 + l) * 9 + (2 - i) * 3 + (2 - j)]
+                                                             : w[((k0 + l) * C + c) * 9 + i * 3 + j];
+            Vec<T> t[3][a];  // (G g)^T: row j holds column j of G g
+            unroll<3>([&](auto j) {
+                Vec<T> col[3];
+                unroll<3>([&](auto i) { load(g[3 * i + j], col[i]); });
+                F::filter(col, t[j]);
+            });
+            unroll<a>([&](auto i) {  // (G g) G^T, row i
+                Vec<T> col[3] = {t[0][i], t[1][i], t[2][i]}, u[a];
                 F::filter(col, u);
-                for (int j = 0; j < a; ++j) U[(i * a + j) * KC + k * C + c] = u[j];
-            }
+                unroll<a>([&](auto j) { store(U + (i * a + j) * plane + c * Kp + k0, u[j]); });
+            });
         }
-    }, 4);
+    }, 8);
 }
 
-/// V[e][c][j * tiles + tile] = (B^T d B)_e for every tile of the nb images x(nb, C, H, W); V rows
-/// are `ldv` apart and the a^2 planes `ps` apart, with at least lanes<T> values of slack after the
-/// last row (plane_stride). `plane` is a zeroed scratch buffer of t.plane_size() values (a padded
-/// channel, split by phase; positions outside the image are never written, so stay zero).
-///
-/// The last vector of a tile row writes up to lanes<T> - 1 values past the row's tiles, into the
-/// next tile row, the next image's first tiles, or (after the last image) the next channel's row:
-/// all written later, since channels are the outer loop and images and tile rows ascend.
+/// V[e][p * Cp + c] = (B^T d B)_e for the tile p = im * tiles + ty * tw + tx of each of the nb
+/// images x(nb, C, H, W); the a^2 planes are `ps` apart. `planes` is zeroed scratch for Cp / L
+/// interleaved padded planes (positions outside the image are never written, so stay zero).
 template <class F, class T>
-void transform_input(const T* x, std::int64_t nb, const Tiling& t, T* plane, T* V, std::int64_t ldv, std::int64_t ps) {
+void transform_input(const T* x, std::int64_t nb, const Tiling& t, T* planes, T* V, std::int64_t ps) {
     constexpr int a = F::a, m = F::m;
     constexpr std::int64_t L = lanes<T>;
-    const std::int64_t n = t.tw + 1, tiles = t.tiles(), chw = t.C * t.H * t.W;
-    for (std::int64_t c = 0; c < t.C; ++c)
-        for (std::int64_t im = 0; im < nb; ++im) {
-            const T* xc = x + im * chw + c * t.H * t.W;
-            for (std::int64_t h = 0; h < t.H; ++h) {
-                T* dst = plane + (h + t.pad) * t.rs;
-                const T* src = xc + h * t.W;
-                // Phase q holds the padded columns X = q, q + m, ...: input columns X - pad.
-                for (int q = 0; q < m; ++q) {
-                    std::int64_t u = q >= t.pad ? 0 : (t.pad - q + m - 1) / m;  // first X = q + m u >= pad
-                    for (std::int64_t ix = q + m * u - t.pad; ix < t.W; ix += m, ++u) dst[q * n + u] = src[ix];
-                }
-            }
-            T* vc = V + c * ldv + im * tiles;
-            for (std::int64_t ty = 0; ty < t.th; ++ty) {
-                const T* r = plane + m * ty * t.rs;
-                T* v = vc + ty * t.tw;
-                for (std::int64_t tx = 0; tx < t.tw; tx += L) {
+    const std::int64_t Cp = padded<T>(t.C), groups = Cp / L, pp = t.plane_pixels() * L, hw = t.H * t.W;
+    for (std::int64_t im = 0; im < nb; ++im) {
+        for (std::int64_t gi = 0; gi < groups; ++gi)
+            interleave(x + (im * t.C + gi * L) * hw, std::min(L, t.C - gi * L), t.H, t.W, planes + gi * pp, t.pw,
+                       t.pad, t.pad);
+        for (std::int64_t ty = 0; ty < t.th; ++ty)
+            for (std::int64_t tx = 0; tx < t.tw; ++tx) {
+                T* v = V + (im * t.tiles() + ty * t.tw + tx) * Cp;
+                const T* base = planes + (m * ty * t.pw + m * tx) * L;
+                for (std::int64_t gi = 0; gi < groups; ++gi) {
+                    const T* r = base + gi * pp;
                     Vec<T> d[a][a];  // B^T d, transposed: d[j] is column j
                     unroll<a>([&](auto j) {
                         Vec<T> col[a];
-                        unroll<a>([&](auto i) { load(r + i * t.rs + (j % m) * n + j / m + tx, col[i]); });
+                        unroll<a>([&](auto i) { load(r + (i * t.pw + j) * L, col[i]); });
                         F::input(col, d[j]);
                     });
                     unroll<a>([&](auto i) {  // (B^T d) B: row i
                         Vec<T> row[a], out[a];
                         unroll<a>([&](auto j) { row[j] = d[j][i]; });
                         F::input(row, out);
-                        unroll<a>([&](auto j) { store(v + tx + (i * a + j) * ps, out[j]); });
+                        unroll<a>([&](auto j) { store(v + gi * L + (i * a + j) * ps, out[j]); });
                     });
                 }
             }
-        }
+    }
 }
 
-/// y(K, OH, OW) of one image from M[e][k][p0 + tile] (rows `ldm` apart, planes `ps` apart; the last
-/// vector of a tile row reads up to lanes<T> - 1 values past it, into the next tile row or the
-/// planes' slack, and its extra lanes are never copied out). `rows` is scratch for m output rows
-/// of m phases of `phase_length<T>(tw)` values each.
+/// y(K, OH, OW) of one image from M[e][(p0 + tile) * Kp + k] (planes `ps` apart). `buf` is
+/// scratch for the image's outputs interleaved by channel (Kp * OH * OW values).
 template <class F, class T>
-void transform_output(const T* M, const Tiling& t, std::int64_t ldm, std::int64_t ps, std::int64_t p0, T* y, T* rows) {
+void transform_output(const T* M, const Tiling& t, std::int64_t ps, std::int64_t p0, T* y, T* buf) {
     constexpr int a = F::a, m = F::m;
     constexpr std::int64_t L = lanes<T>;
-    const std::int64_t tw = t.tw, tp = phase_length<T>(tw), full = t.OW / m;
-    for (std::int64_t k = 0; k < t.K; ++k) {
-        T* yk = y + k * t.OH * t.OW;
-        for (std::int64_t ty = 0; ty < t.th; ++ty) {
-            const T* mk = M + k * ldm + p0 + ty * tw;
-            for (std::int64_t tx = 0; tx < tw; tx += L) {
+    const std::int64_t Kp = padded<T>(t.K), groups = Kp / L, ohw = t.OH * t.OW;
+    for (std::int64_t ty = 0; ty < t.th; ++ty)
+        for (std::int64_t tx = 0; tx < t.tw; ++tx) {
+            const T* mt = M + (p0 + ty * t.tw + tx) * Kp;
+            const std::int64_t oy = m * ty, ox = m * tx;
+            const bool whole = oy + m <= t.OH && ox + m <= t.OW;
+            for (std::int64_t gi = 0; gi < groups; ++gi) {
                 Vec<T> s[a][m];  // (A^T M)^T: s[j] is column j of A^T M
                 unroll<a>([&](auto j) {
                     Vec<T> col[a];
-                    unroll<a>([&](auto i) { load(mk + (i * a + j) * ps + tx, col[i]); });
+                    unroll<a>([&](auto i) { load(mt + gi * L + (i * a + j) * ps, col[i]); });
                     F::output(col, s[j]);
                 });
+                T* out_g = buf + gi * ohw * L;
                 unroll<m>([&](auto i) {  // (A^T M) A: row i
                     Vec<T> row[a], out[m];
                     unroll<a>([&](auto j) { row[j] = s[j][i]; });
                     F::output(row, out);
-                    unroll<m>([&](auto q) { store(rows + (i * m + q) * tp + tx, out[q]); });
+                    unroll<m>([&](auto q) {
+                        if (whole || (oy + i < t.OH && ox + q < t.OW))
+                            store(out_g + ((oy + i) * t.OW + ox + q) * L, out[q]);
+                    });
                 });
             }
-            for (std::int64_t i = 0; i < m && m * ty + i < t.OH; ++i) {
-                T* dst = yk + (m * ty + i) * t.OW;
-                const T* src = rows + i * m * tp;
-                for (std::int64_t tx = 0; tx < full; ++tx)
-                    for (int q = 0; q < m; ++q) dst[m * tx + q] = src[q * tp + tx];
-                for (std::int64_t X = full * m; X < t.OW; ++X) dst[X] = src[X % m * tp + X / m];
-            }
         }
-    }
+    for (std::int64_t gi = 0; gi < groups; ++gi)
+        deinterleave(buf + gi * ohw * L, std::min(L, t.K - gi * L), ohw, y + gi * L * ohw);
 }
 
-/// dM[e][k][j * tiles + tile] = (A dY A^T)_e for the output gradients dy(nb, K, OH, OW) of nb
-/// images (rows `ldm` apart, planes `ps` apart, slack as for transform_input, whose order of
-/// writes this follows). `rows` is scratch for m rows of m phases of `phase_length<T>(tw)` values
-/// each (zero past the output's edge).
+/// dM[e][p * Kp + k] = (A dY A^T)_e for the output gradients dy(nb, K, OH, OW) of nb images
+/// (planes `ps` apart, tiles numbered as in transform_input). `planes` is zeroed scratch for
+/// Kp / L interleaved planes of (m th) x (m tw) pixels (zero past the output's edge).
 template <class F, class T>
-void transform_output_grad(const T* dy, std::int64_t nb, const Tiling& t, T* dM, std::int64_t ldm, std::int64_t ps,
-                           T* rows) {
+void transform_output_grad(const T* dy, std::int64_t nb, const Tiling& t, T* dM, std::int64_t ps, T* planes) {
     constexpr int a = F::a, m = F::m;
     constexpr std::int64_t L = lanes<T>;
-    const std::int64_t tw = t.tw, tp = phase_length<T>(tw), full = t.OW / m, tiles = t.tiles(), ohw = t.OH * t.OW;
-    std::fill(rows, rows + m * m * tp, T(0));
-    for (std::int64_t k = 0; k < t.K; ++k)
-        for (std::int64_t im = 0; im < nb; ++im) {
-            const T* dk = dy + (im * t.K + k) * ohw;
-            for (std::int64_t ty = 0; ty < t.th; ++ty) {
-                for (std::int64_t i = 0; i < m; ++i) {
-                    const std::int64_t oh = m * ty + i;
-                    T* dst = rows + i * m * tp;
-                    if (oh >= t.OH) {
-                        std::fill(dst, dst + m * tp, T(0));
-                        continue;
-                    }
-                    const T* src = dk + oh * t.OW;
-                    for (std::int64_t tx = 0; tx < full; ++tx)
-                        for (int q = 0; q < m; ++q) dst[q * tp + tx] = src[m * tx + q];
-                    for (std::int64_t X = full * m; X < t.OW; ++X) dst[X % m * tp + X / m] = src[X];
-                }
-                T* mk = dM + k * ldm + im * tiles + ty * tw;
-                for (std::int64_t tx = 0; tx < tw; tx += L) {
-                    Vec<T> r[m][a];  // (A g)^T: r[q] is column q of A g
+    const std::int64_t Kp = padded<T>(t.K), groups = Kp / L, ohw = t.OH * t.OW, qw = m * t.tw,
+                       pq = m * t.th * qw * L;
+    for (std::int64_t im = 0; im < nb; ++im) {
+        for (std::int64_t gi = 0; gi < groups; ++gi)
+            interleave(dy + (im * t.K + gi * L) * ohw, std::min(L, t.K - gi * L), t.OH, t.OW, planes + gi * pq, qw, 0,
+                       0);
+        for (std::int64_t ty = 0; ty < t.th; ++ty)
+            for (std::int64_t tx = 0; tx < t.tw; ++tx) {
+                T* dm = dM + (im * t.tiles() + ty * t.tw + tx) * Kp;
+                const T* base = planes + (m * ty * qw + m * tx) * L;
+                for (std::int64_t gi = 0; gi < groups; ++gi) {
+                    const T* r = base + gi * pq;
+                    Vec<T> g[m][a];  // (A dY)^T: g[q] is column q of A dY
                     unroll<m>([&](auto q) {
                         Vec<T> col[m];
-                        unroll<m>([&](auto i) { load(rows + (i * m + q) * tp + tx, col[i]); });
-                        F::output_grad(col, r[q]);
+                        unroll<m>([&](auto i) { load(r + (i * qw + q) * L, col[i]); });
+                        F::output_grad(col, g[q]);
                     });
-                    unroll<a>([&](auto i) {  // (A g) A^T: row i
+                    unroll<a>([&](auto i) {  // (A dY) A^T: row i
                         Vec<T> row[m], out[a];
-                        unroll<m>([&](auto q) { row[q] = r[q][i]; });
+                        unroll<m>([&](auto q) { row[q] = g[q][i]; });
                         F::output_grad(row, out);
-                        unroll<a>([&](auto j) { store(mk + (i * a + j) * ps + tx, out[j]); });
+                        unroll<a>([&](auto j) { store(dm + gi * L + (i * a + j) * ps, out[j]); });
                     });
                 }
             }
-        }
+    }
 }
 
 /// Images per block: about `target` tiles per GEMM, leaving every thread at least one block.
@@ -373,17 +457,20 @@ inline std::int64_t images_per_block(std::int64_t batch, std::int64_t tiles, std
     return (batch + blocks - 1) / blocks;
 }
 
-struct Scratch;  ///< tag of this file's per-thread buffers
+/// This file's per-thread buffers: V, M (or dM), the interleaved planes, the interleaved
+/// outputs, the transformed filters and the filter-gradient partial sums. Capacity is kept
+/// between calls, so no call pays for fresh pages.
+struct Scratch;
+enum Slot { slot_v, slot_m, slot_planes, slot_out, slot_filters, slot_filter_grads, slots };
 template <class T>
-T* buffer(std::size_t n, int slot) {
-    return thread_scratch<Scratch, 4, T>(n, slot);
+T* buffer(std::size_t n, Slot slot) {
+    return thread_scratch<Scratch, slots, T>(n, slot);
 }
 
-/// Distance between the a^2 transform-domain planes of an (rows x P) matrix: one cache line more
+/// Distance between the a^2 transform-domain planes of a (P x cols) matrix: one cache line more
 /// than the matrix, so that the streams written per tile never alias to the same cache sets
-/// (P * rows * 4 bytes is often a multiple of 4 KiB); it is also the slack the transforms' last
-/// vector may write into (16 values >= lanes<T>).
-inline std::int64_t plane_stride(std::int64_t rows, std::int64_t P) { return rows * P + 16; }
+/// (P * cols * 4 bytes is often a multiple of 4 KiB).
+inline std::int64_t plane_stride(std::int64_t cols, std::int64_t P) { return cols * P + 16; }
 
 /// Tiles per GEMM. A block's V and M planes (a^2 * (C + K) * tiles values) should stay near L2
 /// size; F4 tiles cover 4 times F2's outputs, so it takes a quarter of F2's tiles.
@@ -393,11 +480,11 @@ std::int64_t target_tiles(std::int64_t C, std::int64_t K) {
     return std::clamp<std::int64_t>((1 << 17) / (C + K) / q, 128 / q, 1024 / q);
 }
 
-/// The filters of every transform-domain point: U (a^2, K, C).
+/// The filters of every transform-domain point, U (a^2, Cp, Kp), in the calling thread's scratch.
 template <class F, class T>
-std::vector<T> filters(const T* w, std::int64_t K, std::int64_t C, bool flip_transpose) {
-    std::vector<T> U(static_cast<std::size_t>(F::a * F::a * K * C));
-    transform_filters<F>(w, K, C, flip_transpose, U.data());
+const T* filters(const T* w, std::int64_t K, std::int64_t C, bool flip_transpose) {
+    T* U = buffer<T>(static_cast<std::size_t>(F::a * F::a * padded<T>(C) * padded<T>(K)), slot_filters);
+    transform_filters<F>(w, K, C, flip_transpose, U);
     return U;
 }
 
@@ -408,49 +495,51 @@ void forward_transformed(const T* x, const T* U, T* y, std::int64_t N, std::int6
                          std::int64_t K, std::int64_t pad) {
     constexpr int a2 = F::a * F::a;
     const Tiling t(C, H, W, K, pad, F::m);
-    const std::int64_t tiles = t.tiles();
+    const std::int64_t tiles = t.tiles(), Cp = padded<T>(C), Kp = padded<T>(K);
     const std::int64_t ipb = images_per_block(N, tiles, target_tiles<F>(C, K));
     parallel_for((N + ipb - 1) / ipb, [&](std::int64_t blk) {
         const std::int64_t n0 = blk * ipb, nb = std::min(ipb, N - n0), P = nb * tiles;
-        const std::int64_t vs = plane_stride(C, P), ms = plane_stride(K, P);
-        T* V = buffer<T>(static_cast<std::size_t>(a2 * vs), 0);
-        T* M = buffer<T>(static_cast<std::size_t>(a2 * ms), 1);
-        T* plane = buffer<T>(static_cast<std::size_t>(t.plane_size() + 2 * lanes<T>), 2);
-        std::fill(plane, plane + t.plane_size() + 2 * lanes<T>, T(0));
-        transform_input<F>(x + n0 * C * H * W, nb, t, plane, V, P, vs);
-        for (int e = 0; e < a2; ++e) gemm(cpu{}, false, false, K, P, C, U + e * K * C, V + e * vs, M + e * ms, false);
-        T* rows = buffer<T>(static_cast<std::size_t>(F::m * F::m * phase_length<T>(t.tw)), 3);
-        for (std::int64_t j = 0; j < nb; ++j)
-            transform_output<F>(M, t, P, ms, j * tiles, y + (n0 + j) * K * t.OH * t.OW, rows);
+        const std::int64_t vs = plane_stride(Cp, P), ms = plane_stride(Kp, P);
+        T* V = buffer<T>(static_cast<std::size_t>(a2 * vs), slot_v);
+        T* M = buffer<T>(static_cast<std::size_t>(a2 * ms), slot_m);
+        const std::size_t planes_size = static_cast<std::size_t>(Cp * t.plane_pixels());
+        T* planes = buffer<T>(planes_size, slot_planes);
+        std::fill(planes, planes + planes_size, T(0));
+        transform_input<F>(x + n0 * C * H * W, nb, t, planes, V, vs);
+        for (int e = 0; e < a2; ++e) gemm(cpu{}, false, false, P, Kp, Cp, V + e * vs, U + e * Cp * Kp, M + e * ms, false);
+        T* out = buffer<T>(static_cast<std::size_t>(Kp * t.OH * t.OW), slot_out);
+        for (std::int64_t j = 0; j < nb; ++j) transform_output<F>(M, t, ms, j * tiles, y + (n0 + j) * K * t.OH * t.OW, out);
     });
 }
 
-/// dU (a^2, K, C) of one tile size, summed over the batch: per-thread partial sums over a fixed
-/// split of the batch, then a fixed-order reduction, so results do not depend on scheduling.
+/// dU (a^2, Kp, Cp) of one tile size, summed over the batch, in the calling thread's scratch:
+/// per-thread partial sums over a fixed split of the batch, then a fixed-order reduction, so
+/// results do not depend on scheduling.
 template <class F, class T>
-std::vector<T> filter_gradients(const T* x, const T* dy, const ConvGeometry& g) {
+const T* filter_gradients(const T* x, const T* dy, const ConvGeometry& g) {
     constexpr int a2 = F::a * F::a;
-    const std::int64_t C = g.in_c, K = g.out_c, N = g.batch;
+    const std::int64_t C = g.in_c, K = g.out_c, N = g.batch, Cp = padded<T>(C), Kp = padded<T>(K);
     const Tiling t(C, g.in_h, g.in_w, K, g.pad_h, F::m);
-    const std::int64_t tiles = t.tiles(), usize = a2 * K * C;
+    const std::int64_t tiles = t.tiles(), usize = a2 * Kp * Cp;
     const std::int64_t ipb = std::max<std::int64_t>(1, target_tiles<F>(C, K) / tiles);
     const int threads = omp_in_parallel() ? 1 : std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(N)));
-    std::vector<T> dU(static_cast<std::size_t>(threads * usize), T(0));
+    T* dU = buffer<T>(static_cast<std::size_t>(threads * usize), slot_filter_grads);
+    std::fill(dU, dU + threads * usize, T(0));
     auto work = [&](int th) {
-        T* acc = dU.data() + th * usize;
+        T* acc = dU + th * usize;
         const std::int64_t n0 = N * th / threads, n1 = N * (th + 1) / threads;
-        T* plane = buffer<T>(static_cast<std::size_t>(t.plane_size() + 2 * lanes<T>), 2);
-        std::fill(plane, plane + t.plane_size() + 2 * lanes<T>, T(0));
-        T* rows = buffer<T>(static_cast<std::size_t>(F::m * F::m * phase_length<T>(t.tw)), 3);
+        const std::size_t planes_size = static_cast<std::size_t>(std::max(Cp * t.plane_pixels(), Kp * t.tiles() * F::m * F::m));
+        T* planes = buffer<T>(planes_size, slot_planes);
         for (std::int64_t b0 = n0; b0 < n1; b0 += ipb) {
             const std::int64_t nb = std::min(ipb, n1 - b0), P = nb * tiles;
-            const std::int64_t vs = plane_stride(C, P), ms = plane_stride(K, P);
-            T* V = buffer<T>(static_cast<std::size_t>(a2 * vs), 0);
-            T* dM = buffer<T>(static_cast<std::size_t>(a2 * ms), 1);
-            transform_input<F>(x + b0 * C * g.in_h * g.in_w, nb, t, plane, V, P, vs);
-            transform_output_grad<F>(dy + b0 * K * t.OH * t.OW, nb, t, dM, P, ms, rows);
-            for (int e = 0; e < a2; ++e)
-                gemm(cpu{}, false, true, K, C, P, dM + e * ms, V + e * vs, acc + e * K * C, true);
+            const std::int64_t vs = plane_stride(Cp, P), ms = plane_stride(Kp, P);
+            T* V = buffer<T>(static_cast<std::size_t>(a2 * vs), slot_v);
+            T* dM = buffer<T>(static_cast<std::size_t>(a2 * ms), slot_m);
+            std::fill(planes, planes + planes_size, T(0));
+            transform_input<F>(x + b0 * C * g.in_h * g.in_w, nb, t, planes, V, vs);
+            std::fill(planes, planes + planes_size, T(0));
+            transform_output_grad<F>(dy + b0 * K * t.OH * t.OW, nb, t, dM, ms, planes);
+            for (int e = 0; e < a2; ++e) gemm(cpu{}, true, false, Kp, Cp, P, dM + e * ms, V + e * vs, acc + e * Kp * Cp, true);
         }
     };
     if (threads == 1) {
@@ -459,36 +548,38 @@ std::vector<T> filter_gradients(const T* x, const T* dy, const ConvGeometry& g) 
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
         for (int th = 0; th < threads; ++th) work(th);
         for (int th = 1; th < threads; ++th) {
-            const T* p = dU.data() + th * usize;
-            for (std::int64_t i = 0; i < usize; ++i) dU[static_cast<std::size_t>(i)] += p[i];
+            const T* p = dU + th * usize;
+            for (std::int64_t i = 0; i < usize; ++i) dU[i] += p[i];
         }
     }
-    dU.resize(static_cast<std::size_t>(usize));
     return dU;
 }
 
-/// dw (K, C, 3, 3) = G^T dU G for every filter.
+/// dw (K, C, 3, 3) = G^T dU G for every filter, from dU (a^2, Kp, Cp).
 template <class F, class T>
 void filters_from_gradients(const T* dU, std::int64_t K, std::int64_t C, T* dw) {
     constexpr int a = F::a;
-    const std::int64_t KC = K * C;
+    constexpr std::int64_t L = lanes<T>;
+    const std::int64_t Cp = padded<T>(C), plane = padded<T>(K) * Cp;
     parallel_for(K, [&](std::int64_t k) {
-        for (std::int64_t c = 0; c < C; ++c) {
-            T r[a][3];  // (G^T dU)^T: r[j] is column j of G^T dU
-            for (int j = 0; j < a; ++j) {
-                T col[a];
-                for (int i = 0; i < a; ++i) col[i] = dU[(i * a + j) * KC + k * C + c];
+        for (std::int64_t c0 = 0; c0 < C; c0 += L) {
+            Vec<T> r[a][3];  // (G^T dU)^T: r[j] is column j of G^T dU
+            unroll<a>([&](auto j) {
+                Vec<T> col[a];
+                unroll<a>([&](auto i) { load(dU + (i * a + j) * plane + k * Cp + c0, col[i]); });
                 F::filter_grad(col, r[j]);
-            }
-            T* out = dw + (k * C + c) * 9;
-            for (int i = 0; i < 3; ++i) {  // (G^T dU) G: row i
-                T row[a], o[3];
-                for (int j = 0; j < a; ++j) row[j] = r[j][i];
+            });
+            T taps[9][L];  // taps[3 i + j][l]: tap (i, j) of the filter of channel c0 + l
+            unroll<3>([&](auto i) {  // (G^T dU) G: row i
+                Vec<T> row[a], o[3];
+                unroll<a>([&](auto j) { row[j] = r[j][i]; });
                 F::filter_grad(row, o);
-                for (int j = 0; j < 3; ++j) out[i * 3 + j] = o[j];
-            }
+                unroll<3>([&](auto j) { store(taps[3 * i + j], o[j]); });
+            });
+            for (std::int64_t l = 0; l < L && c0 + l < C; ++l)
+                for (int q = 0; q < 9; ++q) dw[(k * C + c0 + l) * 9 + q] = taps[q][l];
         }
-    }, 4);
+    }, 8);
 }
 
 }  // namespace detail
@@ -498,8 +589,8 @@ template <class T>
 void forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g) {
     using namespace detail;
     const auto run = [&]<class F>(F) {
-        const auto U = filters<F>(w, g.out_c, g.in_c, false);
-        forward_transformed<F>(x, U.data(), y, g.batch, g.in_c, g.in_h, g.in_w, g.out_c, g.pad_h);
+        const T* U = filters<F>(w, g.out_c, g.in_c, false);
+        forward_transformed<F>(x, U, y, g.batch, g.in_c, g.in_h, g.in_w, g.out_c, g.pad_h);
     };
     if (tile_for(g.out_h, g.out_w) == 4) run(F4{});
     else run(F2{});
@@ -519,8 +610,8 @@ template <class T>
 void backward_data(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
     using namespace detail;
     const auto run = [&]<class F>(F) {
-        const auto U = filters<F>(w, g.in_c, g.out_c, true);
-        forward_transformed<F>(dy, U.data(), dx, g.batch, g.out_c, g.out_h, g.out_w, g.in_c, 2 - g.pad_h);
+        const T* U = filters<F>(w, g.in_c, g.out_c, true);
+        forward_transformed<F>(dy, U, dx, g.batch, g.out_c, g.out_h, g.out_w, g.in_c, 2 - g.pad_h);
     };
     if (tile_for(g.in_h, g.in_w) == 4) run(F4{});
     else run(F2{});
@@ -531,8 +622,8 @@ template <class T>
 void backward_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
     using namespace detail;
     const auto run = [&]<class F>(F) {
-        const auto dU = filter_gradients<F>(x, dy, g);
-        filters_from_gradients<F>(dU.data(), g.out_c, g.in_c, dw);
+        const T* dU = filter_gradients<F>(x, dy, g);
+        filters_from_gradients<F>(dU, g.out_c, g.in_c, dw);
     };
     if (tile_for(g.out_h, g.out_w) == 4) run(F4{});
     else run(F2{});
