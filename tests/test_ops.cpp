@@ -295,9 +295,20 @@ TEST_CASE("Winograd F(2x2,3x3) and F(4x4,3x3) convolutions match the direct conv
             };
             auto [yw, dxw, dww] = run(tile);
             auto [yi, dxi, dwi] = run(Mode::never);
-            for (std::int64_t j = 0; j < yw.numel(); ++j) REQUIRE(yw[j] == Approx(yi[j]).epsilon(1e-4).margin(1e-3));
-            for (std::int64_t j = 0; j < dxw.numel(); ++j) REQUIRE(dxw[j] == Approx(dxi[j]).epsilon(1e-4).margin(1e-2));
-            for (std::int64_t j = 0; j < dww.numel(); ++j) REQUIRE(dww[j] == Approx(dwi[j]).epsilon(1e-4).margin(1e-1));
+            // Float Winograd's rounding error grows with the largest terms of a sum, so the bound
+            // is a fraction of the tensor's largest magnitude: against a double reference on the
+            // first layer (4 seeds) the worst errors were 2.1e-7 to 3.1e-7 of it for F(2x2) and
+            // 1.3e-6 to 5.2e-6 for F(4x4) (larger transform coefficients); the bounds are 3-4 times
+            // the worst.
+            const double rel = tile == Mode::f4 ? 2e-5 : 1e-6;
+            auto require_close = [rel](const Tensor<float>& got, const Tensor<float>& want) {
+                float scale = 0;
+                for (std::int64_t j = 0; j < want.numel(); ++j) scale = std::max(scale, std::abs(want[j]));
+                for (std::int64_t j = 0; j < got.numel(); ++j) REQUIRE(got[j] == Approx(want[j]).margin(rel * scale));
+            };
+            require_close(yw, yi);
+            require_close(dxw, dxi);
+            require_close(dww, dwi);
         }
     }
 }

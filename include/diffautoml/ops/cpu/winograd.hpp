@@ -447,6 +447,67 @@ void transform_output_grad(const T* dy, std::int64_t nb, const Tiling& t, T* dM,
     }
 }
 
+/// One register block of small_gemm: C (R x NV vectors) (+)= sum over i < n of a_r(i) b(i), with
+/// a_r(i) = A[r * ars + i * ais] broadcast and b(i) the NV vectors at B + i * bis.
+template <int R, int NV, class T>
+[[gnu::always_inline]] inline void gemm_block(std::int64_t n, const T* A, std::int64_t ars, std::int64_t ais,
+                                              const T* B, std::int64_t bis, T* C, std::int64_t ldc, bool accumulate) {
+    constexpr std::int64_t L = lanes<T>;
+    Vec<T> c[R][NV];
+    unroll<R>([&](auto r) { unroll<NV>([&](auto v) { c[r][v] = Vec<T>{}; }); });
+    for (std::int64_t i = 0; i < n; ++i) {
+        Vec<T> b[NV];
+        unroll<NV>([&](auto v) { load(B + i * bis + v * L, b[v]); });
+        const T* a = A + i * ais;
+        unroll<R>([&](auto r) {
+            const T ar = a[r * ars];
+            unroll<NV>([&](auto v) { c[r][v] += ar * b[v]; });
+        });
+    }
+    unroll<R>([&](auto r) {
+        unroll<NV>([&](auto v) {
+            T* p = C + r * ldc + v * L;
+            if (accumulate) {
+                Vec<T> old;
+                load(p, old);
+                store(p, old + c[r][v]);
+            } else {
+                store(p, c[r][v]);
+            }
+        });
+    });
+}
+
+/// C (rows x cols, row-major, rows ldc apart) (+)= A B for the transform domain's small GEMMs,
+/// without packing: A is read in place as A[r * ars + i * ais] (so a row-major matrix or the
+/// transpose of one), B is row-major (inner x cols, rows bis apart), cols a multiple of lanes<T>.
+/// Blocks of 6 rows by 2 vectors keep 12 accumulators in registers; the B panel of a column block
+/// (inner x 2 vectors) stays in L1 while the row blocks pass over it.
+template <class T>
+void small_gemm(std::int64_t rows, std::int64_t cols, std::int64_t inner, const T* A, std::int64_t ars,
+                std::int64_t ais, const T* B, std::int64_t bis, T* C, std::int64_t ldc, bool accumulate) {
+    constexpr std::int64_t L = lanes<T>;
+    constexpr int R = 6;
+    const auto column_block = [&]<int NV>(std::integral_constant<int, NV>, std::int64_t j0) {
+        std::int64_t r0 = 0;
+        for (; r0 + R <= rows; r0 += R)
+            gemm_block<R, NV>(inner, A + r0 * ars, ars, ais, B + j0, bis, C + r0 * ldc + j0, ldc, accumulate);
+        const T* a = A + r0 * ars;
+        T* c = C + r0 * ldc + j0;
+        switch (rows - r0) {
+            case 5: gemm_block<5, NV>(inner, a, ars, ais, B + j0, bis, c, ldc, accumulate); break;
+            case 4: gemm_block<4, NV>(inner, a, ars, ais, B + j0, bis, c, ldc, accumulate); break;
+            case 3: gemm_block<3, NV>(inner, a, ars, ais, B + j0, bis, c, ldc, accumulate); break;
+            case 2: gemm_block<2, NV>(inner, a, ars, ais, B + j0, bis, c, ldc, accumulate); break;
+            case 1: gemm_block<1, NV>(inner, a, ars, ais, B + j0, bis, c, ldc, accumulate); break;
+            default: break;
+        }
+    };
+    std::int64_t j0 = 0;
+    for (; j0 + 2 * L <= cols; j0 += 2 * L) column_block(std::integral_constant<int, 2>{}, j0);
+    if (j0 < cols) column_block(std::integral_constant<int, 1>{}, j0);
+}
+
 /// Images per block: about `target` tiles per GEMM, leaving every thread at least one block.
 /// The number of blocks is rounded up to a multiple of the thread count so no thread idles.
 inline std::int64_t images_per_block(std::int64_t batch, std::int64_t tiles, std::int64_t target) {
@@ -472,12 +533,12 @@ T* buffer(std::size_t n, Slot slot) {
 /// (P * cols * 4 bytes is often a multiple of 4 KiB).
 inline std::int64_t plane_stride(std::int64_t cols, std::int64_t P) { return cols * P + 16; }
 
-/// Tiles per GEMM. A block's V and M planes (a^2 * (C + K) * tiles values) should stay near L2
-/// size; F4 tiles cover 4 times F2's outputs, so it takes a quarter of F2's tiles.
-template <class F>
-std::int64_t target_tiles(std::int64_t C, std::int64_t K) {
-    constexpr std::int64_t q = F::m * F::m / 4;
-    return std::clamp<std::int64_t>((1 << 17) / (C + K) / q, 128 / q, 1024 / q);
+/// Tiles per GEMM: a block's transform-domain matrices (V and M, a^2 (Cp + Kp) values a tile) take
+/// about `bytes`, so that the GEMMs read them from L2 where the transforms left them (768 KiB:
+/// chosen on the reference layers against 256 KiB to 2 MiB, docs/results.md).
+template <class F, class T>
+std::int64_t target_tiles(std::int64_t Cp, std::int64_t Kp, std::int64_t bytes = 768 << 10) {
+    return std::max<std::int64_t>(1, bytes / (F::a * F::a * (Cp + Kp) * static_cast<std::int64_t>(sizeof(T))));
 }
 
 /// The filters of every transform-domain point, U (a^2, Cp, Kp), in the calling thread's scratch.
@@ -496,7 +557,7 @@ void forward_transformed(const T* x, const T* U, T* y, std::int64_t N, std::int6
     constexpr int a2 = F::a * F::a;
     const Tiling t(C, H, W, K, pad, F::m);
     const std::int64_t tiles = t.tiles(), Cp = padded<T>(C), Kp = padded<T>(K);
-    const std::int64_t ipb = images_per_block(N, tiles, target_tiles<F>(C, K));
+    const std::int64_t ipb = images_per_block(N, tiles, target_tiles<F, T>(Cp, Kp));
     parallel_for((N + ipb - 1) / ipb, [&](std::int64_t blk) {
         const std::int64_t n0 = blk * ipb, nb = std::min(ipb, N - n0), P = nb * tiles;
         const std::int64_t vs = plane_stride(Cp, P), ms = plane_stride(Kp, P);
@@ -506,7 +567,7 @@ void forward_transformed(const T* x, const T* U, T* y, std::int64_t N, std::int6
         T* planes = buffer<T>(planes_size, slot_planes);
         std::fill(planes, planes + planes_size, T(0));
         transform_input<F>(x + n0 * C * H * W, nb, t, planes, V, vs);
-        for (int e = 0; e < a2; ++e) gemm(cpu{}, false, false, P, Kp, Cp, V + e * vs, U + e * Cp * Kp, M + e * ms, false);
+        for (int e = 0; e < a2; ++e) small_gemm(P, Kp, Cp, V + e * vs, Cp, 1, U + e * Cp * Kp, Kp, M + e * ms, Kp, false);
         T* out = buffer<T>(static_cast<std::size_t>(Kp * t.OH * t.OW), slot_out);
         for (std::int64_t j = 0; j < nb; ++j) transform_output<F>(M, t, ms, j * tiles, y + (n0 + j) * K * t.OH * t.OW, out);
     });
@@ -521,7 +582,7 @@ const T* filter_gradients(const T* x, const T* dy, const ConvGeometry& g) {
     const std::int64_t C = g.in_c, K = g.out_c, N = g.batch, Cp = padded<T>(C), Kp = padded<T>(K);
     const Tiling t(C, g.in_h, g.in_w, K, g.pad_h, F::m);
     const std::int64_t tiles = t.tiles(), usize = a2 * Kp * Cp;
-    const std::int64_t ipb = std::max<std::int64_t>(1, target_tiles<F>(C, K) / tiles);
+    const std::int64_t ipb = std::max<std::int64_t>(1, target_tiles<F, T>(Cp, Kp) / tiles);
     const int threads = omp_in_parallel() ? 1 : std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(N)));
     T* dU = buffer<T>(static_cast<std::size_t>(threads * usize), slot_filter_grads);
     std::fill(dU, dU + threads * usize, T(0));
@@ -539,7 +600,8 @@ const T* filter_gradients(const T* x, const T* dy, const ConvGeometry& g) {
             transform_input<F>(x + b0 * C * g.in_h * g.in_w, nb, t, planes, V, vs);
             std::fill(planes, planes + planes_size, T(0));
             transform_output_grad<F>(dy + b0 * K * t.OH * t.OW, nb, t, dM, ms, planes);
-            for (int e = 0; e < a2; ++e) gemm(cpu{}, true, false, Kp, Cp, P, dM + e * ms, V + e * vs, acc + e * Kp * Cp, true);
+            for (int e = 0; e < a2; ++e)
+                small_gemm(Kp, Cp, P, dM + e * ms, 1, Kp, V + e * vs, Cp, acc + e * Kp * Cp, Cp, true);
         }
     };
     if (threads == 1) {
