@@ -313,6 +313,70 @@ TEST_CASE("Winograd F(2x2,3x3) and F(4x4,3x3) convolutions match the direct conv
     }
 }
 
+TEST_CASE("implicit-GEMM convolutions match the direct convolution and im2col's gradients",
+          "[ops][conv][implicit_gemm][gradcheck]") {
+    // Dense layers of at least 8 channels that Winograd does not take run as implicit GEMMs over
+    // channel-interleaved planes (ops/cpu/implicit_gemm.hpp): strides 2 and 3, dilation, 5x5 and
+    // 1x3 kernels, padding 0-2, odd sizes, channel counts that fill 2 or 3 vectors of 4 doubles
+    // partly, output pixel counts that leave a short last block of 6, a batch that does not split
+    // evenly over 2 threads.
+    const ScopedThreads threads(2);
+    using backend_cpu::implicit_gemm::Mode;
+    struct Case {
+        std::int64_t N, cin, cout, kh, kw, H, W;
+        Conv2dOptions o;
+    };
+    const Case cases[] = {{3, 9, 10, 3, 3, 7, 8, {2, 1, 1, 1}},  {2, 8, 8, 5, 5, 11, 9, {3, 2, 1, 1}},
+                          {3, 12, 9, 3, 3, 9, 7, {1, 2, 2, 1}},  {1, 8, 13, 3, 3, 8, 8, {2, 0, 1, 1}},
+                          {2, 10, 8, 1, 3, 6, 7, {1, 1, 1, 1}},  {5, 8, 17, 3, 3, 5, 6, {2, 1, 1, 1}}};
+    int i = 0;
+    for (const auto& c : cases) {
+        INFO("case " << i++);
+        auto x = randn(Shape{c.N, c.cin, c.H, c.W}, 900 + i), w = randn(Shape{c.cout, c.cin, c.kh, c.kw}, 950 + i);
+        auto b = randn(Shape{c.cout}, 990 + i);
+        const auto g = ConvGeometry::make(x.value().shape(), w.value().shape(), c.o);
+        REQUIRE(backend_cpu::implicit_gemm::applies(g));
+        auto y = ops::conv2d(x, w, b, c.o).value();
+        auto ref = naive_conv(x.value(), w.value(), c.o);
+        REQUIRE(y.shape() == ref.shape());
+        const std::int64_t ohw = g.out_h * g.out_w;
+        for (std::int64_t j = 0; j < y.numel(); ++j) REQUIRE(y[j] == Approx(ref[j] + b.value()[j / ohw % c.cout]).margin(1e-12));
+        // The weight gradient against im2col's.
+        auto grads = [&](Mode m) {
+            const ScopedValue mode(backend_cpu::implicit_gemm::mode(), m);
+            w.zero_grad();
+            auto out = ops::conv2d(x, w, Var<double>(), c.o);
+            ops::sum(ops::mul(out, out)).backward();
+            return w.grad().clone();
+        };
+        const auto dw = grads(Mode::automatic), dw_ref = grads(Mode::never);
+        for (std::int64_t j = 0; j < dw.numel(); ++j) REQUIRE(dw[j] == Approx(dw_ref[j]).margin(1e-10));
+    }
+    SECTION("gradient checker") {
+        auto x = randn(Shape{2, 8, 5, 6}, 61), w = randn(Shape{9, 8, 3, 3}, 62), b = randn(Shape{9}, 63);
+        const Conv2dOptions o{2, 1, 1, 1};
+        REQUIRE(backend_cpu::implicit_gemm::applies(ConvGeometry::make(x.value().shape(), w.value().shape(), o)));
+        require_gradcheck([o](const VD& v) { return ops::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+    }
+    SECTION("float agrees with float im2col on a strided layer of the reference net") {
+        auto x = randn(Shape{3, 32, 14, 14}, 64, false), w = randn(Shape{24, 32, 3, 3}, 65, false);
+        Var<float> xf(cast<float>(x.value()), true), wf(cast<float>(w.value()), true);
+        auto run = [&](Mode m) {
+            const ScopedValue mode(backend_cpu::implicit_gemm::mode(), m);
+            wf.zero_grad();
+            auto y = ops::conv2d(xf, wf, Var<float>(), {2, 1, 1, 1});
+            ops::sum(ops::mul(y, y)).backward();
+            return std::pair{y.value().clone(), wf.grad().clone()};
+        };
+        const auto [y, dw] = run(Mode::automatic);
+        const auto [y_ref, dw_ref] = run(Mode::never);
+        // Both sum 288 products a value in float, in different orders: a few float epsilons of
+        // the largest term sums.
+        for (std::int64_t j = 0; j < y.numel(); ++j) REQUIRE(y[j] == Approx(y_ref[j]).epsilon(1e-5).margin(1e-4));
+        for (std::int64_t j = 0; j < dw.numel(); ++j) REQUIRE(dw[j] == Approx(dw_ref[j]).epsilon(1e-5).margin(1e-2));
+    }
+}
+
 TEST_CASE("conv2d in float agrees with double; bad shapes are typed errors", "[ops][conv]") {
     auto x = randn(Shape{3, 8, 9, 9}, 51, false), w = randn(Shape{16, 8, 3, 3}, 52, false);
     auto yd = ops::conv2d(x, w, Var<double>(), {1, 1, 1, 1}).value();

@@ -14,6 +14,7 @@
 #include "../conv_params.hpp"
 #include "depthwise.hpp"
 #include "gemm.hpp"
+#include "implicit_gemm.hpp"
 #include "scratch.hpp"
 #include "winograd.hpp"
 
@@ -275,6 +276,10 @@ void conv2d_forward(cpu, const T* x, const T* w, const T* bias, T* y, const Conv
         depthwise::forward(x, w, bias, y, g);
         return;
     }
+    if (implicit_gemm::applies(g)) {
+        implicit_gemm::forward(x, w, bias, y, g);
+        return;
+    }
     const std::int64_t ipb = images_per_gemm(g);
     if (ipb > 1) {
         // Several images per GEMM: col(K, ipb*OHW) and a (Cout_g, ipb*OHW) result scattered back.
@@ -385,6 +390,10 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
     }
     if (depthwise::applies(g)) {
         depthwise::backward_weight(x, dy, dw, g);
+        return;
+    }
+    if (implicit_gemm::applies(g)) {
+        implicit_gemm::backward_weight(x, dy, dw, g);
         return;
     }
     const bool pointwise = is_pointwise(g);

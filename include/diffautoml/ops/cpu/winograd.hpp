@@ -247,12 +247,12 @@ template <class T>
     }
 }
 
-/// Interleaves channels: plane[((Y + py) * pw + X + px) * L + l] = src[l][Y][X] for the n <= L
-/// channels of src (H x W each, contiguous), L = lanes<T>; lanes l >= n are zero. Runs of L
-/// pixels go through a register transpose.
+/// Interleaves channels: plane[((Y + py) * pw + X + px) * stride + l] = src[l][Y][X] for the
+/// n <= L channels of src (H x W each, contiguous), L = lanes<T>; lanes l >= n are zero. Runs of
+/// L pixels go through a register transpose. `stride` (>= L) is the distance between pixels.
 template <class T>
 void interleave(const T* src, std::int64_t n, std::int64_t H, std::int64_t W, T* plane, std::int64_t pw,
-                std::int64_t py, std::int64_t px) {
+                std::int64_t py, std::int64_t px, std::int64_t stride = lanes<T>) {
     constexpr std::int64_t L = lanes<T>;
     const std::int64_t hw = H * W;
     std::int64_t i = 0, y = 0, x = 0;  // pixel i is (y, x)
@@ -264,33 +264,33 @@ void interleave(const T* src, std::int64_t n, std::int64_t H, std::int64_t W, T*
         });
         transpose<T>(r);
         unroll<L>([&](auto j) {
-            store(plane + ((y + py) * pw + x + px) * L, r[j]);
+            store(plane + ((y + py) * pw + x + px) * stride, r[j]);
             if (++x == W) x = 0, ++y;
         });
     }
     for (; i < hw; ++i) {
-        T* d = plane + ((y + py) * pw + x + px) * L;
+        T* d = plane + ((y + py) * pw + x + px) * stride;
         for (std::int64_t l = 0; l < L; ++l) d[l] = l < n ? src[l * hw + i] : T(0);
         if (++x == W) x = 0, ++y;
     }
 }
 
-/// The inverse for one interleaved buffer of hw pixels without padding: dst[l][i] = buf[i * L + l]
-/// for the first n channels.
+/// The inverse for one interleaved buffer of hw pixels without padding: dst[l][i] =
+/// buf[i * stride + l] for the first n channels.
 template <class T>
-void deinterleave(const T* buf, std::int64_t n, std::int64_t hw, T* dst) {
+void deinterleave(const T* buf, std::int64_t n, std::int64_t hw, T* dst, std::int64_t stride = lanes<T>) {
     constexpr std::int64_t L = lanes<T>;
     std::int64_t i = 0;
     for (; i + L <= hw; i += L) {
         Vec<T> r[L];
-        unroll<L>([&](auto j) { load(buf + (i + j) * L, r[j]); });
+        unroll<L>([&](auto j) { load(buf + (i + j) * stride, r[j]); });
         transpose<T>(r);
         unroll<L>([&](auto l) {
             if (l < n) store(dst + l * hw + i, r[l]);
         });
     }
     for (; i < hw; ++i)
-        for (std::int64_t l = 0; l < n; ++l) dst[l * hw + i] = buf[i * L + l];
+        for (std::int64_t l = 0; l < n; ++l) dst[l * hw + i] = buf[i * stride + l];
 }
 
 /// Geometry of one tiled convolution: input (C, H, W) per image, output (K, OH, OW), padding p,
