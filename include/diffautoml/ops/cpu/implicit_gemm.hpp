@@ -15,6 +15,7 @@
 #include "../../core/parallel.hpp"
 #include "../conv_params.hpp"
 #include "scratch.hpp"
+#include "simd.hpp"
 #include "winograd.hpp"
 
 namespace diffautoml::backend_cpu::implicit_gemm {
@@ -36,12 +37,12 @@ inline bool applies(const ConvGeometry& g) {
 
 namespace detail {
 
-using winograd::detail::lanes;
-using winograd::detail::load;
-using winograd::detail::padded;
-using winograd::detail::store;
-using winograd::detail::unroll;
-using winograd::detail::Vec;
+using simd::lanes;
+using simd::load;
+using simd::padded;
+using simd::store;
+using simd::unroll;
+using simd::Vec;
 
 /// The padded plane an image is copied into: every position a tap reads, and every input pixel.
 struct Plane {
@@ -145,7 +146,7 @@ void fill_plane(const T* x, std::int64_t n, const ConvGeometry& g, const Plane& 
     const std::int64_t C = g.in_c, hw = g.in_h * g.in_w;
     zero_border(plane, pl, g, Cp);
     for (std::int64_t c0 = 0; c0 < Cp; c0 += L)
-        winograd::detail::interleave(x + (n * C + c0) * hw, std::min(L, C - c0), g.in_h, g.in_w, plane + c0, pl.pw,
+        simd::interleave(x + (n * C + c0) * hw, std::min(L, C - c0), g.in_h, g.in_w, plane + c0, pl.pw,
                                      g.pad_h, g.pad_w, Cp);
 }
 
@@ -177,7 +178,7 @@ void backward_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
         for (std::int64_t n = n0; n < n1; ++n) {
             fill_plane(x, n, g, pl, Cp, plane);
             for (std::int64_t k0 = 0; k0 < Kp; k0 += L)
-                winograd::detail::interleave(dy + (n * K + k0) * ohw, std::min(L, K - k0), g.out_h, g.out_w, d + k0,
+                simd::interleave(dy + (n * K + k0) * ohw, std::min(L, K - k0), g.out_h, g.out_w, d + k0,
                                              g.out_w, 0, 0, Kp);
             const auto columns = [&]<int NV>(std::integral_constant<int, NV>, std::int64_t k0) {
                 for (std::int64_t t = 0; t < nt; ++t) {
@@ -260,7 +261,7 @@ void forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g)
         if (k0 < Kp) columns(std::integral_constant<int, 1>{}, k0);
         T* yn = y + n * K * ohw;
         for (std::int64_t kg = 0; kg < Kp; kg += L)
-            winograd::detail::deinterleave(out + kg, std::min(L, K - kg), ohw, yn + kg * ohw, Kp);
+            simd::deinterleave(out + kg, std::min(L, K - kg), ohw, yn + kg * ohw, Kp);
         if (bias)
             for (std::int64_t k = 0; k < K; ++k) {
                 T* yk = yn + k * ohw;

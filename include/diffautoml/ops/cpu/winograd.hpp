@@ -26,8 +26,8 @@
 
 #include "../../core/parallel.hpp"
 #include "../conv_params.hpp"
-#include "gemm.hpp"
 #include "scratch.hpp"
+#include "simd.hpp"
 
 namespace diffautoml::backend_cpu::winograd {
 
@@ -176,122 +176,15 @@ inline int tile_for(std::int64_t OH, std::int64_t OW) {
 
 namespace detail {
 
-/// Calls f(integral_constant<int, 0>) .. f(integral_constant<int, N - 1>) as straight-line code,
-/// so that the small per-tile arrays below live in registers.
-template <int N, class Fn>
-[[gnu::always_inline]] inline void unroll(Fn&& f) {
-    [&]<int... I>(std::integer_sequence<int, I...>) { (f(std::integral_constant<int, I>{}), ...); }(
-        std::make_integer_sequence<int, N>{});
-}
-
-/// The transforms work on `lanes<T>` channels at once, one vector (32 bytes: one AVX register;
-/// GCC splits it where the target has narrower ones) holding one pixel of lanes<T> channels.
-template <class T>
-struct Lanes {
-    typedef T type __attribute__((vector_size(32)));
-    using Index = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
-    typedef Index mask __attribute__((vector_size(32)));
-};
-template <class T>
-using Vec = typename Lanes<T>::type;
-template <class T>
-using Mask = typename Lanes<T>::mask;
-template <class T>
-inline constexpr std::int64_t lanes = static_cast<std::int64_t>(32 / sizeof(T));
-/// n channels rounded up to whole vectors.
-template <class T>
-inline std::int64_t padded(std::int64_t n) {
-    return (n + lanes<T> - 1) / lanes<T> * lanes<T>;
-}
-/// v = the lanes<T> values at p (an out-parameter: a vector returned by value draws GCC's ABI
-/// warning in translation units built without AVX).
-template <class T>
-[[gnu::always_inline]] inline void load(const T* p, Vec<T>& v) {
-    std::memcpy(&v, p, sizeof v);
-}
-template <class T>
-[[gnu::always_inline]] inline void store(T* p, const Vec<T>& v) {
-    std::memcpy(p, &v, sizeof v);
-}
-
-/// Transposes the lanes<T> x lanes<T> matrix whose rows are r[0], r[1], ...: afterwards lane l of
-/// r[j] holds what lane j of r[l] held. Three rounds of two-input shuffles (pairs of lanes, then
-/// quads, then halves for floats; pairs, then halves for doubles).
-template <class T>
-[[gnu::always_inline]] inline void transpose(Vec<T>* r) {
-    using M = Mask<T>;
-    if constexpr (lanes<T> == 8) {
-        Vec<T> a[8], b[8];
-        unroll<4>([&](auto i) {
-            a[2 * i] = __builtin_shuffle(r[2 * i], r[2 * i + 1], M{0, 8, 1, 9, 4, 12, 5, 13});
-            a[2 * i + 1] = __builtin_shuffle(r[2 * i], r[2 * i + 1], M{2, 10, 3, 11, 6, 14, 7, 15});
-        });
-        unroll<2>([&](auto h) {  // rows 4h .. 4h + 3
-            b[4 * h + 0] = __builtin_shuffle(a[4 * h], a[4 * h + 2], M{0, 1, 8, 9, 4, 5, 12, 13});
-            b[4 * h + 1] = __builtin_shuffle(a[4 * h], a[4 * h + 2], M{2, 3, 10, 11, 6, 7, 14, 15});
-            b[4 * h + 2] = __builtin_shuffle(a[4 * h + 1], a[4 * h + 3], M{0, 1, 8, 9, 4, 5, 12, 13});
-            b[4 * h + 3] = __builtin_shuffle(a[4 * h + 1], a[4 * h + 3], M{2, 3, 10, 11, 6, 7, 14, 15});
-        });
-        unroll<4>([&](auto j) {  // b[j] holds columns j and j + 4 of rows 0-3, b[j + 4] of rows 4-7
-            r[j] = __builtin_shuffle(b[j], b[j + 4], M{0, 1, 2, 3, 8, 9, 10, 11});
-            r[j + 4] = __builtin_shuffle(b[j], b[j + 4], M{4, 5, 6, 7, 12, 13, 14, 15});
-        });
-    } else {
-        static_assert(lanes<T> == 4);
-        const Vec<T> a0 = __builtin_shuffle(r[0], r[1], M{0, 4, 2, 6}), a1 = __builtin_shuffle(r[0], r[1], M{1, 5, 3, 7});
-        const Vec<T> a2 = __builtin_shuffle(r[2], r[3], M{0, 4, 2, 6}), a3 = __builtin_shuffle(r[2], r[3], M{1, 5, 3, 7});
-        r[0] = __builtin_shuffle(a0, a2, M{0, 1, 4, 5});
-        r[1] = __builtin_shuffle(a1, a3, M{0, 1, 4, 5});
-        r[2] = __builtin_shuffle(a0, a2, M{2, 3, 6, 7});
-        r[3] = __builtin_shuffle(a1, a3, M{2, 3, 6, 7});
-    }
-}
-
-/// Interleaves channels: plane[((Y + py) * pw + X + px) * stride + l] = src[l][Y][X] for the
-/// n <= L channels of src (H x W each, contiguous), L = lanes<T>; lanes l >= n are zero. Runs of
-/// L pixels go through a register transpose. `stride` (>= L) is the distance between pixels.
-template <class T>
-void interleave(const T* src, std::int64_t n, std::int64_t H, std::int64_t W, T* plane, std::int64_t pw,
-                std::int64_t py, std::int64_t px, std::int64_t stride = lanes<T>) {
-    constexpr std::int64_t L = lanes<T>;
-    const std::int64_t hw = H * W;
-    std::int64_t i = 0, y = 0, x = 0;  // pixel i is (y, x)
-    for (; i + L <= hw; i += L) {
-        Vec<T> r[L];
-        unroll<L>([&](auto l) {
-            if (l < n) load(src + l * hw + i, r[l]);
-            else r[l] = Vec<T>{};
-        });
-        transpose<T>(r);
-        unroll<L>([&](auto j) {
-            store(plane + ((y + py) * pw + x + px) * stride, r[j]);
-            if (++x == W) x = 0, ++y;
-        });
-    }
-    for (; i < hw; ++i) {
-        T* d = plane + ((y + py) * pw + x + px) * stride;
-        for (std::int64_t l = 0; l < L; ++l) d[l] = l < n ? src[l * hw + i] : T(0);
-        if (++x == W) x = 0, ++y;
-    }
-}
-
-/// The inverse for one interleaved buffer of hw pixels without padding: dst[l][i] =
-/// buf[i * stride + l] for the first n channels.
-template <class T>
-void deinterleave(const T* buf, std::int64_t n, std::int64_t hw, T* dst, std::int64_t stride = lanes<T>) {
-    constexpr std::int64_t L = lanes<T>;
-    std::int64_t i = 0;
-    for (; i + L <= hw; i += L) {
-        Vec<T> r[L];
-        unroll<L>([&](auto j) { load(buf + (i + j) * stride, r[j]); });
-        transpose<T>(r);
-        unroll<L>([&](auto l) {
-            if (l < n) store(dst + l * hw + i, r[l]);
-        });
-    }
-    for (; i < hw; ++i)
-        for (std::int64_t l = 0; l < n; ++l) dst[l * hw + i] = buf[i * stride + l];
-}
+using simd::lanes;
+using simd::load;
+using simd::padded;
+using simd::small_gemm;
+using simd::store;
+using simd::unroll;
+using simd::Vec;
+using simd::interleave;
+using simd::deinterleave;
 
 /// Geometry of one tiled convolution: input (C, H, W) per image, output (K, OH, OW), padding p,
 /// tiles of m x m outputs. The input planes are kept padded to (m th + 2) x (m tw + 2) pixels.
@@ -445,67 +338,6 @@ void transform_output_grad(const T* dy, std::int64_t nb, const Tiling& t, T* dM,
                 }
             }
     }
-}
-
-/// One register block of small_gemm: C (R x NV vectors) (+)= sum over i < n of a_r(i) b(i), with
-/// a_r(i) = A[r * ars + i * ais] broadcast and b(i) the NV vectors at B + i * bis.
-template <int R, int NV, class T>
-[[gnu::always_inline]] inline void gemm_block(std::int64_t n, const T* A, std::int64_t ars, std::int64_t ais,
-                                              const T* B, std::int64_t bis, T* C, std::int64_t ldc, bool accumulate) {
-    constexpr std::int64_t L = lanes<T>;
-    Vec<T> c[R][NV];
-    unroll<R>([&](auto r) { unroll<NV>([&](auto v) { c[r][v] = Vec<T>{}; }); });
-    for (std::int64_t i = 0; i < n; ++i) {
-        Vec<T> b[NV];
-        unroll<NV>([&](auto v) { load(B + i * bis + v * L, b[v]); });
-        const T* a = A + i * ais;
-        unroll<R>([&](auto r) {
-            const T ar = a[r * ars];
-            unroll<NV>([&](auto v) { c[r][v] += ar * b[v]; });
-        });
-    }
-    unroll<R>([&](auto r) {
-        unroll<NV>([&](auto v) {
-            T* p = C + r * ldc + v * L;
-            if (accumulate) {
-                Vec<T> old;
-                load(p, old);
-                store(p, old + c[r][v]);
-            } else {
-                store(p, c[r][v]);
-            }
-        });
-    });
-}
-
-/// C (rows x cols, row-major, rows ldc apart) (+)= A B for the transform domain's small GEMMs,
-/// without packing: A is read in place as A[r * ars + i * ais] (so a row-major matrix or the
-/// transpose of one), B is row-major (inner x cols, rows bis apart), cols a multiple of lanes<T>.
-/// Blocks of 6 rows by 2 vectors keep 12 accumulators in registers; the B panel of a column block
-/// (inner x 2 vectors) stays in L1 while the row blocks pass over it.
-template <class T>
-void small_gemm(std::int64_t rows, std::int64_t cols, std::int64_t inner, const T* A, std::int64_t ars,
-                std::int64_t ais, const T* B, std::int64_t bis, T* C, std::int64_t ldc, bool accumulate) {
-    constexpr std::int64_t L = lanes<T>;
-    constexpr int R = 6;
-    const auto column_block = [&]<int NV>(std::integral_constant<int, NV>, std::int64_t j0) {
-        std::int64_t r0 = 0;
-        for (; r0 + R <= rows; r0 += R)
-            gemm_block<R, NV>(inner, A + r0 * ars, ars, ais, B + j0, bis, C + r0 * ldc + j0, ldc, accumulate);
-        const T* a = A + r0 * ars;
-        T* c = C + r0 * ldc + j0;
-        switch (rows - r0) {
-            case 5: gemm_block<5, NV>(inner, a, ars, ais, B + j0, bis, c, ldc, accumulate); break;
-            case 4: gemm_block<4, NV>(inner, a, ars, ais, B + j0, bis, c, ldc, accumulate); break;
-            case 3: gemm_block<3, NV>(inner, a, ars, ais, B + j0, bis, c, ldc, accumulate); break;
-            case 2: gemm_block<2, NV>(inner, a, ars, ais, B + j0, bis, c, ldc, accumulate); break;
-            case 1: gemm_block<1, NV>(inner, a, ars, ais, B + j0, bis, c, ldc, accumulate); break;
-            default: break;
-        }
-    };
-    std::int64_t j0 = 0;
-    for (; j0 + 2 * L <= cols; j0 += 2 * L) column_block(std::integral_constant<int, 2>{}, j0);
-    if (j0 < cols) column_block(std::integral_constant<int, 1>{}, j0);
 }
 
 /// Images per block: about `target` tiles per GEMM, leaving every thread at least one block.
