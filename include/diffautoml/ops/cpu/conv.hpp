@@ -398,7 +398,7 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
     }
     const bool pointwise = is_pointwise(g);
     const std::int64_t ipb = images_per_gemm(g);
-    const int threads = omp_in_parallel() ? 1 : std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(g.batch)));
+    const int threads = fixed_share_threads(g.batch);
     // Per-thread partial sums over a fixed split of the batch, then a fixed-order reduction.
     std::vector<T> partial(static_cast<std::size_t>(threads > 1 ? (threads - 1) * wsize : 0));
     auto work = [&](int t) {
@@ -432,16 +432,7 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
             }
         }
     };
-    if (threads == 1) {
-        work(0);
-    } else {
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-        for (int t = 0; t < threads; ++t) work(t);
-        for (int t = 1; t < threads; ++t) {
-            const T* p = partial.data() + (t - 1) * wsize;
-            for (std::int64_t i = 0; i < wsize; ++i) dw[i] += p[i];
-        }
-    }
+    sum_fixed_shares(threads, wsize, [&](int t) { return t == 0 ? dw : partial.data() + (t - 1) * wsize; }, work);
 }
 
 }  // namespace diffautoml::backend_cpu

@@ -10,8 +10,6 @@
 #include <algorithm>
 #include <cstdint>
 
-#include <omp.h>
-
 #include "../../core/parallel.hpp"
 #include "../conv_params.hpp"
 #include "scratch.hpp"
@@ -167,7 +165,7 @@ void backward_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
     pixel_bases(g, pl.pw, Cp, meta + nt);
     const std::int64_t* off = meta;
     const std::int64_t* base = meta + nt;
-    const int threads = omp_in_parallel() ? 1 : std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(g.batch)));
+    const int threads = fixed_share_threads(g.batch);
     T* sums = buffer<T>(static_cast<std::size_t>(threads * wsize), slot_weights);
     std::fill(sums, sums + threads * wsize, T(0));
     auto work = [&](int th) {
@@ -201,16 +199,7 @@ void backward_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
             if (k0 < Kp) columns(std::integral_constant<int, 1>{}, k0);
         }
     };
-    if (threads == 1) {
-        work(0);
-    } else {
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-        for (int th = 0; th < threads; ++th) work(th);
-        for (int th = 1; th < threads; ++th) {
-            const T* p = sums + th * wsize;
-            for (std::int64_t i = 0; i < wsize; ++i) sums[i] += p[i];
-        }
-    }
+    sum_fixed_shares(threads, wsize, [&](int th) { return sums + th * wsize; }, work);
     for (std::int64_t k = 0; k < K; ++k)
         for (std::int64_t c = 0; c < C; ++c)
             for (std::int64_t t = 0; t < nt; ++t) dw[(k * C + c) * nt + t] = sums[(t * Cp + c) * Kp + k];

@@ -415,7 +415,7 @@ const T* filter_gradients(const T* x, const T* dy, const ConvGeometry& g) {
     const Tiling t(C, g.in_h, g.in_w, K, g.pad_h, F::m);
     const std::int64_t tiles = t.tiles(), usize = a2 * Kp * Cp;
     const std::int64_t ipb = std::max<std::int64_t>(1, target_tiles<F, T>(Cp, Kp) / tiles);
-    const int threads = omp_in_parallel() ? 1 : std::max(1, std::min<int>(omp_get_max_threads(), static_cast<int>(N)));
+    const int threads = fixed_share_threads(N);
     T* dU = buffer<T>(static_cast<std::size_t>(threads * usize), slot_filter_grads);
     std::fill(dU, dU + threads * usize, T(0));
     auto work = [&](int th) {
@@ -436,16 +436,7 @@ const T* filter_gradients(const T* x, const T* dy, const ConvGeometry& g) {
                 small_gemm(Kp, Cp, P, dM + e * ms, 1, Kp, V + e * vs, Cp, acc + e * Kp * Cp, Cp, true);
         }
     };
-    if (threads == 1) {
-        work(0);
-    } else {
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-        for (int th = 0; th < threads; ++th) work(th);
-        for (int th = 1; th < threads; ++th) {
-            const T* p = dU + th * usize;
-            for (std::int64_t i = 0; i < usize; ++i) dU[i] += p[i];
-        }
-    }
+    sum_fixed_shares(threads, usize, [&](int th) { return dU + th * usize; }, work);
     return dU;
 }
 
