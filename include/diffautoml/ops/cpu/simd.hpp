@@ -1,6 +1,7 @@
 #pragma once
-// Building blocks of the CPU kernels that work on a vector of channels at once: GCC vector types
-// of 32 bytes (one AVX register; GCC splits them where the target has narrower ones), register
+// Building blocks of the CPU kernels that work on a vector of channels at once: GNU vector types
+// of 32 bytes (one AVX register; the compiler splits them where the target has narrower ones;
+// shuffles by __builtin_shufflevector, which GCC >= 12 and clang both provide), register
 // transposes between planar (NCHW) and channel-interleaved layouts, and a packing-free
 // register-blocked GEMM for the small matrices of Winograd's transform domain.
 #include <algorithm>
@@ -23,13 +24,9 @@ template <int N, class Fn>
 template <class T>
 struct Lanes {
     typedef T type __attribute__((vector_size(32)));
-    using Index = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
-    typedef Index mask __attribute__((vector_size(32)));
 };
 template <class T>
 using Vec = typename Lanes<T>::type;
-template <class T>
-using Mask = typename Lanes<T>::mask;
 template <class T>
 inline constexpr std::int64_t lanes = static_cast<std::int64_t>(32 / sizeof(T));
 /// n channels rounded up to whole vectors.
@@ -53,31 +50,30 @@ template <class T>
 /// quads, then halves for floats; pairs, then halves for doubles).
 template <class T>
 [[gnu::always_inline]] inline void transpose(Vec<T>* r) {
-    using M = Mask<T>;
     if constexpr (lanes<T> == 8) {
         Vec<T> a[8], b[8];
         unroll<4>([&](auto i) {
-            a[2 * i] = __builtin_shuffle(r[2 * i], r[2 * i + 1], M{0, 8, 1, 9, 4, 12, 5, 13});
-            a[2 * i + 1] = __builtin_shuffle(r[2 * i], r[2 * i + 1], M{2, 10, 3, 11, 6, 14, 7, 15});
+            a[2 * i] = __builtin_shufflevector(r[2 * i], r[2 * i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+            a[2 * i + 1] = __builtin_shufflevector(r[2 * i], r[2 * i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
         });
         unroll<2>([&](auto h) {  // rows 4h .. 4h + 3
-            b[4 * h + 0] = __builtin_shuffle(a[4 * h], a[4 * h + 2], M{0, 1, 8, 9, 4, 5, 12, 13});
-            b[4 * h + 1] = __builtin_shuffle(a[4 * h], a[4 * h + 2], M{2, 3, 10, 11, 6, 7, 14, 15});
-            b[4 * h + 2] = __builtin_shuffle(a[4 * h + 1], a[4 * h + 3], M{0, 1, 8, 9, 4, 5, 12, 13});
-            b[4 * h + 3] = __builtin_shuffle(a[4 * h + 1], a[4 * h + 3], M{2, 3, 10, 11, 6, 7, 14, 15});
+            b[4 * h + 0] = __builtin_shufflevector(a[4 * h], a[4 * h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            b[4 * h + 1] = __builtin_shufflevector(a[4 * h], a[4 * h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+            b[4 * h + 2] = __builtin_shufflevector(a[4 * h + 1], a[4 * h + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+            b[4 * h + 3] = __builtin_shufflevector(a[4 * h + 1], a[4 * h + 3], 2, 3, 10, 11, 6, 7, 14, 15);
         });
         unroll<4>([&](auto j) {  // b[j] holds columns j and j + 4 of rows 0-3, b[j + 4] of rows 4-7
-            r[j] = __builtin_shuffle(b[j], b[j + 4], M{0, 1, 2, 3, 8, 9, 10, 11});
-            r[j + 4] = __builtin_shuffle(b[j], b[j + 4], M{4, 5, 6, 7, 12, 13, 14, 15});
+            r[j] = __builtin_shufflevector(b[j], b[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+            r[j + 4] = __builtin_shufflevector(b[j], b[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
         });
     } else {
         static_assert(lanes<T> == 4);
-        const Vec<T> a0 = __builtin_shuffle(r[0], r[1], M{0, 4, 2, 6}), a1 = __builtin_shuffle(r[0], r[1], M{1, 5, 3, 7});
-        const Vec<T> a2 = __builtin_shuffle(r[2], r[3], M{0, 4, 2, 6}), a3 = __builtin_shuffle(r[2], r[3], M{1, 5, 3, 7});
-        r[0] = __builtin_shuffle(a0, a2, M{0, 1, 4, 5});
-        r[1] = __builtin_shuffle(a1, a3, M{0, 1, 4, 5});
-        r[2] = __builtin_shuffle(a0, a2, M{2, 3, 6, 7});
-        r[3] = __builtin_shuffle(a1, a3, M{2, 3, 6, 7});
+        const Vec<T> a0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6), a1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+        const Vec<T> a2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6), a3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+        r[0] = __builtin_shufflevector(a0, a2, 0, 1, 4, 5);
+        r[1] = __builtin_shufflevector(a1, a3, 0, 1, 4, 5);
+        r[2] = __builtin_shufflevector(a0, a2, 2, 3, 6, 7);
+        r[3] = __builtin_shufflevector(a1, a3, 2, 3, 6, 7);
     }
 }
 
