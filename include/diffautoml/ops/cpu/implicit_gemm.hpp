@@ -75,7 +75,9 @@ template <int R, int NV, class T>
 }
 
 struct Scratch;
-enum Slot { slot_weights, slot_plane, slot_out, slot_partial, slot_offsets, slots };
+// slot_taps: the forward's weights laid out by tap, or the weight gradient's per-thread sums
+// (one call never needs both).
+enum Slot { slot_taps, slot_plane, slot_out, slot_offsets, slots };
 template <class T>
 T* buffer(std::size_t n, Slot slot) {
     return thread_scratch<Scratch, slots, T>(n, slot);
@@ -166,7 +168,7 @@ void backward_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
     const std::int64_t* off = meta;
     const std::int64_t* base = meta + nt;
     const int threads = fixed_share_threads(g.batch);
-    T* sums = buffer<T>(static_cast<std::size_t>(threads * wsize), slot_weights);
+    T* sums = buffer<T>(static_cast<std::size_t>(threads * wsize), slot_taps);
     std::fill(sums, sums + threads * wsize, T(0));
     auto work = [&](int th) {
         T* acc = sums + th * wsize;  // acc[t][c][k]
@@ -215,7 +217,7 @@ void forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g)
     const std::int64_t ohw = g.out_h * g.out_w;
     const Plane pl(g);
     // Wt[t][c][k] = w[k][c][t], zero where c >= C or k >= K.
-    T* Wt = buffer<T>(static_cast<std::size_t>(nt * Cp * Kp), slot_weights);
+    T* Wt = buffer<T>(static_cast<std::size_t>(nt * Cp * Kp), slot_taps);
     std::fill(Wt, Wt + nt * Cp * Kp, T(0));
     for (std::int64_t k = 0; k < K; ++k)
         for (std::int64_t c = 0; c < C; ++c)
