@@ -29,7 +29,7 @@ TEST_CASE("the ShuffleNetV2 space's derived networks have the parameter counts o
     // benchmarks/torch_nets.py builds the derived networks layer for layer for the throughput
     // comparison; equal parameter counts (for every choice in every layer) check that it is the
     // same network.
-    const std::string script = std::string(DAM_SOURCE_DIR) + "/benchmarks/torch_nets.py";
+    const std::string script = DAM_SOURCE_DIR "/benchmarks/torch_nets.py";
     if (std::system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") != 0)
         DAM_SKIP("python3-torch is not installed (apt-get install python3-torch)");
     for (const std::string arch : {"0,0,0,0,0,0,0,0", "1,1,1,1,1,1,1,1", "2,2,2,2,2,2,2,2", "3,3,3,3,3,3,3,3", "3,0,0,2,2,0,2,2"}) {
