@@ -6,6 +6,7 @@
 #include "../../core/parallel.hpp"
 #include "../../core/tensor.hpp"
 #include "../broadcast.hpp"
+#include "simd.hpp"
 
 namespace diffautoml::backend_cpu {
 
@@ -113,6 +114,22 @@ void sum_axis(cpu, const T* x, T* y, std::int64_t outer, std::int64_t n, std::in
     parallel_for(
         outer,
         [&](std::int64_t o) {
+            if (inner == 1) {
+                // Runs of n contiguous values (a global pool's planes): a sum in vector registers,
+                // not n dependent read-modify-writes of y[o].
+                const T* xo = x + o * n;
+                simd::Vec<T> acc{};
+                std::int64_t k = 0;
+                for (; k + simd::lanes<T> <= n; k += simd::lanes<T>) {
+                    simd::Vec<T> v;
+                    simd::load(xo + k, v);
+                    acc += v;
+                }
+                T s = simd::sum_lanes<T>(acc);
+                for (; k < n; ++k) s += xo[k];
+                y[o] = s;
+                return;
+            }
             T* yo = y + o * inner;
             std::fill(yo, yo + inner, T(0));
             for (std::int64_t k = 0; k < n; ++k) {
@@ -129,6 +146,10 @@ void expand_axis(cpu, const T* g, T* dx, std::int64_t outer, std::int64_t n, std
         outer,
         [&](std::int64_t o) {
             const T* go = g + o * inner;
+            if (inner == 1) {
+                std::fill(dx + o * n, dx + (o + 1) * n, s * go[0]);
+                return;
+            }
             for (std::int64_t k = 0; k < n; ++k) {
                 T* d = dx + (o * n + k) * inner;
                 for (std::int64_t i = 0; i < inner; ++i) d[i] = s * go[i];

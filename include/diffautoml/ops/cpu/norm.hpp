@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "../../core/parallel.hpp"
 #include "../../core/tensor.hpp"
+#include "simd.hpp"
 
 namespace diffautoml::backend_cpu {
 
@@ -33,6 +35,63 @@ template <class T>
 std::int64_t prefetch_ahead(std::int64_t HW) {
     return std::clamp<std::int64_t>(8192 / std::max<std::int64_t>(1, HW * static_cast<std::int64_t>(sizeof(T))), 4, 16);
 }
+/// Per-plane sums of batch norm: the plane's values go through vector registers (see
+/// simd::sum_lanes), a lanes-wide step at a time, then the tail one value at a time.
+/// a += sum (x - K), b += sum (x - K)^2 over the HW values at p.
+template <class T>
+inline void shifted_sums(const T* p, std::int64_t HW, T K, T& a, T& b) {
+    using namespace simd;
+    Vec<T> k, va{}, vb{};
+    splat(K, k);
+    std::int64_t i = 0;
+    for (; i + lanes<T> <= HW; i += lanes<T>) {
+        Vec<T> d;
+        load(p + i, d);
+        d -= k;
+        va += d;
+        vb += d * d;
+    }
+    a = sum_lanes<T>(va);
+    b = sum_lanes<T>(vb);
+    for (; i < HW; ++i) {
+        const T d = p[i] - K;
+        a += d;
+        b += d * d;
+    }
+}
+/// a = sum g, b = sum g (x - m) over the HW values, g = dy, or dy where y > 0 when y is given
+/// (the gradient through a ReLU whose output is y; Masked says which).
+template <bool Masked, class T>
+inline void gradient_sums(const T* x, const T* y, const T* dy, std::int64_t HW, T m, T& a, T& b) {
+    using namespace simd;
+    Vec<T> mv, va{}, vb{};
+    splat(m, mv);
+    std::int64_t i = 0;
+    for (; i + lanes<T> <= HW; i += lanes<T>) {
+        Vec<T> g, xv;
+        load(dy + i, g);
+        load(x + i, xv);
+        if constexpr (Masked) {
+            Vec<T> yv;
+            load(y + i, yv);
+            auto keep = yv > Vec<T>{};  // all ones where y > 0
+            decltype(keep) bits;
+            std::memcpy(&bits, &g, sizeof g);
+            bits &= keep;
+            std::memcpy(&g, &bits, sizeof g);
+        }
+        va += g;
+        vb += g * (xv - mv);
+    }
+    a = sum_lanes<T>(va);
+    b = sum_lanes<T>(vb);
+    for (; i < HW; ++i) {
+        const T g = !Masked || y[i] > T(0) ? dy[i] : T(0);
+        a += g;
+        b += g * (x[i] - m);
+    }
+}
+
 /// Requests the 64-byte cache lines that hold the HW values at p (a hint: it never faults).
 template <class T>
 inline void prefetch_plane(const T* p, std::int64_t HW) {
@@ -59,14 +118,8 @@ void batchnorm2d_forward_train(cpu, const T* x, const T* gamma, const T* beta, T
         for (std::int64_t n = 0; n < N; ++n) {
             const T* p = x + (n * C + c) * HW;
             if (n + ahead < N) detail::prefetch_plane(p + ahead * C * HW, HW);
-            T a = 0, b = 0;
-            // simd reductions: without them the sums are one serial chain of adds.
-#pragma omp simd reduction(+ : a, b)
-            for (std::int64_t i = 0; i < HW; ++i) {
-                const T d = p[i] - K;
-                a += d;
-                b += d * d;
-            }
+            T a, b;
+            detail::shifted_sums(p, HW, K, a, b);
             s += a;
             s2 += b;
         }
@@ -126,22 +179,9 @@ void batchnorm2d_backward(cpu, const T* x, const T* y, const T* dy, const T* gam
                 detail::prefetch_plane(dy + f, HW);
                 if (y) detail::prefetch_plane(y + f, HW);
             }
-            T a = 0, b = 0;
-            if (y) {
-                const T* q = y + o;
-#pragma omp simd reduction(+ : a, b)
-                for (std::int64_t i = 0; i < HW; ++i) {
-                    const T g = q[i] > T(0) ? d[i] : T(0);
-                    a += g;
-                    b += g * (p[i] - m);
-                }
-            } else {
-#pragma omp simd reduction(+ : a, b)
-                for (std::int64_t i = 0; i < HW; ++i) {
-                    a += d[i];
-                    b += d[i] * (p[i] - m);
-                }
-            }
+            T a, b;
+            if (y) detail::gradient_sums<true>(p, y + o, d, HW, m, a, b);
+            else detail::gradient_sums<false>(p, y, d, HW, m, a, b);
             sdy += a;
             sdyx += b;
         }

@@ -34,6 +34,27 @@ template <class T>
 inline std::int64_t padded(std::int64_t n) {
     return (n + lanes<T> - 1) / lanes<T> * lanes<T>;
 }
+/// v = x in every lane (vectors travel by reference here, as in load() below).
+template <class T>
+[[gnu::always_inline]] inline void splat(T x, Vec<T>& v) {
+    for (int l = 0; l < lanes<T>; ++l) v[l] = x;
+}
+/// The sum of v's lanes, as a tree of vector adds.
+template <class T>
+[[gnu::always_inline]] inline T sum_lanes(const Vec<T>& v) {
+    Vec<T> s = v;
+    if constexpr (lanes<T> == 8) {
+        s += __builtin_shufflevector(s, s, 4, 5, 6, 7, 0, 1, 2, 3);
+        s += __builtin_shufflevector(s, s, 2, 3, 0, 1, 6, 7, 4, 5);
+        s += __builtin_shufflevector(s, s, 1, 0, 3, 2, 5, 4, 7, 6);
+    } else {
+        static_assert(lanes<T> == 4);
+        s += __builtin_shufflevector(s, s, 2, 3, 0, 1);
+        s += __builtin_shufflevector(s, s, 1, 0, 3, 2);
+    }
+    return s[0];
+}
+
 /// v = the lanes<T> values at p (an out-parameter: a vector returned by value draws GCC's ABI
 /// warning in translation units built without AVX).
 template <class T>
