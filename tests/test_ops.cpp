@@ -2,6 +2,7 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "test_helpers.hpp"
@@ -374,6 +375,85 @@ TEST_CASE("implicit-GEMM convolutions match the direct convolution and im2col's 
         // the largest term sums.
         for (std::int64_t j = 0; j < y.numel(); ++j) REQUIRE(y[j] == Approx(y_ref[j]).epsilon(1e-5).margin(1e-4));
         for (std::int64_t j = 0; j < dw.numel(); ++j) REQUIRE(dw[j] == Approx(dw_ref[j]).epsilon(1e-5).margin(1e-2));
+    }
+}
+
+namespace {
+/// The settings of simd::wide_vectors() this CPU can run: the AVX2 path always, AVX-512 where present.
+std::vector<bool> gemm_paths() {
+    if (backend_cpu::simd::cpu_has_avx512()) return {false, true};
+    return {false};
+}
+}  // namespace
+
+TEST_CASE("the small GEMM gives the same sums on 32- and 64-byte vectors, and the right ones",
+          "[ops][conv][simd]") {
+    // Rows that leave every remainder of the 6-row blocks, columns that fill 64-byte vectors
+    // wholly, partly (a 32-byte tail) or not at all, A read directly and transposed, overwrite and
+    // accumulate. Each output is one chain of fused multiply-adds in the same order on both paths,
+    // so the two agree to the bit; the reference sums in double.
+    using backend_cpu::simd::small_gemm;
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    for (const std::int64_t rows : {1, 5, 6, 7, 13})
+        for (const std::int64_t cols : {8, 16, 24, 40, 64})
+            for (const std::int64_t inner : {1, 3, 17})
+                for (const bool transposed : {false, true})
+                    for (const bool accumulate : {false, true}) {
+                        INFO(rows << " x " << cols << " x " << inner << (transposed ? " A^T" : "") << (accumulate ? " +=" : ""));
+                        std::vector<float> A(rows * inner), B(inner * cols), C0(rows * cols);
+                        for (auto* v : {&A, &B, &C0})
+                            for (float& e : *v) e = u(rng);
+                        const std::int64_t ars = transposed ? 1 : inner, ais = transposed ? rows : 1;
+                        std::vector<std::vector<float>> results;
+                        for (const bool wide : gemm_paths()) {
+                            const ScopedValue path(backend_cpu::simd::wide_vectors(), wide);
+                            std::vector<float> C = C0;
+                            small_gemm(rows, cols, inner, A.data(), ars, ais, B.data(), cols, C.data(), cols, accumulate);
+                            results.push_back(C);
+                        }
+                        for (std::int64_t r = 0; r < rows; ++r)
+                            for (std::int64_t c = 0; c < cols; ++c) {
+                                double ref = accumulate ? C0[r * cols + c] : 0.0;
+                                for (std::int64_t i = 0; i < inner; ++i)
+                                    ref += double(A[r * ars + i * ais]) * double(B[i * cols + c]);
+                                REQUIRE(results[0][r * cols + c] == Approx(ref).margin(1e-5));
+                            }
+                        for (std::size_t k = 1; k < results.size(); ++k) REQUIRE(results[k] == results[0]);
+                    }
+}
+
+TEST_CASE("pointwise and Winograd convolutions match the direct convolution on both GEMM paths",
+          "[ops][conv][simd][gradcheck]") {
+    // With AVX-512 the pointwise layers leave Eigen for the small GEMM on 64-byte vectors: columns
+    // padded to whole vectors (7x7 planes, one and three images a block), channels that fill no
+    // whole vector (the weight gradient pads them), groups, a short last block; Winograd's
+    // transform-domain products switch vector width too.
+    const ScopedThreads threads(2);
+    const ScopedValue gemm_columns(backend_cpu::conv_detail::min_gemm_columns(), std::int64_t{128});
+    const ScopedValue winograd(backend_cpu::winograd::mode(), backend_cpu::winograd::Mode::f4);
+    struct Case {
+        std::int64_t N, cin, cout, k, H;
+        Conv2dOptions o;
+    };
+    const Case cases[] = {{5, 13, 21, 1, 7, {1, 0, 1, 1}},   // 3 images a block, then 2
+                          {2, 6, 4, 1, 12, {1, 0, 1, 2}},    // groups, 144 columns
+                          {2, 9, 17, 3, 5, {1, 1, 1, 1}}};   // Winograd, channels past one wide vector
+    for (const bool wide : gemm_paths()) {
+        const ScopedValue path(backend_cpu::simd::wide_vectors(), wide);
+        int i = 0;
+        for (const auto& c : cases) {
+            INFO((wide ? "64-byte vectors" : "32-byte vectors") << ", case " << i++);
+            auto x = randn(Shape{c.N, c.cin, c.H, c.H}, 1100 + i), w = randn(Shape{c.cout, c.cin / c.o.groups, c.k, c.k}, 1200 + i);
+            auto b = randn(Shape{c.cout}, 1300 + i);
+            const auto g = ConvGeometry::make(x.value().shape(), w.value().shape(), c.o);
+            REQUIRE(backend_cpu::conv_detail::pointwise_on_wide_gemm(g) == (wide && c.k == 1));
+            auto y = ops::conv2d(x, w, Var<double>(), c.o).value();
+            auto ref = naive_conv(x.value(), w.value(), c.o);
+            REQUIRE(y.shape() == ref.shape());
+            for (std::int64_t j = 0; j < y.numel(); ++j) REQUIRE(y[j] == Approx(ref[j]).margin(1e-12));
+            require_gradcheck([o = c.o](const VD& v) { return ops::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+        }
     }
 }
 
