@@ -327,29 +327,22 @@ void pointwise_backward_data_wide(const T* dy, const T* w, T* dx, const ConvGeom
 }
 
 /// dW_g (cout_g, cin_g) += the pointwise weight gradient of images n0 .. n1 on the wide GEMM:
-/// dW_g = sum over blocks of dY (cout_g, pixels) X^T (pixels, cin_g), with X^T built by the copy
-/// the Eigen path makes anyway and its channels padded to whole vectors; `acc` is cout_g x cin_g.
+/// dW_g = sum over images of dY (cout_g, pixels) X^T (pixels, cin_g), dY read in place and X^T
+/// built through the register transposes with its channels padded to whole vectors (the GEMM reads
+/// its right-hand side by rows); `acc` is cout_g x cin_g.
 template <class T>
 void pointwise_weight_wide(const T* x, const T* dy, T* acc, const ConvGeometry& g, std::int64_t gi, std::int64_t n0,
                            std::int64_t n1) {
     const std::int64_t hw = g.out_h * g.out_w, cin_g = g.in_c / g.groups, cout_g = g.out_c / g.groups;
-    const std::int64_t cp = simd::padded<T>(cin_g), ipb = images_per_gemm(g);
+    const std::int64_t cp = simd::padded<T>(cin_g);
     T* padded_acc = scratch<T>(static_cast<std::size_t>(cout_g * cp), 0);
+    T* xt = scratch<T>(static_cast<std::size_t>(hw * cp), 1);
     std::fill(padded_acc, padded_acc + cout_g * cp, T(0));
-    for (std::int64_t b0 = n0; b0 < n1; b0 += ipb) {
-        const std::int64_t nb = std::min(ipb, n1 - b0), ld = nb * hw;
-        T* cols = thread_scratch<PhaseScratch, 1, T>(static_cast<std::size_t>(ld * cp), 0);  // X^T (ld, cp)
-        T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
-        for (std::int64_t j = 0; j < nb; ++j) {
-            T* rows = cols + j * hw * cp;
-            for (std::int64_t c = 0; c < cin_g; ++c) {
-                const T* src = x + ((b0 + j) * g.in_c + gi * cin_g + c) * hw;
-                for (std::int64_t i = 0; i < hw; ++i) rows[i * cp + c] = src[i];
-            }
-            for (std::int64_t i = 0; i < hw; ++i) std::fill(rows + i * cp + cin_g, rows + (i + 1) * cp, T(0));
-        }
-        gather_output_block(dy, tmp, g, b0, nb, gi, cout_g);
-        simd::small_gemm(cout_g, cp, ld, tmp, ld, 1, cols, cp, padded_acc, cp, true);
+    for (std::int64_t n = n0; n < n1; ++n) {
+        const T* xn = x + (n * g.in_c + gi * cin_g) * hw;
+        for (std::int64_t c0 = 0; c0 < cin_g; c0 += simd::lanes<T>)  // padding channels come out as zeros
+            simd::interleave(xn + c0 * hw, std::min(simd::lanes<T>, cin_g - c0), 1, hw, xt + c0, hw, 0, 0, cp);
+        simd::small_gemm(cout_g, cp, hw, dy + (n * g.out_c + gi * cout_g) * hw, hw, 1, xt, cp, padded_acc, cp, true);
     }
     for (std::int64_t co = 0; co < cout_g; ++co)
         for (std::int64_t c = 0; c < cin_g; ++c) acc[co * cin_g + c] += padded_acc[co * cp + c];
