@@ -167,7 +167,8 @@ int main(int argc, char** argv) try {
     const std::map<std::string, Mode> modes{{"auto", Mode::automatic}, {"f2", Mode::f2}, {"f4", Mode::f4}, {"never", Mode::never}};
     DAM_CHECK(modes.count(wino), value_error, "conv_matmul: --winograd expects auto, f2, f4 or never, got '{}'", wino);
     backend_cpu::winograd::mode() = modes.at(wino);
-    fmt::print(o.text, "ours: diffautoml, {} threads, built with -march={}\n", o.threads, DAM_BUILD_MARCH);
+    fmt::print(o.text, "ours: diffautoml, {} threads, built with -march={}, small GEMM on {} vectors\n", o.threads,
+               DAM_BUILD_MARCH, backend_cpu::simd::wide_vectors() ? "AVX-512" : "AVX2");
     const auto peer = dam_bench::start_peer(o);
     Generator gen(0);
     std::vector<std::shared_ptr<void>> keep;

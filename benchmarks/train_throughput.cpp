@@ -155,8 +155,8 @@ int main(int argc, char** argv) try {
             a.threads, DAM_BENCH_DIR, a.batch));
         fmt::print("{}\n", peer->hello());
     }
-    fmt::print("ours threads={} batch={} march={} steps_per_chunk={} chunks={}\n", a.threads, a.batch, DAM_BUILD_MARCH, a.steps,
-               a.reps);
+    fmt::print("ours threads={} batch={} march={} gemm_vectors={} steps_per_chunk={} chunks={}\n", a.threads, a.batch,
+               DAM_BUILD_MARCH, backend_cpu::simd::wide_vectors() ? "avx512" : "avx2", a.steps, a.reps);
     std::fflush(stdout);
     for (const auto& net : a.nets) {
         Trainer ours(net, train, a);

@@ -16,6 +16,7 @@
 #include "../dist/group.hpp"
 #include "../hpo.hpp"
 #include "../nas.hpp"
+#include "../ops/cpu/simd.hpp"
 
 namespace diffautoml::search {
 
@@ -163,7 +164,9 @@ inline constexpr std::uint64_t headline_seed = 100;
 
 /// The machine a run ran on, for result.json: the CPU model, whether it has AVX-512, the threads,
 /// and how the binary was built: the -march value (DAM_BUILD_MARCH, set by our CMake for our own
-/// programs) and whether the code it runs uses AVX-512, which moves figures between machines.
+/// programs), whether it was compiled for AVX-512, and whether the GEMM that picks its vector width
+/// at run time runs on AVX-512 here (backend_cpu::simd::wide_vectors()): both move figures between
+/// machines.
 inline nlohmann::json host_json() {
     std::string cpu = "unknown";
     bool avx512 = false;
@@ -183,7 +186,8 @@ inline nlohmann::json host_json() {
 #else
     constexpr bool built_avx512 = false;
 #endif
-    return {{"cpu", cpu}, {"avx512", avx512}, {"threads", num_threads()}, {"march", march}, {"built_with_avx512", built_avx512}};
+    return {{"cpu", cpu}, {"avx512", avx512}, {"threads", num_threads()}, {"march", march}, {"built_with_avx512", built_avx512},
+            {"avx512_gemm", backend_cpu::simd::wide_vectors()}};
 }
 
 }  // namespace diffautoml::search

@@ -9,6 +9,8 @@
 // column matrix is written or read. The result (pixels x Kp) is de-interleaved into NCHW.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "../../core/parallel.hpp"
 #include "../conv_params.hpp"
@@ -52,26 +54,26 @@ struct Plane {
 
 /// One register block: C[r][0 .. NV L) = sum over taps t < nt and channels c < Cp of
 /// rows[r][off[t] + c] * B[t][c][0 .. NV L), B's rows Kp apart.
-template <int R, int NV, class T>
+template <int R, int NV, class V, class T>
 [[gnu::always_inline]] inline void block(const T* const* rows, const std::int64_t* off, std::int64_t nt,
                                          std::int64_t Cp, const T* B, std::int64_t Kp, T* C, std::int64_t ldc) {
-    constexpr std::int64_t L = lanes<T>;
-    Vec<T> acc[R][NV];
-    unroll<R>([&](auto r) { unroll<NV>([&](auto v) { acc[r][v] = Vec<T>{}; }); });
+    constexpr std::int64_t L = sizeof(V) / sizeof(T);
+    V acc[R][NV];
+    unroll<R>([&](auto r) DAM_SIMD_INLINE { unroll<NV>([&](auto v) DAM_SIMD_INLINE { acc[r][v] = V{}; }); });
     for (std::int64_t t = 0; t < nt; ++t) {
         const T* b = B + t * Cp * Kp;
         const T* a[R];
-        unroll<R>([&](auto r) { a[r] = rows[r] + off[t]; });
+        unroll<R>([&](auto r) DAM_SIMD_INLINE { a[r] = rows[r] + off[t]; });
         for (std::int64_t c = 0; c < Cp; ++c) {
-            Vec<T> bv[NV];
-            unroll<NV>([&](auto v) { load(b + c * Kp + v * L, bv[v]); });
-            unroll<R>([&](auto r) {
+            V bv[NV];
+            unroll<NV>([&](auto v) DAM_SIMD_INLINE { std::memcpy(&bv[v], b + c * Kp + v * L, sizeof(V)); });
+            unroll<R>([&](auto r) DAM_SIMD_INLINE {
                 const T ar = a[r][c];
-                unroll<NV>([&](auto v) { acc[r][v] += ar * bv[v]; });
+                unroll<NV>([&](auto v) DAM_SIMD_INLINE { acc[r][v] += ar * bv[v]; });
             });
         }
     }
-    unroll<R>([&](auto r) { unroll<NV>([&](auto v) { store(C + r * ldc + v * L, acc[r][v]); }); });
+    unroll<R>([&](auto r) DAM_SIMD_INLINE { unroll<NV>([&](auto v) DAM_SIMD_INLINE { std::memcpy(C + r * ldc + v * L, &acc[r][v], sizeof(V)); }); });
 }
 
 struct Scratch;
@@ -102,26 +104,27 @@ void zero_border(T* plane, const Plane& pl, const ConvGeometry& g, std::int64_t 
 /// One register block of the weight gradient: C[r][0 .. NV L) += sum over pixels p < np of
 /// a[base[p] + r] * d[p * Kp + (0 .. NV L)], with a = plane + off(t) + c0 and d the interleaved
 /// output gradients + k0.
-template <int R, int NV, class T>
+template <int R, int NV, class V, class T>
 [[gnu::always_inline]] inline void weight_block(const std::int64_t* base, std::int64_t np, const T* a, const T* d,
                                                 std::int64_t Kp, T* C) {
-    constexpr std::int64_t L = lanes<T>;
-    Vec<T> acc[R][NV];
-    unroll<R>([&](auto r) { unroll<NV>([&](auto v) { acc[r][v] = Vec<T>{}; }); });
+    constexpr std::int64_t L = sizeof(V) / sizeof(T);
+    V acc[R][NV];
+    unroll<R>([&](auto r) DAM_SIMD_INLINE { unroll<NV>([&](auto v) DAM_SIMD_INLINE { acc[r][v] = V{}; }); });
     for (std::int64_t p = 0; p < np; ++p) {
-        Vec<T> dv[NV];
-        unroll<NV>([&](auto v) { load(d + p * Kp + v * L, dv[v]); });
+        V dv[NV];
+        unroll<NV>([&](auto v) DAM_SIMD_INLINE { std::memcpy(&dv[v], d + p * Kp + v * L, sizeof(V)); });
         const T* ap = a + base[p];
-        unroll<R>([&](auto r) {
+        unroll<R>([&](auto r) DAM_SIMD_INLINE {
             const T ar = ap[r];
-            unroll<NV>([&](auto v) { acc[r][v] += ar * dv[v]; });
+            unroll<NV>([&](auto v) DAM_SIMD_INLINE { acc[r][v] += ar * dv[v]; });
         });
     }
-    unroll<R>([&](auto r) {
-        unroll<NV>([&](auto v) {
-            Vec<T> old;
-            load(C + r * Kp + v * L, old);
-            store(C + r * Kp + v * L, old + acc[r][v]);
+    unroll<R>([&](auto r) DAM_SIMD_INLINE {
+        unroll<NV>([&](auto v) DAM_SIMD_INLINE {
+            V old;
+            std::memcpy(&old, C + r * Kp + v * L, sizeof(V));
+            old += acc[r][v];
+            std::memcpy(C + r * Kp + v * L, &old, sizeof(V));
         });
     });
 }
@@ -180,25 +183,27 @@ void backward_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
             for (std::int64_t k0 = 0; k0 < Kp; k0 += L)
                 simd::interleave(dy + (n * K + k0) * ohw, std::min(L, K - k0), g.out_h, g.out_w, d + k0,
                                              g.out_w, 0, 0, Kp);
-            const auto columns = [&]<int NV>(std::integral_constant<int, NV>, std::int64_t k0) {
-                for (std::int64_t t = 0; t < nt; ++t) {
-                    std::int64_t c0 = 0;
-                    T* at = acc + t * Cp * Kp + k0;
-                    for (; c0 + R <= Cp; c0 += R)
-                        weight_block<R, NV>(base, ohw, plane + off[t] + c0, d + k0, Kp, at + c0 * Kp);
-                    switch (Cp - c0) {
-                        case 5: weight_block<5, NV>(base, ohw, plane + off[t] + c0, d + k0, Kp, at + c0 * Kp); break;
-                        case 4: weight_block<4, NV>(base, ohw, plane + off[t] + c0, d + k0, Kp, at + c0 * Kp); break;
-                        case 3: weight_block<3, NV>(base, ohw, plane + off[t] + c0, d + k0, Kp, at + c0 * Kp); break;
-                        case 2: weight_block<2, NV>(base, ohw, plane + off[t] + c0, d + k0, Kp, at + c0 * Kp); break;
-                        case 1: weight_block<1, NV>(base, ohw, plane + off[t] + c0, d + k0, Kp, at + c0 * Kp); break;
-                        default: break;
+            simd::with_widest<T>([&](auto* widest) DAM_SIMD_INLINE {
+                using W = std::remove_pointer_t<decltype(widest)>;
+                simd::sweep_columns<T, W>(Kp, [&](auto nv, auto* vec, std::int64_t k0) DAM_SIMD_INLINE {
+                    constexpr int NV = decltype(nv)::value;
+                    using V = std::remove_pointer_t<decltype(vec)>;
+                    for (std::int64_t t = 0; t < nt; ++t) {
+                        std::int64_t c0 = 0;
+                        T* at = acc + t * Cp * Kp + k0;
+                        const T* a = plane + off[t];
+                        for (; c0 + R <= Cp; c0 += R) weight_block<R, NV, V>(base, ohw, a + c0, d + k0, Kp, at + c0 * Kp);
+                        switch (Cp - c0) {
+                            case 5: weight_block<5, NV, V>(base, ohw, a + c0, d + k0, Kp, at + c0 * Kp); break;
+                            case 4: weight_block<4, NV, V>(base, ohw, a + c0, d + k0, Kp, at + c0 * Kp); break;
+                            case 3: weight_block<3, NV, V>(base, ohw, a + c0, d + k0, Kp, at + c0 * Kp); break;
+                            case 2: weight_block<2, NV, V>(base, ohw, a + c0, d + k0, Kp, at + c0 * Kp); break;
+                            case 1: weight_block<1, NV, V>(base, ohw, a + c0, d + k0, Kp, at + c0 * Kp); break;
+                            default: break;
+                        }
                     }
-                }
-            };
-            std::int64_t k0 = 0;
-            for (; k0 + 2 * L <= Kp; k0 += 2 * L) columns(std::integral_constant<int, 2>{}, k0);
-            if (k0 < Kp) columns(std::integral_constant<int, 1>{}, k0);
+                });
+            });
         }
     };
     sum_fixed_shares(threads, wsize, [&](int th) { return sums + th * wsize; }, work);
@@ -228,28 +233,30 @@ void forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g)
         T* plane = buffer<T>(static_cast<std::size_t>(pl.ph * pl.pw * Cp), slot_plane);
         T* out = buffer<T>(static_cast<std::size_t>(ohw * Kp), slot_out);
         fill_plane(x, n, g, pl, Cp, plane);
-        const auto columns = [&]<int NV>(std::integral_constant<int, NV>, std::int64_t k0) {
-            const T* rows[R];
-            for (std::int64_t p0 = 0; p0 < ohw; p0 += R) {
-                const std::int64_t nr = std::min<std::int64_t>(R, ohw - p0);
-                for (std::int64_t r = 0; r < R; ++r) {
-                    const std::int64_t p = p0 + std::min(r, nr - 1), oy = p / g.out_w, ox = p % g.out_w;
-                    rows[r] = plane + (oy * g.stride_h * pl.pw + ox * g.stride_w) * Cp;
+        simd::with_widest<T>([&](auto* widest) DAM_SIMD_INLINE {
+            using W = std::remove_pointer_t<decltype(widest)>;
+            simd::sweep_columns<T, W>(Kp, [&](auto nv, auto* vec, std::int64_t k0) DAM_SIMD_INLINE {
+                constexpr int NV = decltype(nv)::value;
+                using V = std::remove_pointer_t<decltype(vec)>;
+                const T* rows[R];
+                for (std::int64_t p0 = 0; p0 < ohw; p0 += R) {
+                    const std::int64_t nr = std::min<std::int64_t>(R, ohw - p0);
+                    for (std::int64_t r = 0; r < R; ++r) {
+                        const std::int64_t p = p0 + std::min(r, nr - 1), oy = p / g.out_w, ox = p % g.out_w;
+                        rows[r] = plane + (oy * g.stride_h * pl.pw + ox * g.stride_w) * Cp;
+                    }
+                    T* dst = out + p0 * Kp + k0;
+                    switch (nr) {
+                        case 6: block<6, NV, V>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
+                        case 5: block<5, NV, V>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
+                        case 4: block<4, NV, V>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
+                        case 3: block<3, NV, V>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
+                        case 2: block<2, NV, V>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
+                        default: block<1, NV, V>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
+                    }
                 }
-                T* dst = out + p0 * Kp + k0;
-                switch (nr) {
-                    case 6: block<6, NV>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
-                    case 5: block<5, NV>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
-                    case 4: block<4, NV>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
-                    case 3: block<3, NV>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
-                    case 2: block<2, NV>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
-                    default: block<1, NV>(rows, offs, nt, Cp, Wt + k0, Kp, dst, Kp); break;
-                }
-            }
-        };
-        std::int64_t k0 = 0;
-        for (; k0 + 2 * L <= Kp; k0 += 2 * L) columns(std::integral_constant<int, 2>{}, k0);
-        if (k0 < Kp) columns(std::integral_constant<int, 1>{}, k0);
+            });
+        });
         T* yn = y + n * K * ohw;
         for (std::int64_t kg = 0; kg < Kp; kg += L)
             simd::deinterleave(out + kg, std::min(L, K - kg), ohw, yn + kg * ohw, Kp);

@@ -12,6 +12,10 @@
 #include <type_traits>
 #include <utility>
 
+/// On the lambdas of register blocks: inlined even into a function compiled for another
+/// instruction set (with_widest's AVX-512 caller), where GCC would otherwise call them.
+#define DAM_SIMD_INLINE __attribute__((always_inline))
+
 namespace diffautoml::backend_cpu::simd {
 
 /// Calls f(integral_constant<int, 0>) .. f(integral_constant<int, N - 1>) as straight-line code,
@@ -185,10 +189,6 @@ struct Wide {
 
 namespace detail {
 
-/// On the lambdas of the register blocks: inlined even into a function compiled for another
-/// instruction set (gemm_avx512), where GCC would otherwise call them.
-#define DAM_SIMD_INLINE __attribute__((always_inline))
-
 /// One register block of small_gemm: C (R x NV vectors of V) (+)= sum over i < n of a_r(i) b(i),
 /// with a_r(i) = A[r * ars + i * ais] broadcast and b(i) the NV vectors at B + i * bis.
 template <int R, int NV, class V, class T>
@@ -242,43 +242,46 @@ template <int NV, class V, class T>
     }
 }
 
-/// small_gemm over columns [j0, cols) on 32-byte vectors (cols - j0 a multiple of lanes<T>).
-template <class T>
-[[gnu::always_inline]] inline void gemm_narrow(std::int64_t rows, std::int64_t cols, std::int64_t inner, const T* A,
-                                               std::int64_t ars, std::int64_t ais, const T* B, std::int64_t bis, T* C,
-                                               std::int64_t ldc, bool accumulate, std::int64_t j0) {
-    constexpr std::int64_t L = lanes<T>;
-    for (; j0 + 2 * L <= cols; j0 += 2 * L)
-        gemm_columns<2, Vec<T>>(rows, inner, A, ars, ais, B + j0, bis, C + j0, ldc, accumulate);
-    if (j0 < cols) gemm_columns<1, Vec<T>>(rows, inner, A, ars, ais, B + j0, bis, C + j0, ldc, accumulate);
-}
-
-/// small_gemm on 64-byte vectors where whole ones fit, 32-byte ones for the last 8 floats.
-template <class T>
-[[gnu::always_inline]] inline void gemm_wide(std::int64_t rows, std::int64_t cols, std::int64_t inner, const T* A,
-                                             std::int64_t ars, std::int64_t ais, const T* B, std::int64_t bis, T* C,
-                                             std::int64_t ldc, bool accumulate) {
-    using W = typename Wide<T, 64>::type;
-    constexpr std::int64_t LW = 64 / sizeof(T);
-    std::int64_t j0 = 0;
-    for (; j0 + 2 * LW <= cols; j0 += 2 * LW)
-        gemm_columns<2, W>(rows, inner, A, ars, ais, B + j0, bis, C + j0, ldc, accumulate);
-    for (; j0 + LW <= cols; j0 += LW) gemm_columns<1, W>(rows, inner, A, ars, ais, B + j0, bis, C + j0, ldc, accumulate);
-    gemm_narrow(rows, cols, inner, A, ars, ais, B, bis, C, ldc, accumulate, j0);
-}
-
 #if defined(DAM_SIMD_DISPATCH)
-/// gemm_wide compiled for AVX-512 inside an x86-64-v3 (or older) build; called only where
-/// wide_vectors() says so.
-template <class T>
-[[gnu::target("avx2,fma,avx512f")]] void gemm_avx512(std::int64_t rows, std::int64_t cols, std::int64_t inner, const T* A,
-                                                     std::int64_t ars, std::int64_t ais, const T* B, std::int64_t bis,
-                                                     T* C, std::int64_t ldc, bool accumulate) {
-    gemm_wide(rows, cols, inner, A, ars, ais, B, bis, C, ldc, accumulate);
+/// f(64-byte vector tag) compiled for AVX-512 inside an x86-64-v3 (or older) build.
+template <class T, class F>
+[[gnu::target("avx2,fma,avx512f")]] void call_avx512(F& f) {
+    f(static_cast<typename Wide<T, 64>::type*>(nullptr));
 }
 #endif
 
 }  // namespace detail
+
+/// Runs f(V*) with V the widest vector of T that wide_vectors() allows: 64 bytes (AVX-512) or 32.
+/// In an AVX2 build the 64-byte call runs in a function compiled for AVX-512, so f must be a
+/// lambda marked DAM_SIMD_INLINE, and whatever it calls always_inline, for its body to be compiled
+/// there; a kernel's column loops then run on 64-byte vectors and their last 32 bytes on Vec<T>.
+template <class T, class F>
+void with_widest(F&& f) {
+#if defined(__AVX512F__)
+    if (wide_vectors()) return f(static_cast<typename Wide<T, 64>::type*>(nullptr));
+#elif defined(DAM_SIMD_DISPATCH)
+    if (wide_vectors()) return detail::call_avx512<T>(f);
+#endif
+    f(static_cast<Vec<T>*>(nullptr));
+}
+
+/// Calls f(integral_constant NV, V*, j) over a row of `cols` values (a multiple of lanes<T>) in
+/// blocks of 2 vectors of V, then 1, then one Vec<T> for a last 32 bytes: the column sweep of the
+/// register-blocked kernels. f must be DAM_SIMD_INLINE (see with_widest).
+template <class T, class V, class F>
+[[gnu::always_inline]] inline void sweep_columns(std::int64_t cols, F&& f) {
+    constexpr std::int64_t LV = sizeof(V) / sizeof(T), L = lanes<T>;
+    std::int64_t j = 0;
+    for (; j + 2 * LV <= cols; j += 2 * LV) f(std::integral_constant<int, 2>{}, static_cast<V*>(nullptr), j);
+    if (j + LV <= cols) {
+        f(std::integral_constant<int, 1>{}, static_cast<V*>(nullptr), j);
+        j += LV;
+    }
+    if constexpr (LV > L) {
+        for (; j + L <= cols; j += L) f(std::integral_constant<int, 1>{}, static_cast<Vec<T>*>(nullptr), j);
+    }
+}
 
 /// C (rows x cols, row-major, rows ldc apart) (+)= A B for small GEMMs, without packing: A is read
 /// in place as A[r * ars + i * ais] (so a row-major matrix or the transpose of one), B is
@@ -287,17 +290,17 @@ template <class T>
 /// in registers; the B panel of a column block (inner x 2 vectors) stays in L1 while the row blocks
 /// pass over it. On 64-byte vectors where wide_vectors() says so: `small` trained 16% faster
 /// (train_throughput on an AVX-512 Xeon; 12 rows per block instead of 6 was slower, 8 no better).
-/// (Tried on shuffle's and mbv2's pointwise layers, one image a call, against Eigen's GEMM over
-/// batched images: no faster, so those keep Eigen.)
+/// (On AVX2, shuffle's and mbv2's pointwise layers keep Eigen's GEMM over batched images, which
+/// this one, one image a call, did not beat; with AVX-512 they use this one: conv.hpp.)
 template <class T>
 void small_gemm(std::int64_t rows, std::int64_t cols, std::int64_t inner, const T* A, std::int64_t ars,
                 std::int64_t ais, const T* B, std::int64_t bis, T* C, std::int64_t ldc, bool accumulate) {
-#if defined(__AVX512F__)
-    if (wide_vectors()) return detail::gemm_wide(rows, cols, inner, A, ars, ais, B, bis, C, ldc, accumulate);
-#elif defined(DAM_SIMD_DISPATCH)
-    if (wide_vectors()) return detail::gemm_avx512(rows, cols, inner, A, ars, ais, B, bis, C, ldc, accumulate);
-#endif
-    detail::gemm_narrow(rows, cols, inner, A, ars, ais, B, bis, C, ldc, accumulate, 0);
+    with_widest<T>([&](auto* widest) DAM_SIMD_INLINE {
+        sweep_columns<T, std::remove_pointer_t<decltype(widest)>>(cols, [&](auto nv, auto* v, std::int64_t j) DAM_SIMD_INLINE {
+            detail::gemm_columns<decltype(nv)::value, std::remove_pointer_t<decltype(v)>>(rows, inner, A, ars, ais, B + j, bis,
+                                                                                         C + j, ldc, accumulate);
+        });
+    });
 }
 
 }  // namespace diffautoml::backend_cpu::simd
