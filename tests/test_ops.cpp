@@ -423,12 +423,13 @@ TEST_CASE("the small GEMM gives the same sums on 32- and 64-byte vectors, and th
                     }
 }
 
-TEST_CASE("pointwise and Winograd convolutions match the direct convolution on both GEMM paths",
+TEST_CASE("GEMM-based convolutions match the direct convolution on both vector widths",
           "[ops][conv][simd][gradcheck]") {
-    // With AVX-512 the pointwise layers leave Eigen for the small GEMM on 64-byte vectors: columns
+    // With AVX-512 the GEMM-based layers leave Eigen for the small GEMM on 64-byte vectors: columns
     // padded to whole vectors (7x7 planes, one and three images a block), channels that fill no
-    // whole vector (the weight gradient pads them), groups, a short last block; Winograd's
-    // transform-domain products switch vector width too.
+    // whole vector (the pointwise weight gradient pads them), groups, a short last block, strided
+    // and dilated kernels through im2col; Winograd's and the implicit GEMM's products switch vector
+    // width too.
     const ScopedThreads threads(2);
     const ScopedValue gemm_columns(backend_cpu::conv_detail::min_gemm_columns(), std::int64_t{128});
     const ScopedValue winograd(backend_cpu::winograd::mode(), backend_cpu::winograd::Mode::f4);
@@ -438,7 +439,10 @@ TEST_CASE("pointwise and Winograd convolutions match the direct convolution on b
     };
     const Case cases[] = {{5, 13, 21, 1, 7, {1, 0, 1, 1}},   // 3 images a block, then 2
                           {2, 6, 4, 1, 12, {1, 0, 1, 2}},    // groups, 144 columns
-                          {2, 9, 17, 3, 5, {1, 1, 1, 1}}};   // Winograd, channels past one wide vector
+                          {2, 9, 17, 3, 5, {1, 1, 1, 1}},    // Winograd, channels past one wide vector
+                          {4, 6, 10, 1, 9, {2, 0, 1, 1}},    // strided 1x1 (a shortcut): im2col's block path
+                          {3, 5, 7, 3, 7, {1, 2, 2, 1}},     // dilated 3x3, too few channels for the implicit GEMM
+                          {3, 9, 10, 3, 7, {2, 1, 1, 1}}};   // strided 3x3: implicit GEMM, data gradient by blocks
     for (const bool wide : gemm_paths()) {
         const ScopedValue path(backend_cpu::simd::wide_vectors(), wide);
         int i = 0;
@@ -447,7 +451,7 @@ TEST_CASE("pointwise and Winograd convolutions match the direct convolution on b
             auto x = randn(Shape{c.N, c.cin, c.H, c.H}, 1100 + i), w = randn(Shape{c.cout, c.cin / c.o.groups, c.k, c.k}, 1200 + i);
             auto b = randn(Shape{c.cout}, 1300 + i);
             const auto g = ConvGeometry::make(x.value().shape(), w.value().shape(), c.o);
-            REQUIRE(backend_cpu::conv_detail::pointwise_on_wide_gemm(g) == (wide && c.k == 1));
+            REQUIRE(backend_cpu::conv_detail::pointwise_on_wide_gemm(g) == (wide && c.k == 1 && c.o.stride == 1));
             auto y = ops::conv2d(x, w, Var<double>(), c.o).value();
             auto ref = naive_conv(x.value(), w.value(), c.o);
             REQUIRE(y.shape() == ref.shape());

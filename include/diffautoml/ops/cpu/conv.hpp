@@ -238,23 +238,36 @@ T* scratch(std::size_t n, int slot = 0) {
     return thread_scratch<Scratch, 2, T>(n, slot);
 }
 
-/// Runs f(first image, images in block, col scratch, tmp scratch) for blocks of `ipb` images spread
-/// over the threads; col holds K x (block * OHW) values and tmp cout_g x (block * OHW).
+/// Columns of a block of nb images' GEMM: nb * OHW, padded to whole 64-byte vectors when the small
+/// GEMM takes it (`wide`: see conv2d_forward).
+inline std::int64_t block_columns(const ConvGeometry& g, std::int64_t nb, bool wide) {
+    const std::int64_t n = nb * g.out_h * g.out_w;
+    return wide ? (n + 15) / 16 * 16 : n;
+}
+
+/// Runs f(first image, images in block, columns, col scratch, tmp scratch) for blocks of `ipb`
+/// images spread over the threads; col holds K x columns values and tmp cout_g x columns.
 template <class T, class F>
-void for_each_image_block(const ConvGeometry& g, std::int64_t ipb, std::int64_t K, std::int64_t cout_g, F&& f) {
-    const std::int64_t ohw = g.out_h * g.out_w;
+void for_each_image_block(const ConvGeometry& g, std::int64_t ipb, std::int64_t K, std::int64_t cout_g, bool wide, F&& f) {
     parallel_for((g.batch + ipb - 1) / ipb, [&](std::int64_t blk) {
-        const std::int64_t n0 = blk * ipb, nb = std::min(ipb, g.batch - n0);
-        T* col = scratch<T>(static_cast<std::size_t>(K * nb * ohw), 0);
-        T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * nb * ohw), 1);
-        f(n0, nb, col, tmp);
+        const std::int64_t n0 = blk * ipb, nb = std::min(ipb, g.batch - n0), ld = block_columns(g, nb, wide);
+        T* col = scratch<T>(static_cast<std::size_t>(K * ld), 0);
+        T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
+        f(n0, nb, ld, col, tmp);
     });
 }
-/// tmp(cout_g, nb * OHW) <- the output-gradient planes of group gi of images n0 .. n0+nb.
+/// Zeroes columns [from, ld) of the rows x ld matrix m (the padding of a wide block).
+template <class T>
+void zero_columns(T* m, std::int64_t rows, std::int64_t from, std::int64_t ld) {
+    if (from < ld)
+        for (std::int64_t r = 0; r < rows; ++r) std::fill(m + r * ld + from, m + (r + 1) * ld, T(0));
+}
+/// tmp(cout_g, ld) <- the output-gradient planes of group gi of images n0 .. n0+nb side by side
+/// (ld >= nb * OHW; columns past them are left alone).
 template <class T>
 void gather_output_block(const T* dy, T* tmp, const ConvGeometry& g, std::int64_t n0, std::int64_t nb, std::int64_t gi,
-                         std::int64_t cout_g) {
-    const std::int64_t ohw = g.out_h * g.out_w, ld = nb * ohw;
+                         std::int64_t cout_g, std::int64_t ld) {
+    const std::int64_t ohw = g.out_h * g.out_w;
     for (std::int64_t j = 0; j < nb; ++j)
         for (std::int64_t co = 0; co < cout_g; ++co) {
             const T* src = dy + ((n0 + j) * g.out_c + gi * cout_g + co) * ohw;
@@ -262,69 +275,9 @@ void gather_output_block(const T* dy, T* tmp, const ConvGeometry& g, std::int64_
         }
 }
 
-/// Pointwise convolutions run on the small GEMM where it has 64-byte vectors (simd::wide_vectors():
-/// AVX-512 at run time) instead of on Eigen's, which our x86-64-v3 builds compile for AVX2: images
-/// batched as in the Eigen path, each block's columns padded to whole vectors; the weight gradient
-/// takes its input block transposed (the GEMM reads its right-hand side by rows). `shuffle` and
-/// `mbv2` trained 8-9% faster (train_throughput on an AVX-512 Xeon).
+/// With AVX-512 the pointwise layers' weight gradient runs on the small GEMM too (their forward and
+/// data gradient take the block path with the other GEMM-based layers, conv2d_forward).
 inline bool pointwise_on_wide_gemm(const ConvGeometry& g) { return is_pointwise(g) && simd::wide_vectors(); }
-inline std::int64_t wide_columns(std::int64_t n) { return (n + 15) / 16 * 16; }
-
-template <class T>
-void pointwise_forward_wide(const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g) {
-    const std::int64_t hw = g.out_h * g.out_w, cin_g = g.in_c / g.groups, cout_g = g.out_c / g.groups;
-    const std::int64_t ipb = images_per_gemm(g);
-    parallel_for((g.batch + ipb - 1) / ipb, [&](std::int64_t blk) {
-        const std::int64_t n0 = blk * ipb, nb = std::min(ipb, g.batch - n0), used = nb * hw, ld = wide_columns(used);
-        T* col = scratch<T>(static_cast<std::size_t>(cin_g * ld), 0);
-        T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
-        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-            for (std::int64_t c = 0; c < cin_g; ++c) {
-                T* row = col + c * ld;
-                for (std::int64_t j = 0; j < nb; ++j) {
-                    const T* src = x + ((n0 + j) * g.in_c + gi * cin_g + c) * hw;
-                    std::copy(src, src + hw, row + j * hw);
-                }
-                std::fill(row + used, row + ld, T(0));
-            }
-            simd::small_gemm(cout_g, ld, cin_g, w + gi * cout_g * cin_g, cin_g, 1, col, ld, tmp, ld, false);
-            for (std::int64_t j = 0; j < nb; ++j)
-                for (std::int64_t co = 0; co < cout_g; ++co) {
-                    const std::int64_t c = gi * cout_g + co;
-                    const T* src = tmp + co * ld + j * hw;
-                    T* dst = y + ((n0 + j) * g.out_c + c) * hw;
-                    const T b = bias ? bias[c] : T(0);
-                    for (std::int64_t i = 0; i < hw; ++i) dst[i] = src[i] + b;
-                }
-        }
-    });
-}
-template <class T>
-void pointwise_backward_data_wide(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
-    const std::int64_t hw = g.out_h * g.out_w, cin_g = g.in_c / g.groups, cout_g = g.out_c / g.groups;
-    const std::int64_t ipb = images_per_gemm(g);
-    parallel_for((g.batch + ipb - 1) / ipb, [&](std::int64_t blk) {
-        const std::int64_t n0 = blk * ipb, nb = std::min(ipb, g.batch - n0), used = nb * hw, ld = wide_columns(used);
-        T* col = scratch<T>(static_cast<std::size_t>(cin_g * ld), 0);
-        T* tmp = scratch<T>(static_cast<std::size_t>(cout_g * ld), 1);
-        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-            for (std::int64_t co = 0; co < cout_g; ++co) {
-                T* row = tmp + co * ld;
-                for (std::int64_t j = 0; j < nb; ++j) {
-                    const T* src = dy + ((n0 + j) * g.out_c + gi * cout_g + co) * hw;
-                    std::copy(src, src + hw, row + j * hw);
-                }
-                std::fill(row + used, row + ld, T(0));
-            }
-            simd::small_gemm(cin_g, ld, cout_g, w + gi * cout_g * cin_g, 1, cin_g, tmp, ld, col, ld, false);
-            for (std::int64_t j = 0; j < nb; ++j)
-                for (std::int64_t c = 0; c < cin_g; ++c) {
-                    const T* src = col + c * ld + j * hw;
-                    std::copy(src, src + hw, dx + ((n0 + j) * g.in_c + gi * cin_g + c) * hw);
-                }
-        }
-    });
-}
 
 /// dW_g (cout_g, cin_g) += the pointwise weight gradient of images n0 .. n1 on the wide GEMM:
 /// dW_g = sum over images of dY (cout_g, pixels) X^T (pixels, cin_g), dY read in place and X^T
@@ -369,19 +322,22 @@ void conv2d_forward(cpu, const T* x, const T* w, const T* bias, T* y, const Conv
         implicit_gemm::forward(x, w, bias, y, g);
         return;
     }
-    if (pointwise_on_wide_gemm(g)) {
-        pointwise_forward_wide(x, w, bias, y, g);
-        return;
-    }
     const std::int64_t ipb = images_per_gemm(g);
-    if (ipb > 1) {
+    // With AVX-512 every layer left here takes the block path on the small GEMM (Eigen's is AVX2
+    // code), its columns padded to whole vectors: the strided 1x1 shortcuts and dilated layers.
+    const bool wide = simd::wide_vectors();
+    if (ipb > 1 || wide) {
         // Several images per GEMM: col(K, ipb*OHW) and a (Cout_g, ipb*OHW) result scattered back.
-        for_each_image_block<T>(g, ipb, K, cout_g, [&](std::int64_t n0, std::int64_t nb, T* col, T* tmp) {
-            const std::int64_t ld = nb * ohw;
+        for_each_image_block<T>(g, ipb, K, cout_g, wide, [&](std::int64_t n0, std::int64_t nb, std::int64_t ld, T* col, T* tmp) {
             for (std::int64_t gi = 0; gi < g.groups; ++gi) {
                 for (std::int64_t j = 0; j < nb; ++j)
                     image_columns(x + ((n0 + j) * g.in_c + gi * cin_g) * hw, cin_g, g, col + j * ohw, ld);
-                gemm(cpu{}, false, false, cout_g, ld, K, w + gi * cout_g * K, col, tmp, false);
+                if (wide) {
+                    zero_columns(col, K, nb * ohw, ld);
+                    simd::small_gemm(cout_g, ld, K, w + gi * cout_g * K, K, 1, col, ld, tmp, ld, false);
+                } else {
+                    gemm(cpu{}, false, false, cout_g, ld, K, w + gi * cout_g * K, col, tmp, false);
+                }
                 for (std::int64_t j = 0; j < nb; ++j)
                     for (std::int64_t co = 0; co < cout_g; ++co) {
                         const std::int64_t c = gi * cout_g + co;
@@ -428,17 +384,18 @@ void conv2d_backward_data(cpu, const T* dy, const T* w, T* dx, const ConvGeometr
         depthwise::backward_data(dy, w, dx, g);
         return;
     }
-    if (pointwise_on_wide_gemm(g)) {
-        pointwise_backward_data_wide(dy, w, dx, g);
-        return;
-    }
     const std::int64_t ipb = images_per_gemm(g);
-    if (ipb > 1) {
-        for_each_image_block<T>(g, ipb, K, cout_g, [&](std::int64_t n0, std::int64_t nb, T* col, T* tmp) {
-            const std::int64_t ld = nb * ohw;
+    const bool wide = simd::wide_vectors();  // as in conv2d_forward: the strided layers' data gradient
+    if (ipb > 1 || wide) {
+        for_each_image_block<T>(g, ipb, K, cout_g, wide, [&](std::int64_t n0, std::int64_t nb, std::int64_t ld, T* col, T* tmp) {
             for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-                gather_output_block(dy, tmp, g, n0, nb, gi, cout_g);
-                gemm(cpu{}, true, false, K, ld, cout_g, w + gi * cout_g * K, tmp, col, false);
+                gather_output_block(dy, tmp, g, n0, nb, gi, cout_g, ld);
+                if (wide) {
+                    zero_columns(tmp, cout_g, nb * ohw, ld);
+                    simd::small_gemm(K, ld, cout_g, w + gi * cout_g * K, 1, K, tmp, ld, col, ld, false);
+                } else {
+                    gemm(cpu{}, true, false, K, ld, cout_g, w + gi * cout_g * K, tmp, col, false);
+                }
                 for (std::int64_t j = 0; j < nb; ++j)
                     image_from_columns(col + j * ohw, cin_g, g, dx + ((n0 + j) * g.in_c + gi * cin_g) * hw, ld);
             }
@@ -515,7 +472,7 @@ void conv2d_backward_weight(cpu, const T* x, const T* dy, T* dw, T* db, const Co
                 for (std::int64_t gi = 0; gi < g.groups; ++gi) {
                     for (std::int64_t j = 0; j < nb; ++j)
                         image_columns(x + ((b0 + j) * g.in_c + gi * cin_g) * hw, cin_g, g, col + j * ohw, ld);
-                    gather_output_block(dy, tmp, g, b0, nb, gi, cout_g);
+                    gather_output_block(dy, tmp, g, b0, nb, gi, cout_g, ld);
                     gemm(cpu{}, false, true, cout_g, K, ld, tmp, col, acc + gi * cout_g * K, true);
                 }
             }
