@@ -1,8 +1,10 @@
 #pragma once
-// CPU conv2d (NCHW): 3x3 stride-1 convolutions use Winograd F(2x2, 3x3) (winograd.hpp); the rest
-// use im2col + Eigen GEMM per image and group, images spread over the threads; 1x1 stride-1
-// convolutions skip im2col; depthwise convolutions use a direct kernel vectorised across images
-// (depthwise.hpp).
+// CPU conv2d (NCHW): 3x3 stride-1 convolutions use Winograd (winograd.hpp); depthwise ones a direct
+// kernel vectorised across images (depthwise.hpp); dense strided ones with enough channels an
+// implicit GEMM (implicit_gemm.hpp); the rest im2col + GEMM per image block and group, images
+// spread over the threads (1x1 stride-1 convolutions copy planes instead of im2col). The GEMM is
+// Eigen's, or with AVX-512 (simd::wide_vectors()) simd::small_gemm over columns padded to whole
+// 64-byte vectors, since our portable builds compile Eigen for AVX2.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
