@@ -2,8 +2,10 @@
 // Building blocks of the CPU kernels that work on a vector of channels at once: GNU vector types
 // of 32 bytes (one AVX register; the compiler splits them where the target has narrower ones;
 // shuffles by __builtin_shufflevector, which GCC >= 12 and clang both provide), register
-// transposes between planar (NCHW) and channel-interleaved layouts, and a packing-free
-// register-blocked GEMM for the small matrices of Winograd's transform domain.
+// transposes between planar (NCHW) and channel-interleaved layouts, a packing-free
+// register-blocked GEMM for the small matrices of Winograd's transform domain and of the
+// GEMM-based convolutions, and with_widest, which runs such a kernel on 64-byte vectors where the
+// CPU has AVX-512 (chosen at run time: our builds target AVX2).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -168,11 +170,12 @@ inline bool cpu_has_avx512() {
 #endif
 }
 
-/// Whether the GEMM below (and the pointwise convolutions that use it, conv.hpp) run on 64-byte
-/// (AVX-512) vectors: by default where the CPU has AVX-512F and the environment does not say
-/// DAM_SIMD=avx2. Our binaries are built for x86-64-v3 (AVX2) so that they run on any machine of the
-/// kind we target; only this GEMM is compiled twice and chosen here, at run time. Tests switch it to
-/// compare the two paths; setting it on a CPU without AVX-512 would fault.
+/// Whether the kernels that go through with_widest below (small_gemm and the convolutions built on
+/// it, the implicit GEMM) run on 64-byte (AVX-512) vectors: by default where the CPU has AVX-512F
+/// and the environment does not say DAM_SIMD=avx2. Our binaries are built for x86-64-v3 (AVX2) so
+/// that they run on any machine of the kind we target; those kernels are compiled twice and chosen
+/// here, at run time. Tests switch it to compare the two widths; setting it on a CPU without
+/// AVX-512 would fault.
 inline bool& wide_vectors() {
     static bool on = [] {
         const char* v = std::getenv("DAM_SIMD");
