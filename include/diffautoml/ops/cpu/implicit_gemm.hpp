@@ -9,7 +9,6 @@
 // column matrix is written or read. The result (pixels x Kp) is de-interleaved into NCHW.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 #include "../../core/parallel.hpp"
@@ -42,7 +41,6 @@ using simd::load;
 using simd::padded;
 using simd::store;
 using simd::unroll;
-using simd::Vec;
 
 /// The padded plane an image is copied into: every position a tap reads, and every input pixel.
 struct Plane {
@@ -66,14 +64,16 @@ template <int R, int NV, class V, class T>
         unroll<R>([&](auto r) DAM_SIMD_INLINE { a[r] = rows[r] + off[t]; });
         for (std::int64_t c = 0; c < Cp; ++c) {
             V bv[NV];
-            unroll<NV>([&](auto v) DAM_SIMD_INLINE { std::memcpy(&bv[v], b + c * Kp + v * L, sizeof(V)); });
+            unroll<NV>([&](auto v) DAM_SIMD_INLINE { load(b + c * Kp + v * L, bv[v]); });
             unroll<R>([&](auto r) DAM_SIMD_INLINE {
                 const T ar = a[r][c];
                 unroll<NV>([&](auto v) DAM_SIMD_INLINE { acc[r][v] += ar * bv[v]; });
             });
         }
     }
-    unroll<R>([&](auto r) DAM_SIMD_INLINE { unroll<NV>([&](auto v) DAM_SIMD_INLINE { std::memcpy(C + r * ldc + v * L, &acc[r][v], sizeof(V)); }); });
+    unroll<R>([&](auto r) DAM_SIMD_INLINE {
+        unroll<NV>([&](auto v) DAM_SIMD_INLINE { store(C + r * ldc + v * L, acc[r][v]); });
+    });
 }
 
 struct Scratch;
@@ -112,7 +112,7 @@ template <int R, int NV, class V, class T>
     unroll<R>([&](auto r) DAM_SIMD_INLINE { unroll<NV>([&](auto v) DAM_SIMD_INLINE { acc[r][v] = V{}; }); });
     for (std::int64_t p = 0; p < np; ++p) {
         V dv[NV];
-        unroll<NV>([&](auto v) DAM_SIMD_INLINE { std::memcpy(&dv[v], d + p * Kp + v * L, sizeof(V)); });
+        unroll<NV>([&](auto v) DAM_SIMD_INLINE { load(d + p * Kp + v * L, dv[v]); });
         const T* ap = a + base[p];
         unroll<R>([&](auto r) DAM_SIMD_INLINE {
             const T ar = ap[r];
@@ -122,9 +122,8 @@ template <int R, int NV, class V, class T>
     unroll<R>([&](auto r) DAM_SIMD_INLINE {
         unroll<NV>([&](auto v) DAM_SIMD_INLINE {
             V old;
-            std::memcpy(&old, C + r * Kp + v * L, sizeof(V));
-            old += acc[r][v];
-            std::memcpy(C + r * Kp + v * L, &old, sizeof(V));
+            load(C + r * Kp + v * L, old);
+            store(C + r * Kp + v * L, old + acc[r][v]);
         });
     });
 }

@@ -67,12 +67,13 @@ template <class T>
 
 /// v = the lanes<T> values at p (an out-parameter: a vector returned by value draws GCC's ABI
 /// warning in translation units built without AVX).
-template <class T>
-[[gnu::always_inline]] inline void load(const T* p, Vec<T>& v) {
+/// V is Vec<T> or a wider vector of T (with_widest below).
+template <class T, class V>
+[[gnu::always_inline]] inline void load(const T* p, V& v) {
     std::memcpy(&v, p, sizeof v);
 }
-template <class T>
-[[gnu::always_inline]] inline void store(T* p, const Vec<T>& v) {
+template <class T, class V>
+[[gnu::always_inline]] inline void store(T* p, const V& v) {
     std::memcpy(p, &v, sizeof v);
 }
 
@@ -202,7 +203,7 @@ template <int R, int NV, class V, class T>
     unroll<R>([&](auto r) DAM_SIMD_INLINE { unroll<NV>([&](auto v) DAM_SIMD_INLINE { c[r][v] = V{}; }); });
     for (std::int64_t i = 0; i < n; ++i) {
         V b[NV];
-        unroll<NV>([&](auto v) DAM_SIMD_INLINE { std::memcpy(&b[v], B + i * bis + v * L, sizeof(V)); });
+        unroll<NV>([&](auto v) DAM_SIMD_INLINE { load(B + i * bis + v * L, b[v]); });
         const T* a = A + i * ais;
         unroll<R>([&](auto r) DAM_SIMD_INLINE {
             const T ar = a[r * ars];
@@ -214,11 +215,10 @@ template <int R, int NV, class V, class T>
             T* p = C + r * ldc + v * L;
             if (accumulate) {
                 V old;
-                std::memcpy(&old, p, sizeof(V));
-                old += c[r][v];
-                std::memcpy(p, &old, sizeof(V));
+                load(p, old);
+                store(p, old + c[r][v]);
             } else {
-                std::memcpy(p, &c[r][v], sizeof(V));
+                store(p, c[r][v]);
             }
         });
     });
